@@ -1,0 +1,58 @@
+"""The offline echo model: the default, needs no key or network.
+
+It streams the user's text back word by word, ``ECHO_DELAY`` seconds (or the
+``delay`` option) apart, after a plain statement of what it is.
+"""
+from __future__ import annotations
+
+import re
+import threading
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import settings
+from ..models import Model, Usage
+
+PREFIX = "Echo (offline model): "
+
+
+class EchoModel(Model):
+    model_id = "echo"
+    provider = "echo"
+    label = "Echo (offline test model)"
+    needs_key = False
+    can_stream = True
+    aliases = ("offline",)
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        delay: float | None = Field(
+            None, ge=0, le=5, description="Seconds between chunks (default: ECHO_DELAY setting)")
+
+    def execute(self, prompt, stream, response, conversation):
+        options = prompt.option_values()
+        delay = options.get("delay")
+        if delay is None:
+            delay = settings.float_setting("ECHO_DELAY")
+        stopped = threading.Event()
+        response.on_close(stopped.set)
+        words = re.findall(r"\S+\s*", prompt.prompt) or [""]
+        pieces = [PREFIX] + words
+        if not stream:
+            if delay:
+                stopped.wait(delay * len(words))
+            text = "".join(pieces)
+            yield text
+        else:
+            for index, piece in enumerate(pieces):
+                if index and delay and stopped.wait(delay):
+                    return
+                yield piece
+        input_words = sum(len(m["content"].split()) for m in prompt.messages())
+        response.usage = Usage(input_tokens=input_words, output_tokens=len(prompt.prompt.split()))
+
+
+def register(registry):
+    registry.add_provider("echo", "Echo (offline)", list_models=lambda: ["echo"])
+    registry.add_model(EchoModel)

@@ -1,0 +1,112 @@
+"""Where :mod:`webapp.llm` gets its settings and API keys.
+
+The Flask app calls :func:`configure` with its config dict. Plain scripts never
+need to: settings then come from :func:`webapp.config.load_config` (environment
+> .env > instance/config.py > defaults), re-read whenever the relevant
+environment variables change.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable
+
+_UNSET: Any = object()
+
+DEFAULTS: dict[str, Any] = {
+    "DEFAULT_LLM_MODEL": "echo",
+    "OPENAI_MODEL": "gpt-4o",
+    "LLM_MODELS": {},
+    "ECHO_DELAY": 0.05,
+    "LLM_REQUEST_TIMEOUT": 60.0,  # seconds, whole request / between stream chunks
+    "LLM_CONNECT_TIMEOUT": 2.0,  # seconds to open a connection
+}
+# Read from the environment too, even when the app's config does not carry them.
+EXTRA_ENV_KEYS = ("LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "INHOUSE_MODEL")
+_WATCHED_ENV = (
+    "SWITCHBOARD_INSTANCE_PATH", "DEFAULT_LLM_MODEL", "LLM_MODELS", "OPENAI_API_KEY", "OPENAI_MODEL",
+    "OPENAI_BASE_URL", "GEMINI_API_KEY", "GEMINI_API_BASE", "INHOUSE_API_BASE", "INHOUSE_API_KEY",
+    "ECHO_DELAY", *EXTRA_ENV_KEYS,
+)
+
+_lock = threading.RLock()
+_configured: dict | None = None
+_key_resolver: Callable[[str], str | None] | None = None
+_generation = 0  # bumps whenever settings change, so caches built from them expire
+_env_cache: tuple[tuple, dict] | None = None
+
+
+def configure(settings: dict | None = _UNSET, *, key_resolver: Callable[[str], str | None] | None = _UNSET) -> None:
+    """Set the settings dict and/or the key resolver.
+
+    ``configure(app.config)`` uses that mapping; ``configure(None)`` goes back to
+    reading the environment. ``configure(key_resolver=fn)`` installs
+    ``fn(provider_name) -> key or None`` (``key_resolver=None`` removes it).
+    """
+    global _configured, _key_resolver, _generation
+    with _lock:
+        if settings is not _UNSET:
+            _configured = dict(settings) if settings is not None else None
+            _generation += 1
+        if key_resolver is not _UNSET:
+            _key_resolver = key_resolver
+
+
+def _from_environment() -> dict:
+    global _env_cache
+    fingerprint = tuple(os.environ.get(name) for name in _WATCHED_ENV)
+    cached = _env_cache
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    from webapp.config import load_config
+
+    settings = load_config()
+    _env_cache = (fingerprint, settings)
+    return settings
+
+
+def get_settings() -> tuple[int, dict]:
+    """Return ``(generation, settings)``; generation changes when settings do."""
+    with _lock:
+        if _configured is not None:
+            return (_generation, 0), _configured
+        settings = _from_environment()
+        return (_generation, id(settings)), settings
+
+
+def setting(name: str, default: Any = None) -> Any:
+    _, settings = get_settings()
+    value = settings.get(name)
+    if value in (None, "") and name in EXTRA_ENV_KEYS:
+        value = os.environ.get(name)
+    if value in (None, ""):
+        value = DEFAULTS.get(name, default)
+    return value
+
+
+def float_setting(name: str) -> float:
+    value = setting(name)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float(DEFAULTS[name])
+
+
+def request_timeout() -> float:
+    return float_setting("LLM_REQUEST_TIMEOUT")
+
+
+def connect_timeout() -> float:
+    return min(float_setting("LLM_CONNECT_TIMEOUT"), request_timeout())
+
+
+def resolve_key(provider: str, env_var: str | None) -> str | None:
+    """Key lookup after an explicit ``model.key``: key_resolver, then config/env."""
+    resolver = _key_resolver
+    if resolver is not None:
+        key = resolver(provider)
+        if key:
+            return key
+    if env_var:
+        return setting(env_var) or None
+    return None
