@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Iterator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import settings
-from .errors import ContentCutOff, InvalidOptions, LLMError, MissingKey, ProviderUnavailable, remember_secret
+from .errors import (ContentCutOff, InvalidOptions, LLMError, MissingKey, ProviderTimeout, ProviderUnavailable,
+                     remember_secret)
 
 
 @dataclass
@@ -130,9 +131,10 @@ class Response:
         except LLMError as exc:
             if self._closed:
                 return
-            if isinstance(exc, ContentCutOff) and not exc.partial_text:
-                exc.partial_text = "".join(self._chunks)
-            raise
+            error = self._cut_off(exc)
+            if error is exc:
+                raise
+            raise error from exc
         except GeneratorExit:
             self.close()
             raise
@@ -142,9 +144,7 @@ class Response:
             error = self.model.translate_error(exc, self)
             if error is None:
                 raise
-            if isinstance(error, ContentCutOff) and not error.partial_text:
-                error.partial_text = "".join(self._chunks)
-            raise error from exc
+            raise self._cut_off(error) from exc
         finally:
             self.duration_ms = int((time.monotonic() - start) * 1000)
             self._iterating = False
@@ -155,6 +155,18 @@ class Response:
                     pass
         self._done = True
         self._finish_usage()
+
+    def _cut_off(self, error: LLMError) -> LLMError:
+        """Errors after part of the answer arrived become ContentCutOff carrying it."""
+        partial = "".join(self._chunks)
+        if isinstance(error, ContentCutOff):
+            if not error.partial_text:
+                error.partial_text = partial
+            return error
+        if partial and isinstance(error, (ProviderUnavailable, ProviderTimeout)):
+            return ContentCutOff(f"{error} (the answer was cut off)", partial_text=partial,
+                                 provider=error.provider)
+        return error
 
     def _finish_usage(self) -> None:
         if self.usage is None:
