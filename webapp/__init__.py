@@ -1,0 +1,53 @@
+"""Switchboard: a self-hosted, multi-provider LLM chat service."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from .config import load_config
+from .extensions import csrf, db, login_manager, migrate
+from .paths import PROJECT_ROOT, ensure_instance_path
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    instance = ensure_instance_path()
+    app = Flask(
+        __name__,
+        instance_path=str(instance),
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(load_config(test_config))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from . import llm
+
+    llm.configure(app.config)
+
+    from .auth import bp as auth_bp
+    from .chat import bp as chat_bp
+    from .root import bp as root_bp
+
+    app.register_blueprint(root_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(chat_bp)
+
+    from .errors import init_errors
+    from .security import init_security
+
+    init_errors(app)
+    init_security(app)
+
+    from .cli import register_commands
+
+    register_commands(app)
+
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

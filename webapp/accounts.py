@@ -1,0 +1,32 @@
+"""Domain functions for user accounts, shared by the pages, the API and the CLI."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import User
+
+MIN_PASSWORD_LENGTH = 8
+
+
+def find_user(username: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
+
+
+def username_taken(username: str) -> bool:
+    return find_user(username) is not None
+
+
+def create_user(username: str, password: str, role: str = "user") -> User:
+    user = User(username=username.strip(), role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    user = find_user(username)
+    if user is None or user.is_disabled or not user.check_password(password):
+        return None
+    return user

@@ -1,0 +1,124 @@
+"""Configuration: environment > .env > instance/config.py > defaults.
+
+``load_config`` returns a plain dict so the same rules serve the Flask app, the
+worker and plain scripts using :mod:`webapp.llm`.
+"""
+import json
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .paths import PROJECT_ROOT, default_redis_url, ensure_instance_path
+
+# Variables read from the environment (or .env). Values are strings there; the
+# JSON ones are decoded so instance/config.py and the environment can agree.
+ENV_KEYS = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEFAULT_LLM_MODEL",
+    "LLM_MODELS",
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GEMINI_API_BASE",
+    "INHOUSE_API_BASE",
+    "INHOUSE_API_KEY",
+    "ECHO_DELAY",
+    "JOB_TIMEOUT",
+    "WORKER_CONCURRENCY",
+    "SESSION_COOKIE_SECURE",
+    "RQ_QUEUE_NAME",
+    "TRUSTED_PROXIES",
+)
+JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
+FLOAT_KEYS = {"ECHO_DELAY"}
+INT_KEYS = {"JOB_TIMEOUT", "WORKER_CONCURRENCY"}
+BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
+
+DEFAULTS = {
+    "DEFAULT_LLM_MODEL": "echo",
+    "OPENAI_MODEL": "gpt-4o",
+    "LLM_MODELS": {},
+    "ECHO_DELAY": 0.05,
+    "JOB_TIMEOUT": 600,
+    "WORKER_CONCURRENCY": 1,
+    "RQ_QUEUE_NAME": "switchboard",
+    "TRUSTED_PROXIES": 0,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "WTF_CSRF_TIME_LIMIT": None,
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+}
+
+
+def _coerce(key, value):
+    if not isinstance(value, str):
+        return value
+    if key in JSON_KEYS:
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{key} must be valid JSON: {exc.msg}") from None
+    if key in FLOAT_KEYS:
+        return float(value)
+    if key in INT_KEYS:
+        return int(value)
+    if key in BOOL_KEYS:
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value
+
+
+def _read_instance_config(path: Path) -> dict:
+    config_file = path / "config.py"
+    if not config_file.exists():
+        return {}
+    namespace: dict = {"__file__": str(config_file)}
+    exec(compile(config_file.read_text(), str(config_file), "exec"), namespace)
+    return {k: v for k, v in namespace.items() if k.isupper()}
+
+
+def normalize_database_url(url: str) -> str:
+    # SQLAlchemy's bare "postgresql://" means psycopg2; we ship psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _secret_key(instance: Path) -> str:
+    key_file = instance / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    instance = ensure_instance_path()
+    config = dict(DEFAULTS)
+    config.update(_read_instance_config(instance))
+    dotenv_file = PROJECT_ROOT / ".env"
+    if dotenv_file.exists():
+        config.update({k: v for k, v in dotenv_values(dotenv_file).items() if k in ENV_KEYS and v is not None})
+    config.update({k: os.environ[k] for k in ENV_KEYS if k in os.environ})
+    if overrides:
+        config.update(overrides)
+    config = {k: _coerce(k, v) for k, v in config.items()}
+
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _secret_key(instance)
+    config.setdefault("DATABASE_URL", f"sqlite:///{instance / 'switchboard.db'}")
+    config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
+    config.setdefault("REDIS_URL", default_redis_url())
+    return config

@@ -1,0 +1,29 @@
+"""The Redis connection and the RQ queue that carries every LLM call."""
+from __future__ import annotations
+
+import redis
+from flask import current_app
+from rq import Queue
+
+# Timeouts keep a page from hanging when Redis is gone; the error is then caught
+# and shown as "queue unavailable" instead.
+_CONNECT_TIMEOUT = 2.0
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT, health_check_interval=30)
+
+
+def get_redis() -> redis.Redis:
+    ext = current_app.extensions
+    if "switchboard_redis" not in ext:
+        ext["switchboard_redis"] = connect(current_app.config["REDIS_URL"])
+    return ext["switchboard_redis"]
+
+
+def get_queue() -> Queue:
+    return Queue(current_app.config["RQ_QUEUE_NAME"], connection=get_redis())
+
+
+def job_id_for(generation_id: int) -> str:
+    return f"generation-{generation_id}"
