@@ -1,0 +1,76 @@
+"""Browser tests: the app on a real HTTP server, a real worker process, headless Debian Chromium."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from webapp.paths import PROJECT_ROOT
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required for browser tests: apt-get install chromium")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    # Browser tests cover the pages, not the database: SQLite only.
+    return f"sqlite:///{tmp_path / 'browser.db'}"
+
+
+@pytest.fixture
+def live_server(app, app_config, instance_path):
+    """The app on 127.0.0.1 (threaded WSGI server) with a real `python -m workers` process beside it."""
+    app.config["ECHO_DELAY"] = 0.08
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+        "ECHO_DELAY": "0.08",
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield f"http://127.0.0.1:{server.server_port}"
+    worker.terminate()
+    worker.wait(timeout=15)
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def screenshot(page, request):
+    def take(name: str):
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    return take
