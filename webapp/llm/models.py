@@ -148,6 +148,7 @@ class Response:
         finally:
             self.duration_ms = int((time.monotonic() - start) * 1000)
             self._iterating = False
+            self._run_closers()  # release the provider stream/client whatever happened
             if self._generator is not None and not self._closed:
                 try:
                     self._generator.close()
