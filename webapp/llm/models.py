@@ -84,6 +84,7 @@ class Response:
         self.duration_ms: int | None = None
         self.first_chunk_ms: int | None = None
         self.finish_reason: str | None = None
+        self.error: LLMError | None = None  # set when the provider call failed
         self._chunks: list[str] = []
         self._done = False
         self._closed = False
@@ -105,8 +106,10 @@ class Response:
 
     # -- public API --------------------------------------------------------
     def __iter__(self) -> Iterator[str]:
-        if self._done or self._closed:
+        if self._done or self._closed or self.error is not None:
             yield from list(self._chunks)
+            if self.error is not None and not self._closed:
+                raise self.error  # a failed response fails the same way again, without a new request
             return
         with self._lock:
             if self._iterating:
@@ -131,7 +134,7 @@ class Response:
         except LLMError as exc:
             if self._closed:
                 return
-            error = self._cut_off(exc)
+            error = self.error = self._cut_off(exc)
             if error is exc:
                 raise
             raise error from exc
@@ -144,7 +147,8 @@ class Response:
             error = self.model.translate_error(exc, self)
             if error is None:
                 raise
-            raise self._cut_off(error) from exc
+            self.error = self._cut_off(error)
+            raise self.error from exc
         finally:
             self.duration_ms = int((time.monotonic() - start) * 1000)
             self._iterating = False
@@ -160,6 +164,9 @@ class Response:
     def _cut_off(self, error: LLMError) -> LLMError:
         """Errors after part of the answer arrived become ContentCutOff carrying it."""
         partial = "".join(self._chunks)
+        if isinstance(error, ContentCutOff) and error.reason == "disconnected" and not (partial or error.partial_text):
+            # Nothing arrived, so nothing was cut off: the provider just failed.
+            return ProviderUnavailable(f"{error} (no answer received)", provider=error.provider, status=error.status)
         if isinstance(error, ContentCutOff):
             if not error.partial_text:
                 error.partial_text = partial
@@ -176,6 +183,8 @@ class Response:
             self.usage = Usage(estimate_tokens(input_text), estimate_tokens(text), estimated=True)
 
     def text(self) -> str:
+        """The whole answer (runs the prompt if needed). Re-raises the error of a
+        failed response; its ``partial_text`` has what arrived."""
         if not self._done and not self._closed:
             for _ in self:
                 pass
@@ -291,6 +300,9 @@ class Model:
                stream: bool = True, _conversation: Conversation | None = None, **options) -> Response:
         if not isinstance(prompt, str):
             raise InvalidOptions("prompt must be a string")
+        if not settings.provider_enabled(self.provider):
+            raise ProviderUnavailable(f"The {self.provider} provider is turned off (LLM_DISABLED_PROVIDERS)",
+                                      provider=self.provider)
         validated = self.validate_options(options)
         key = self.get_key()
         if self.needs_key and not key:

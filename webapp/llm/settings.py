@@ -32,24 +32,31 @@ _WATCHED_ENV = (
 _lock = threading.RLock()
 _configured: dict | None = None
 _key_resolver: Callable[[str], str | None] | None = None
+_overrides: Callable[[str], Any] | None = None  # e.g. settings an admin stored in the database
 _generation = 0  # bumps whenever settings change, so caches built from them expire
 _env_cache: tuple[tuple, dict] | None = None
 
 
-def configure(settings: dict | None = _UNSET, *, key_resolver: Callable[[str], str | None] | None = _UNSET) -> None:
-    """Set the settings dict and/or the key resolver.
+def configure(settings: dict | None = _UNSET, *, key_resolver: Callable[[str], str | None] | None = _UNSET,
+              overrides: Callable[[str], Any] | None = _UNSET) -> None:
+    """Set the settings dict, the key resolver and/or the settings overrides.
 
     ``configure(app.config)`` uses that mapping; ``configure(None)`` goes back to
     reading the environment. ``configure(key_resolver=fn)`` installs
     ``fn(provider_name) -> key or None`` (``key_resolver=None`` removes it).
+    ``configure(overrides=fn)`` installs ``fn(setting_name) -> value or None``,
+    consulted before the settings (for values that change at run time, such as
+    base URLs or ``LLM_DISABLED_PROVIDERS``; it must be cheap: it is called often).
     """
-    global _configured, _key_resolver, _generation
+    global _configured, _key_resolver, _overrides, _generation
     with _lock:
         if settings is not _UNSET:
             _configured = dict(settings) if settings is not None else None
             _generation += 1
         if key_resolver is not _UNSET:
             _key_resolver = key_resolver
+        if overrides is not _UNSET:
+            _overrides = overrides
 
 
 def _from_environment() -> dict:
@@ -75,6 +82,11 @@ def get_settings() -> tuple[int, dict]:
 
 
 def setting(name: str, default: Any = None) -> Any:
+    overrides = _overrides
+    if overrides is not None:
+        value = overrides(name)
+        if value not in (None, ""):
+            return value
     _, settings = get_settings()
     value = settings.get(name)
     if value in (None, "") and name in EXTRA_ENV_KEYS:
@@ -82,6 +94,14 @@ def setting(name: str, default: Any = None) -> Any:
     if value in (None, ""):
         value = DEFAULTS.get(name, default)
     return value
+
+
+def provider_enabled(provider: str) -> bool:
+    """False when the ``LLM_DISABLED_PROVIDERS`` setting (a list or comma-separated names) names ``provider``."""
+    disabled = setting("LLM_DISABLED_PROVIDERS") or ()
+    if isinstance(disabled, str):
+        disabled = [name.strip() for name in disabled.split(",")]
+    return provider not in disabled
 
 
 def float_setting(name: str) -> float:

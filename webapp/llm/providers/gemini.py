@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 
 from pydantic import Field
 
@@ -27,7 +28,19 @@ STATIC_MODELS: dict[str, tuple[str, ...]] = {
 }
 PREFIX = "gemini/"
 _genai_lock = threading.Lock()
+_import_lock = threading.Lock()
 _clients: dict[tuple, object] = {}
+
+
+def import_genai():
+    """Import google.generativeai, silencing the FutureWarnings it and
+    google.api_core raise at import (deprecated package, Python version notices)."""
+    with _import_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import google.api_core  # noqa: F401
+        import google.generativeai as genai
+        from google.generativeai import client  # noqa: F401
+    return genai
 
 
 def api_base() -> str | None:
@@ -44,7 +57,7 @@ def _client(kind: str, key: str | None):
     with _genai_lock:
         client = _clients.get(cache_key)
         if client is None:
-            import google.generativeai as genai
+            genai = import_genai()
             from google.generativeai import client as genai_client
 
             options = {"api_endpoint": base} if base else None
@@ -123,7 +136,7 @@ class GeminiChat(Model):
         return self.model_id[len(PREFIX):] if self.model_id.startswith(PREFIX) else self.model_id
 
     def execute(self, prompt, stream, response, conversation):
-        import google.generativeai as genai
+        genai = import_genai()
 
         options = prompt.option_values()
         config = {}
@@ -181,7 +194,7 @@ def list_models() -> list[str]:
     key = settings.resolve_key("gemini", "GEMINI_API_KEY")
     if not key:
         return list(STATIC_MODELS)
-    import google.generativeai as genai
+    genai = import_genai()
 
     try:
         client = _client("model", key)
