@@ -45,7 +45,7 @@ DEFAULTS = {
     "LLM_MODELS": {},
     "ECHO_DELAY": 0.05,
     "JOB_TIMEOUT": 600,
-    "WORKER_CONCURRENCY": 1,
+    "WORKER_CONCURRENCY": 50,
     "RQ_QUEUE_NAME": "switchboard",
     "TRUSTED_PROXIES": 0,
     "SESSION_COOKIE_HTTPONLY": True,

@@ -78,3 +78,16 @@ def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms
 
 def read_all(connection: redis.Redis, generation_id: int) -> str:
     return read_since(connection, generation_id, 0).text
+
+
+def stop_key(generation_id: int) -> str:
+    return f"switchboard:generation:{generation_id}:stop"
+
+
+def request_stop(connection: redis.Redis, generation_id: int) -> None:
+    """Ask the worker running this generation to stop at its next chunk."""
+    connection.set(stop_key(generation_id), 1, ex=STREAM_TTL_SECONDS)
+
+
+def stop_requested(connection: redis.Redis, generation_id: int) -> bool:
+    return bool(connection.exists(stop_key(generation_id)))

@@ -1,24 +1,39 @@
-"""The job that runs one LLM call: ``run_generation(generation_id)``."""
+"""The job that runs one LLM call: ``run_generation(generation_id)``.
+
+It takes only the generation's id, loads everything else from the database,
+streams the reply into Redis as it grows (``webapp.live``), and always writes
+the final text, status and reason back to the database in ``finally``.
+"""
 from __future__ import annotations
 
 import logging
+import random
+import time
+from dataclasses import dataclass
+
+from rq.timeouts import JobTimeoutException
 
 from webapp import live
 from webapp.extensions import db
 from webapp.llm import get_model
-from webapp.llm.errors import LLMError
+from webapp.llm.errors import LLMError, RateLimited
 from webapp.models import Generation, GenerationStatus, Message, utcnow
 from webapp.queue import get_redis
 
 from .app_context import app_context
+from .threaded import JobStopRequested, on_stop
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The worker hit an internal error while writing this reply."
+TIME_LIMIT_ERROR = "The reply took longer than the job time limit and was cut off."
+MAX_ATTEMPTS = 3
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 20.0
 
 
 def conversation_history(message: Message) -> list[dict]:
-    """The turns before ``message``: each earlier user message and its latest successful-or-partial reply."""
+    """The turns before ``message``: each earlier user message and the text of its latest reply."""
     history = []
     for earlier in message.conversation.messages:
         if earlier.id == message.id:
@@ -30,55 +45,114 @@ def conversation_history(message: Message) -> list[dict]:
     return history
 
 
+@dataclass
+class Outcome:
+    status: str = GenerationStatus.FAILED
+    error: str | None = INTERNAL_ERROR
+    error_code: str | None = "internal_error"
+
+
+def backoff_delay(attempt: int, error: LLMError) -> float:
+    """Exponential backoff with full jitter, or the provider's Retry-After when it gave one."""
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        return float(error.retry_after)
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
+
+
+def _start(generation_id: int) -> dict | None:
+    """Mark the generation running and gather what the call needs; None if it should not run."""
+    generation = db.session.get(Generation, generation_id)
+    if generation is None or generation.status != GenerationStatus.QUEUED:
+        return None  # a duplicate job, or cancelled before it started
+    generation.status = GenerationStatus.RUNNING
+    generation.started_at = utcnow()
+    message = generation.message
+    call = {
+        "model_id": generation.model_id,
+        "prompt": message.content,
+        "system": generation.system_prompt or None,
+        "history": conversation_history(message),
+        "options": dict(generation.options or {}),
+    }
+    # Commit now: no database connection is held while the reply streams.
+    db.session.commit()
+    return call
+
+
+def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> None:
+    db.session.rollback()
+    generation = db.session.get(Generation, generation_id)
+    generation.text = text
+    generation.status = outcome.status
+    generation.error = outcome.error
+    generation.error_code = outcome.error_code
+    generation.attempts = (generation.attempts or 0) + attempts
+    generation.finished_at = utcnow()
+    if usage is not None:
+        generation.input_tokens = usage.input_tokens
+        generation.output_tokens = usage.output_tokens
+    db.session.commit()
+
+
 def run_generation(generation_id: int) -> str | None:
     with app_context():
-        generation = db.session.get(Generation, generation_id)
-        if generation is None or generation.status != GenerationStatus.QUEUED:
-            # Already handled (a duplicate job, or cancelled before it started).
+        call = _start(generation_id)
+        if call is None:
             return None
-        generation.status = GenerationStatus.RUNNING
-        generation.started_at = utcnow()
-        generation.attempts += 1
-        db.session.commit()
-
-        writer = live.LiveWriter(get_redis(), generation.id)
+        connection = get_redis()
+        writer = live.LiveWriter(connection, generation_id)
         writer.reset()
         parts: list[str] = []
-        status, error, error_code = GenerationStatus.FAILED, INTERNAL_ERROR, "internal_error"
+        outcome = Outcome()
+        attempts = 0
         response = None
+        reraise: BaseException | None = None
         try:
-            model = get_model(generation.model_id)
-            message = generation.message
-            response = model.prompt(
-                message.content,
-                system=generation.system_prompt or None,
-                history=conversation_history(message),
-                **(generation.options or {}),
-            )
-            for chunk in response:
-                parts.append(chunk)
-                writer.append(chunk)
-            status, error, error_code = GenerationStatus.SUCCEEDED, None, None
+            model = get_model(call["model_id"])
+            while True:
+                attempts += 1
+                response = model.prompt(call["prompt"], system=call["system"], history=call["history"], **call["options"])
+                unregister = on_stop(response.close)
+                try:
+                    for chunk in response:
+                        parts.append(chunk)
+                        writer.append(chunk)
+                        if live.stop_requested(connection, generation_id):
+                            response.close()
+                            outcome = Outcome(GenerationStatus.CANCELLED, None, None)
+                            break
+                    else:
+                        outcome = Outcome(GenerationStatus.SUCCEEDED, None, None)
+                    break
+                except LLMError as exc:
+                    # Retry only while nothing has streamed: a retry after partial text would repeat it.
+                    if exc.retryable and not parts and attempts < MAX_ATTEMPTS:
+                        delay = backoff_delay(attempts, exc)
+                        if delay <= BACKOFF_CAP_SECONDS * 3:
+                            log.info("generation %s: %s; retry %d in %.1fs", generation_id, exc.code, attempts, delay)
+                            time.sleep(delay)
+                            continue
+                    raise
+                finally:
+                    unregister()
         except LLMError as exc:
-            error, error_code = str(exc), exc.code
+            outcome = Outcome(GenerationStatus.FAILED, str(exc), exc.code)
         except KeyError as exc:  # UnknownModelError: the model was removed since the message was sent
-            error, error_code = str(exc).strip("'\""), "unknown_model"
+            outcome = Outcome(GenerationStatus.FAILED, str(exc).strip("'\""), "unknown_model")
+        except JobStopRequested as exc:
+            outcome = Outcome(GenerationStatus.CANCELLED, None, None)
+            reraise = exc  # so RQ records the job as stopped
+        except JobTimeoutException as exc:
+            outcome = Outcome(GenerationStatus.FAILED, TIME_LIMIT_ERROR, "job_timeout")
+            reraise = exc
         except Exception:
             log.exception("generation %s failed", generation_id)
         finally:
             if response is not None:
                 response.close()
-            db.session.rollback()
-            generation = db.session.get(Generation, generation_id)
-            generation.text = "".join(parts)
-            generation.status = status
-            generation.error = error
-            generation.error_code = error_code
-            generation.finished_at = utcnow()
             usage = response.usage if response is not None else None
-            if usage is not None:
-                generation.input_tokens = usage.input_tokens
-                generation.output_tokens = usage.output_tokens
-            db.session.commit()
-            writer.mark(status)
-        return status
+            _finish(generation_id, "".join(parts), outcome, attempts, usage)
+            writer.mark(outcome.status)
+        if reraise is not None:
+            raise reraise
+        return outcome.status
