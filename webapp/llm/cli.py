@@ -2,6 +2,8 @@
 prompt, manage aliases. Registered by the app with ``app.cli.add_command(llm)``."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import registry
@@ -49,8 +51,8 @@ def models_command(show_options):
 def prompt_command(text, model_name, system, options, no_stream):
     """Send TEXT (or standard input) to a model and print the answer as it streams."""
     if text is None:
-        stdin = click.get_text_stream("stdin")
-        if stdin.isatty():
+        stdin = sys.stdin
+        if stdin is None or stdin.isatty():
             raise click.UsageError("Give the prompt as an argument or on standard input")
         text = stdin.read()
     try:
