@@ -8,6 +8,7 @@ block on the same call until some arrives (``wait``).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import redis
@@ -17,6 +18,24 @@ STREAM_TTL_SECONDS = 24 * 3600
 
 def stream_key(generation_id: int) -> str:
     return f"switchboard:generation:{generation_id}:live"
+
+
+def stop_key(generation_id: int) -> str:
+    return f"switchboard:generation:{generation_id}:stop"
+
+
+def request_stop(connection: redis.Redis, generation_id: int) -> None:
+    """Ask the worker running this generation to stop at its next chunk."""
+    connection.set(stop_key(generation_id), 1, ex=STREAM_TTL_SECONDS)
+
+
+def stop_requested(connection: redis.Redis, generation_id: int) -> bool:
+    return bool(connection.exists(stop_key(generation_id)))
+
+
+def forget(connection: redis.Redis, generation_id: int) -> None:
+    """Drop everything kept in Redis for a generation (its text stream and stop key)."""
+    connection.delete(stream_key(generation_id), stop_key(generation_id))
 
 
 class LiveWriter:
@@ -78,6 +97,25 @@ def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms
 
 def read_all(connection: redis.Redis, generation_id: int) -> str:
     return read_since(connection, generation_id, 0).text
+
+
+def wait_for_status(connection: redis.Redis, generation_id: int, timeout_ms: int) -> str | None:
+    """Block until the worker marks the generation finished (or ``timeout_ms`` passes); that status or None."""
+    key = stream_key(generation_id)
+    deadline = time.monotonic() + timeout_ms / 1000
+    last_id = "0-0"
+    while True:
+        remaining = int((deadline - time.monotonic()) * 1000)
+        if remaining <= 0:
+            return None
+        reply = connection.xread({key: last_id}, block=remaining)
+        if not reply:
+            return None
+        for _key, entries in reply:
+            for entry_id, fields in entries:
+                last_id = entry_id
+                if b"status" in fields:
+                    return fields[b"status"].decode()
 
 
 def stop_key(generation_id: int) -> str:
