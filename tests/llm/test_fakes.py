@@ -31,8 +31,9 @@ def test_zero_delay_mode_and_recording():
     with FakeOpenAIServer() as server:
         start = time.monotonic()
         for _ in range(20):
-            post(server.base_url + "/chat/completions",
-                 {"model": "m", "messages": [{"role": "user", "content": "hi"}]}).read()
+            with post(server.base_url + "/chat/completions",
+                      {"model": "m", "messages": [{"role": "user", "content": "hi"}]}) as answer:
+                answer.read()
         assert time.monotonic() - start < 2
         assert len(server.wait_for_requests(20)) == 20
         assert server.last_request.json["messages"][0]["content"] == "hi"
@@ -46,9 +47,11 @@ def test_fail_next_applies_in_order_and_to_matching_paths():
             assert listing.status == 200  # not a chat path: the 503 stays queued
         with pytest.raises(urllib.error.HTTPError) as first:
             post(server.base_url + "/chat/completions", {"messages": []})
+        first.value.close()
         assert first.value.code == 503
         with pytest.raises(urllib.error.HTTPError) as second:
             post(server.base_url + "/chat/completions", {"messages": []})
+        second.value.close()
         assert second.value.code == 429 and second.value.headers["Retry-After"] == "4"
         with pytest.raises(ValueError):
             server.fail_next("explode")
