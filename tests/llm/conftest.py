@@ -24,9 +24,9 @@ def llm_instance(tmp_path, monkeypatch):
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ECHO_DELAY", "0")
-    llm.configure(None, key_resolver=None)
+    llm.configure(None, key_resolver=None, overrides=None)
     yield path
-    llm.configure(None, key_resolver=None)
+    llm.configure(None, key_resolver=None, overrides=None)
 
 
 @pytest.fixture

@@ -266,3 +266,28 @@ def test_entry_point_plugins_are_loaded(tmp_path):
         llm.configure(None)
     with pytest.raises(llm.UnknownModelError):
         llm.get_model("shout")
+
+
+def test_overrides_hook_wins_over_settings(openai_server, use_settings):
+    """configure(overrides=fn): admin-stored values (base URL, default model, disabled providers)."""
+    use_settings(OPENAI_BASE_URL="http://127.0.0.1:9/v1", OPENAI_API_KEY=OPENAI_KEY)
+    values = {"OPENAI_BASE_URL": openai_server.base_url, "DEFAULT_LLM_MODEL": "3.5"}
+    llm.configure(overrides=values.get)
+    try:
+        assert llm.get_default_model().model_id == "gpt-3.5-turbo"
+        assert llm.get_model("gpt-4o").prompt("via override").text() == "Fake answer to: via override"
+        from webapp.llm import settings
+
+        assert settings.provider_enabled("openai")
+        values["LLM_DISABLED_PROVIDERS"] = ["openai", "gemini"]
+        assert not settings.provider_enabled("openai") and settings.provider_enabled("echo")
+        assert llm.get_providers()["openai"]["enabled"] is False
+    finally:
+        llm.configure(overrides=None)
+    assert llm.get_default_model().model_id == "echo"
+
+
+def test_cli_group_is_exported_as_llm_cli():
+    from webapp.llm.cli import llm as group, llm_cli
+
+    assert llm_cli is group and llm_cli.name == "llm"

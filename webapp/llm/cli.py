@@ -115,4 +115,6 @@ def providers_command(remote):
                 click.echo(f"  error: {error}")
 
 
-__all__ = ["llm"]
+llm_cli = llm  # the name the app registers: app.cli.add_command(llm_cli)
+
+__all__ = ["llm", "llm_cli"]

@@ -41,7 +41,8 @@ class ProviderInfo:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "label": self.label, "key_env_var": self.key_env_var,
-                "needs_key": self.needs_key, "configured": self.configured(), "models": list(self.model_ids)}
+                "needs_key": self.needs_key, "configured": self.configured(), "models": list(self.model_ids),
+                "enabled": settings.provider_enabled(self.name)}
 
 
 class Registry:
