@@ -132,6 +132,8 @@ class Generation(db.Model):
     provider: Mapped[str] = mapped_column(String(64))
     system_prompt: Mapped[str | None] = mapped_column(Text)
     options: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The turns an API request sent (user/assistant, the last one the user's); None for chat messages.
+    request_messages: Mapped[list | None] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -148,3 +150,24 @@ class Generation(db.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in GenerationStatus.FINISHED
+
+
+class ApiKey(db.Model):
+    """A personal key for the JSON and OpenAI-compatible APIs. Shown once; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
