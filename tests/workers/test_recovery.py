@@ -1,0 +1,112 @@
+"""Generations whose worker died are finished or re-queued, never left running."""
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.chat.test_routes import send
+from tests.workers.test_generation import wait_for
+from webapp import live
+from webapp.extensions import db
+from webapp.models import Generation, utcnow
+from webapp.paths import PROJECT_ROOT
+from webapp.queue import get_queue, get_redis
+from workers import recovery
+
+
+def make_orphan(app, started_ago=timedelta(minutes=2)):
+    with app.app_context():
+        generation = db.session.scalar(select(Generation))
+        # What a SIGKILLed worker leaves behind: "running", its job gone from the queue.
+        get_queue().empty()
+        generation.status = "running"
+        generation.started_at = utcnow() - started_ago
+        db.session.commit()
+        return generation.id
+
+
+def test_orphan_with_no_text_is_requeued_and_then_answered(client, auth, app, run_jobs):
+    auth.signup()
+    send(client, "please answer me")
+    generation_id = make_orphan(app)
+    with app.app_context():
+        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
+        generation = db.session.get(Generation, generation_id)
+        assert generation.status == "queued" and generation.job_id.endswith("-r1")
+    run_jobs()
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        assert generation.status == "succeeded" and "please answer me" in generation.text
+
+
+def test_orphan_with_partial_text_fails_and_keeps_it(client, auth, app):
+    auth.signup()
+    send(client, "half of this")
+    generation_id = make_orphan(app)
+    with app.app_context():
+        live.LiveWriter(get_redis(), generation_id).append("Echo (offline model): half")
+        assert recovery.sweep(get_redis()) == {generation_id: "failed"}
+        generation = db.session.get(Generation, generation_id)
+        assert generation.status == "failed" and generation.error_code == "worker_lost"
+        assert generation.text == "Echo (offline model): half"
+        assert "stopped unexpectedly" in generation.error
+    status = client.get(f"/chat/generations/{generation_id}/status").get_json()
+    assert status["done"] and status["status"] == "failed"
+
+
+def test_a_just_started_generation_is_left_alone(client, auth, app):
+    auth.signup()
+    send(client, "starting")
+    generation_id = make_orphan(app, started_ago=timedelta(seconds=1))
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        generation.job_id = None
+        db.session.commit()
+        assert recovery.sweep(get_redis()) == {}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_then_a_new_worker_finishes_the_record(client, auth, app, app_config, instance_path):
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+        "ECHO_DELAY": "0.2",
+        "WORKER_ALIVE_TTL": "2",
+        "WORKER_SWEEP_INTERVAL": "0.5",
+    }
+
+    def start_worker():
+        return subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    auth.signup()
+    send(client, " ".join(f"word{i}" for i in range(40)))
+    with app.app_context():
+        generation_id = db.session.scalar(select(Generation.id))
+        connection = get_redis()
+    first = start_worker()
+    wait_for(lambda: len(live.read_all(connection, generation_id)) > 30)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    partial = live.read_all(connection, generation_id)
+
+    second = start_worker()
+    try:
+        def finished():
+            with app.app_context():
+                generation = db.session.get(Generation, generation_id)
+                return generation if generation.status != "running" else None
+
+        generation = wait_for(finished, timeout=30)
+        assert generation.status == "failed" and generation.error_code == "worker_lost"
+        assert generation.text.startswith(partial[:30]) and len(generation.text) >= len(partial)
+    finally:
+        second.terminate()
+        second.wait(timeout=15)

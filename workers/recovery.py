@@ -1,0 +1,148 @@
+"""Finding and finishing generations whose worker died (SIGKILL, crash, host restart) or hung.
+
+Every worker process keeps a short-lived "alive" key in Redis fresh from a
+background thread. A running generation whose job's worker has no alive key is
+orphaned: it is re-queued when nothing had streamed yet, otherwise failed with
+its partial text and a plain reason. Each worker sweeps every few seconds (one
+at a time, under a Redis lock) and once at start, so after a restart nothing is
+left "running".
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import timedelta
+
+import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+
+from webapp import live
+from webapp.extensions import db
+from webapp.generations import JOB_FUNCTION
+from webapp.models import Generation, GenerationStatus, utcnow
+from webapp.queue import get_queue
+
+log = logging.getLogger(__name__)
+
+# Tunable through the environment so tests can make a dead worker show within seconds.
+ALIVE_TTL_SECONDS = float(os.environ.get("WORKER_ALIVE_TTL", "15"))
+ALIVE_REFRESH_SECONDS = ALIVE_TTL_SECONDS / 3
+SWEEP_INTERVAL_SECONDS = float(os.environ.get("WORKER_SWEEP_INTERVAL", "10"))
+# A generation just marked running may not show its worker yet: leave it this long.
+START_GRACE = timedelta(seconds=30)
+WORKER_LOST = "The worker writing this reply stopped unexpectedly (it was killed or restarted). The text so far is kept; retry to get a full reply."
+SWEEP_LOCK = "switchboard:recovery:lock"
+
+
+def alive_key(worker_name: str) -> str:
+    return f"switchboard:worker:{worker_name}:alive"
+
+
+def worker_alive(connection: redis.Redis, worker_name: str | None) -> bool:
+    return bool(worker_name) and bool(connection.exists(alive_key(worker_name)))
+
+
+class Liveness(threading.Thread):
+    """Keeps this process's alive key fresh; stops refreshing if the process hangs or dies."""
+
+    def __init__(self, connection: redis.Redis, worker_name: str):
+        super().__init__(name="switchboard-liveness", daemon=True)
+        self.connection = connection
+        self.key = alive_key(worker_name)
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.connection.set(self.key, 1, px=int(ALIVE_TTL_SECONDS * 1000))
+            except redis.RedisError:
+                log.warning("liveness: Redis unavailable", exc_info=False)
+            if self.stopped.wait(ALIVE_REFRESH_SECONDS):
+                break
+        try:
+            self.connection.delete(self.key)
+        except redis.RedisError:
+            pass
+
+
+def job_state(connection: redis.Redis, job_id: str | None) -> tuple[str | None, str | None]:
+    """(worker name, RQ status) of the generation's job; (None, None) when the job is gone."""
+    if not job_id:
+        return None, None
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        return None, None
+    return job.worker_name, job.get_status(refresh=False)
+
+
+def recover(generation: Generation, connection: redis.Redis) -> str | None:
+    """Finish or re-queue ``generation`` if its worker is gone. Returns what was done, or None."""
+    if generation.status != GenerationStatus.RUNNING:
+        return None
+    worker_name, job_status = job_state(connection, generation.job_id)
+    # The worker lives and the job is still its own: nothing to do. (A killed forking
+    # horse leaves a live worker but a failed or stopped job.)
+    if worker_alive(connection, worker_name) and job_status in (JobStatus.STARTED, JobStatus.QUEUED, None):
+        return None
+    if worker_name is None and generation.started_at and utcnow() - generation.started_at < START_GRACE:
+        return None
+    text = live.read_all(connection, generation.id)
+    if text:
+        generation.status = GenerationStatus.FAILED
+        generation.text = text
+        generation.error = WORKER_LOST
+        generation.error_code = "worker_lost"
+        generation.finished_at = utcnow()
+        db.session.commit()
+        live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(generation.status)
+        log.warning("generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text))
+        return "failed"
+    # Nothing streamed: run it again on a live worker, under a new job id.
+    generation.status = GenerationStatus.QUEUED
+    generation.started_at = None
+    generation.job_id = f"generation-{generation.id}-r{generation.attempts + 1}"
+    generation.enqueued_at = utcnow()
+    db.session.commit()
+    get_queue().enqueue(JOB_FUNCTION, generation.id, job_id=generation.job_id,
+                        description=f"generation {generation.id} ({generation.model_id}), re-queued")
+    log.warning("generation %s: worker %s lost before any text; re-queued", generation.id, worker_name)
+    return "requeued"
+
+
+def sweep(connection: redis.Redis) -> dict[int, str]:
+    """Recover every orphaned generation; one sweeper at a time across all workers."""
+    if not connection.set(SWEEP_LOCK, 1, nx=True, px=int(SWEEP_INTERVAL_SECONDS * 1000)):
+        return {}
+    done = {}
+    try:
+        for generation in db.session.scalars(select(Generation).where(Generation.status == GenerationStatus.RUNNING)):
+            action = recover(generation, connection)
+            if action:
+                done[generation.id] = action
+    finally:
+        db.session.rollback()
+        connection.delete(SWEEP_LOCK)
+    return done
+
+
+class Sweeper(threading.Thread):
+    def __init__(self, app, connection: redis.Redis, interval: float = SWEEP_INTERVAL_SECONDS):
+        super().__init__(name="switchboard-sweeper", daemon=True)
+        self.app = app
+        self.connection = connection
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                with self.app.app_context():
+                    sweep(self.connection)
+            except Exception:
+                log.warning("recovery sweep failed", exc_info=True)
+            if self.stopped.wait(self.interval):
+                break
