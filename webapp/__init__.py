@@ -1,8 +1,6 @@
 """Switchboard: a self-hosted, multi-provider LLM chat service."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from .config import load_config
@@ -55,15 +53,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(chat_bp)
 
     from .errors import init_errors
+    from .observability import configure_logging, init_request_tracking
+    from .ops import bp as ops_bp
     from .security import init_security
 
+    app.register_blueprint(ops_bp)
     init_errors(app)
     init_security(app)
+    init_request_tracking(app)
 
     from .cli import register_commands
 
     register_commands(app)
 
     if not app.debug and not app.testing:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging()
     return app

@@ -30,3 +30,25 @@ def authenticate(username: str, password: str) -> User | None:
     if user is None or user.is_disabled or not user.check_password(password):
         return None
     return user
+
+
+class LoginThrottled(Exception):
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        minutes = max(1, round(retry_after / 60))
+        super().__init__(f"Too many failed sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+
+
+def authenticate_throttled(username: str, password: str, address: str) -> User | None:
+    """``authenticate``, refused early (LoginThrottled) after too many failures for this name or address."""
+    from . import throttle
+
+    wait = throttle.seconds_blocked(username, address)
+    if wait:
+        raise LoginThrottled(wait)
+    user = authenticate(username, password)
+    if user is None:
+        throttle.record_failure(username, address)
+    else:
+        throttle.clear(username)
+    return user

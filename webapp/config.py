@@ -33,10 +33,14 @@ ENV_KEYS = (
     "SESSION_COOKIE_SECURE",
     "RQ_QUEUE_NAME",
     "TRUSTED_PROXIES",
+    "METRICS_TOKEN",
+    "LOGIN_MAX_FAILURES",
+    "JWT_ACCESS_MINUTES",
+    "JWT_REFRESH_DAYS",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
 FLOAT_KEYS = {"ECHO_DELAY"}
-INT_KEYS = {"JOB_TIMEOUT", "WORKER_CONCURRENCY"}
+INT_KEYS = {"JOB_TIMEOUT", "WORKER_CONCURRENCY", "LOGIN_MAX_FAILURES", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS"}
 BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
 
 DEFAULTS = {
@@ -48,9 +52,13 @@ DEFAULTS = {
     "WORKER_CONCURRENCY": 50,
     "RQ_QUEUE_NAME": "switchboard",
     "TRUSTED_PROXIES": 0,
+    "JWT_ACCESS_MINUTES": 15,  # lifetime of an API access token
+    "JWT_REFRESH_DAYS": 7,  # lifetime of an API refresh token
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,
+    # None: Secure exactly when the request came over HTTPS (see security.py).
+    "SESSION_COOKIE_SECURE": None,
+    "LOGIN_MAX_FAILURES": 10,  # per username (and 5x that per client address) in 15 minutes
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

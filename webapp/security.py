@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from flask import Flask, redirect, request, url_for
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Unauthorized
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import db, login_manager
 from .models import User
@@ -35,7 +37,23 @@ def unauthorized():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """With SESSION_COOKIE_SECURE unset, the cookie is Secure whenever the request arrived over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        configured = app.config["SESSION_COOKIE_SECURE"]
+        return request.is_secure if configured is None else bool(configured)
+
+
 def init_security(app: Flask) -> None:
+    app.session_interface = SessionInterface()
+    if app.config.get("REMEMBER_COOKIE_SECURE") is None:
+        app.config["REMEMBER_COOKIE_SECURE"] = bool(app.config["SESSION_COOKIE_SECURE"])
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies > 0:
+        # X-Forwarded-* is believed only from this many configured proxies in front of us.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=proxies)
+
     @app.after_request
     def set_security_headers(response):
         headers = response.headers
@@ -43,4 +61,6 @@ def init_security(app: Flask) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

@@ -15,6 +15,7 @@ import redis
 from rq import Worker
 from rq.defaults import DEFAULT_WORKER_TTL
 
+from webapp.observability import configure_logging
 from webapp.queue import connect
 
 from .app_context import worker_app
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue", help="Queue name (default: RQ_QUEUE_NAME).")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     # Loaded once here; every job pushes its own app context (see app_context.py).
     app = worker_app()
     concurrency = args.concurrency or app.config["WORKER_CONCURRENCY"]

@@ -18,6 +18,7 @@ from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
 from webapp.models import Generation, GenerationStatus, Message, utcnow
+from webapp.observability import generation_id_var
 from webapp.queue import get_redis
 
 from .app_context import app_context
@@ -100,6 +101,14 @@ def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usag
 
 
 def run_generation(generation_id: int) -> str | None:
+    token = generation_id_var.set(str(generation_id))  # every log line of this job names it
+    try:
+        return _run(generation_id)
+    finally:
+        generation_id_var.reset(token)
+
+
+def _run(generation_id: int) -> str | None:
     with app_context():
         call = _start(generation_id)
         if call is None:

@@ -1,9 +1,9 @@
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..accounts import authenticate, create_user
+from ..accounts import LoginThrottled, authenticate_throttled, create_user
 from ..extensions import db
 from . import bp
 from .forms import LoginForm, SignupForm
@@ -24,7 +24,13 @@ def login():
         return redirect(url_for("chat.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.username.data, form.password.data)
+        try:
+            user = authenticate_throttled(form.username.data, form.password.data, request.remote_addr or "-")
+        except LoginThrottled as exc:
+            flash(str(exc), "error")
+            response = make_response(render_template("auth/login.html", form=form), 429)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         if user is None:
             flash("Wrong username or password.", "error")
         else:
