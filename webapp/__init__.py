@@ -52,6 +52,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
 
+    from .model_settings import bp as model_settings_bp
+
+    app.register_blueprint(model_settings_bp)
+
     from .errors import init_errors
     from .observability import configure_logging, init_request_tracking
     from .ops import bp as ops_bp

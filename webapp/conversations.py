@@ -1,32 +1,47 @@
 """Domain functions for conversations and the user's messages in them."""
 from __future__ import annotations
 
-from flask import abort
-from sqlalchemy import select
+import json
 
+from flask import abort
+from sqlalchemy import exists, or_, select
+
+from .access import check_model_allowed, usable_model_id
 from .extensions import db
-from .generations import create_generation, enqueue
+from .generations import create_generation, current_text, enqueue, forget_live, regenerate, stop_all
 from .llm import get_default_model, get_model
+from .model_options import ModelUnavailable, applicable_options, usable_model
 from .models import Conversation, Generation, Message, User, utcnow
 
 TITLE_LENGTH = 60
+MAX_TITLE_LENGTH = 200
+
+
+class ReplyInProgress(RuntimeError):
+    """The conversation's last reply is still queued or running."""
 
 
 def default_model_id(user: User) -> str:
     if user.default_model:
         try:
-            return get_model(user.default_model).model_id
-        except KeyError:
+            return usable_model(user, user.default_model).model_id
+        except ModelUnavailable:
             pass
     return get_default_model().model_id
 
 
 def start_conversation(user: User) -> Conversation:
+    # A model the user may use (admins' allow-lists); access.ModelNotAllowed when there is none.
+    model_id = usable_model_id(user, default_model_id(user))
+    try:
+        options = applicable_options(get_model(model_id), user.default_options)
+    except KeyError:
+        options = {}
     conversation = Conversation(
         user_id=user.id,
-        model_id=default_model_id(user),
+        model_id=model_id,
         system_prompt=user.default_system_prompt,
-        options=dict(user.default_options or {}),
+        options=options,
     )
     db.session.add(conversation)
     db.session.flush()
@@ -48,12 +63,41 @@ def owned_generation(user: User, generation_id: int) -> Generation:
     return generation
 
 
-def list_conversations(user: User) -> list[Conversation]:
-    return list(
-        db.session.scalars(
-            select(Conversation).where(Conversation.user_id == user.id).order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+def owned_message(conversation: Conversation, message_id: int) -> Message:
+    message = db.session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation.id:
+        abort(404)
+    return message
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_conversations(user: User, query: str | None = None, limit: int = 200) -> list[Conversation]:
+    """The user's conversations, most recently active first; ``query`` matches the title or any message."""
+    statement = select(Conversation).where(Conversation.user_id == user.id)
+    query = (query or "").strip()
+    if query:
+        pattern = _like_pattern(query)
+        in_messages = exists().where(
+            Message.conversation_id == Conversation.id, Message.content.ilike(pattern, escape="\\")
         )
-    )
+        in_replies = exists().where(
+            Generation.conversation_id == Conversation.id, Generation.text.ilike(pattern, escape="\\")
+        )
+        statement = statement.where(or_(Conversation.title.ilike(pattern, escape="\\"), in_messages, in_replies))
+    statement = statement.order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(limit)
+    return list(db.session.scalars(statement))
+
+
+def active_reply(conversation: Conversation) -> Generation | None:
+    """The last message's reply while it is queued or running."""
+    if not conversation.messages:
+        return None
+    reply = conversation.messages[-1].reply
+    return reply if reply is not None and not reply.is_finished else None
 
 
 def send_message(conversation: Conversation, content: str, submission_token: str | None = None) -> Message:
@@ -66,6 +110,10 @@ def send_message(conversation: Conversation, content: str, submission_token: str
         existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
         if existing is not None and existing.conversation_id == conversation.id:
             return existing
+    try:
+        check_model_allowed(conversation.user, conversation.model_id)  # access.ModelNotAllowed: nothing saved
+    except KeyError:
+        pass  # an unknown model: the worker records the plain reason on the reply
     if conversation.title == "New chat":
         conversation.title = _title_from(content)
     message = Message(conversation=conversation, role="user", content=content, submission_token=submission_token)
@@ -77,6 +125,141 @@ def send_message(conversation: Conversation, content: str, submission_token: str
     return message
 
 
+def _last_message(conversation: Conversation, message: Message) -> None:
+    if not conversation.messages or conversation.messages[-1].id != message.id:
+        raise ValueError("Only the last message can be answered again or edited.")
+
+
+def regenerate_reply(conversation: Conversation, message: Message, expected_generation_id: int | None) -> Generation:
+    """A new reply to the last message (retry or regenerate); the earlier ones stay browsable.
+
+    ``expected_generation_id`` is the reply the form was showing: when a newer one exists
+    already (a double click, a resent form) that one is returned instead of starting another.
+    """
+    _last_message(conversation, message)
+    latest = message.reply
+    if latest is not None and expected_generation_id is not None and latest.id != expected_generation_id:
+        return latest
+    if latest is not None and not latest.is_finished:
+        raise ReplyInProgress("The reply is still being written: stop it first.")
+    return regenerate(message)
+
+
+def edit_and_resend(conversation: Conversation, message: Message, content: str,
+                    expected_generation_id: int | None) -> Generation:
+    """Change the last message's text and answer it again (the earlier replies stay browsable)."""
+    _last_message(conversation, message)
+    latest = message.reply
+    if latest is not None and expected_generation_id is not None and latest.id != expected_generation_id:
+        return latest  # this edit was already sent
+    if latest is not None and not latest.is_finished:
+        raise ReplyInProgress("The reply is still being written: stop it first.")
+    if len(conversation.messages) == 1 and conversation.title == _title_from(message.content):
+        conversation.title = _title_from(content)  # the title was made from the old wording
+    message.content = content
+    return regenerate(message)
+
+
+def rename(conversation: Conversation, title: str) -> None:
+    title = " ".join(title.split())[:MAX_TITLE_LENGTH]
+    conversation.title = title or "New chat"
+    db.session.commit()
+
+
+def update_settings(conversation: Conversation, user: User, model_id: str, system_prompt: str | None,
+                    options: dict) -> None:
+    """Set the model, system prompt and options used by the conversation's next replies.
+
+    Raises ``ModelUnavailable`` for a model the user may not use.
+    """
+    model = usable_model(user, model_id)
+    conversation.model_id = model.model_id
+    conversation.system_prompt = (system_prompt or "").strip() or None
+    conversation.options = dict(options)
+    db.session.commit()
+
+
+def delete_conversation(conversation: Conversation) -> None:
+    """Delete it with its messages and replies; replies still being written are stopped first."""
+    generations = [g for m in conversation.messages for g in m.generations]
+    stop_all(generations)
+    generation_ids = [g.id for g in generations]
+    db.session.delete(conversation)
+    db.session.commit()
+    forget_live(generation_ids)
+
+
 def _title_from(content: str) -> str:
     line = " ".join(content.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+# -- export ---------------------------------------------------------------------------
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def export_data(conversation: Conversation) -> dict:
+    """The whole conversation as plain data: every message and every reply (all versions)."""
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "model": conversation.model_id,
+        "system_prompt": conversation.system_prompt,
+        "options": conversation.options or {},
+        "created_at": _iso(conversation.created_at),
+        "updated_at": _iso(conversation.updated_at),
+        "messages": [
+            {
+                "id": message.id,
+                "role": message.role,
+                "content": message.content,
+                "created_at": _iso(message.created_at),
+                "replies": [
+                    {
+                        "id": g.id,
+                        "status": g.status,
+                        "model": g.model_id,
+                        "provider": g.provider,
+                        "text": current_text(g),
+                        "error": g.error,
+                        "error_code": g.error_code,
+                        "usage": {"input_tokens": g.input_tokens, "output_tokens": g.output_tokens},
+                        "created_at": _iso(g.created_at),
+                        "finished_at": _iso(g.finished_at),
+                    }
+                    for g in message.generations
+                ],
+            }
+            for message in conversation.messages
+        ],
+    }
+
+
+def export_json(conversation: Conversation) -> str:
+    return json.dumps(export_data(conversation), ensure_ascii=False, indent=2) + "\n"
+
+
+def export_markdown(conversation: Conversation) -> str:
+    """A readable transcript: each message and its current reply (earlier versions are in the JSON export)."""
+    lines = [f"# {conversation.title}", "", f"- Model: {conversation.model_id}"]
+    if conversation.system_prompt:
+        lines.append(f"- System prompt: {conversation.system_prompt}")
+    lines.append(f"- Exported from Switchboard, conversation {conversation.id}")
+    for message in conversation.messages:
+        lines += ["", "## You", "", message.content]
+        reply = message.reply
+        if reply is None:
+            continue
+        lines += ["", f"## {reply.model_id}", ""]
+        text = current_text(reply)
+        if text:
+            lines.append(text)
+        if reply.status == "cancelled":
+            lines += ["", "*(stopped)*"]
+        elif reply.status == "failed":
+            lines += ["", f"*(failed: {reply.error or reply.error_code})*"]
+        elif not reply.is_finished:
+            lines += ["", f"*({reply.status})*"]
+    return "\n".join(lines) + "\n"

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import redis
 from flask import current_app
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from sqlalchemy import update
 
 from . import live
 from .extensions import db
@@ -16,6 +21,28 @@ log = logging.getLogger(__name__)
 
 JOB_FUNCTION = "workers.generation.run_generation"
 QUEUE_UNAVAILABLE = "The job queue is unavailable right now. Your message is saved; try again in a moment."
+# How long a stop waits for the worker to notice the stop key (it checks between chunks)
+# before asking RQ to stop the job, and then for the worker to finish after that.
+STOP_GRACE_MS = 3000
+STOP_COMMAND_GRACE_MS = 2000
+
+# A clear headline for each failure code; the generation's own error adds the detail.
+FAILURE_HEADLINES = {
+    "rate_limited": "The provider is rate limiting requests.",
+    "provider_unavailable": "The model provider is unavailable right now.",
+    "provider_timeout": "The model provider did not answer in time.",
+    "authentication_failed": "The provider rejected the API key; an administrator needs to fix it.",
+    "bad_request": "The provider rejected the request.",
+    "content_cut_off": "The answer was cut off before it was complete.",
+    "missing_key": "No API key is configured for this model's provider.",
+    "invalid_options": "This conversation's options are not valid for its model; change them in the settings.",
+    "unknown_model": "This conversation's model is no longer available; pick another one in the settings.",
+    "model_not_allowed": "This model is not available to your account; pick another one in the settings.",
+    "queue_unavailable": "The job queue was unavailable, so the reply was never started.",
+    "job_timeout": "The reply took longer than the time limit.",
+    "internal_error": "The worker hit an internal error while writing this reply.",
+}
+_RETRY_AFTER_RE = re.compile(r"retry after ([0-9]+(?:\.[0-9]+)?) ?s", re.IGNORECASE)
 
 
 class QueueUnavailable(RuntimeError):
@@ -25,26 +52,48 @@ class QueueUnavailable(RuntimeError):
 def create_generation(message: Message, source: str = "web") -> Generation:
     """Record a generation for the user's message, using the conversation's model and settings."""
     conversation = message.conversation
-    model = get_model(conversation.model_id)
+    error = error_code = None
+    try:
+        model = get_model(conversation.model_id)
+        model_id, provider = model.model_id, model.provider
+        error = model_refusal(conversation.user, model)
+        error_code = "model_not_allowed" if error else None
+    except KeyError as exc:  # the model was removed since the conversation chose it
+        model_id, provider = conversation.model_id, "unknown"
+        error, error_code = str(exc).strip("'\""), "unknown_model"
     generation = Generation(
         user_id=conversation.user_id,
         conversation_id=conversation.id,
         message=message,
         source=source,
         status=GenerationStatus.QUEUED,
-        model_id=model.model_id,
-        provider=model.provider,
+        model_id=model_id,
+        provider=provider,
         system_prompt=conversation.system_prompt,
         options=dict(conversation.options or {}),
     )
+    if error:  # recorded, never queued: the page shows why
+        generation.status, generation.error, generation.error_code = GenerationStatus.FAILED, error, error_code
+        generation.finished_at = utcnow()
     db.session.add(generation)
     db.session.flush()
     generation.job_id = job_id_for(generation.id)
     return generation
 
 
+def model_refusal(user, model) -> str | None:
+    """Why ``user`` may not use ``model`` (the admin's allow-lists, when that module is installed)."""
+    try:
+        from .access import refusal
+    except ImportError:
+        return None
+    return refusal(user, model)
+
+
 def enqueue(generation: Generation) -> None:
     """Queue the job for a committed generation. On a Redis failure the generation fails with a plain reason."""
+    if generation.is_finished:  # refused when created (unknown or disallowed model)
+        return
     generation.enqueued_at = utcnow()
     db.session.commit()
     try:
@@ -67,33 +116,164 @@ def enqueue(generation: Generation) -> None:
         raise QueueUnavailable(QUEUE_UNAVAILABLE) from None
 
 
+def regenerate(message: Message, source: str = "web") -> Generation:
+    """A new generation for ``message`` with the conversation's current settings; older ones are kept."""
+    generation = create_generation(message, source=source)
+    message.conversation.updated_at = utcnow()
+    db.session.commit()
+    enqueue(generation)
+    return generation
+
+
+def stop(generation: Generation) -> str:
+    """Stop a generation and keep the text it has so far; returns its final status.
+
+    Queued: the job is taken off the queue and the record marked cancelled here.
+    Running: the worker is asked (a Redis key it checks between chunks) to close the
+    provider stream and finish as cancelled. If it has not finished after
+    ``STOP_GRACE_MS`` (a stalled stream), RQ's stop-job command is sent as a backstop;
+    a forking worker then kills the job's process without running its ``finally``,
+    so this records the cancellation itself with the text read from the live stream.
+    Raises ``QueueUnavailable`` when Redis is down.
+    """
+    if generation.is_finished:
+        return generation.status
+    generation_id, job_id = generation.id, generation.job_id
+    try:
+        connection = get_redis()
+        live.request_stop(connection, generation_id)  # first: a worker that starts now still sees it
+        if generation.status == GenerationStatus.QUEUED and _finish_cancelled(generation_id, GenerationStatus.QUEUED):
+            _cancel_job(connection, job_id)
+            live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
+            return GenerationStatus.CANCELLED
+        db.session.commit()  # hold no database connection while waiting
+        if live.wait_for_status(connection, generation_id, STOP_GRACE_MS) is None:
+            log.info("generation %s did not stop by itself; sending stop-job", generation_id)
+            try:
+                send_stop_job_command(connection, job_id)
+            except (NoSuchJobError, InvalidJobOperation):
+                pass
+            if live.wait_for_status(connection, generation_id, STOP_COMMAND_GRACE_MS) is None:
+                if _finish_cancelled(generation_id, *GenerationStatus.ACTIVE, text=live.read_all(connection, generation_id)):
+                    live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
+    except redis.RedisError:
+        log.warning("queue unavailable while stopping generation %s", generation_id, exc_info=True)
+        raise QueueUnavailable("The job queue is unavailable right now, so the reply could not be stopped.") from None
+    db.session.expire_all()
+    return db.session.get(Generation, generation_id).status
+
+
+def _finish_cancelled(generation_id: int, *from_statuses: str, text: str | None = None) -> bool:
+    """Mark cancelled if still in one of ``from_statuses`` (one conditional UPDATE: no race with the worker)."""
+    values = {"status": GenerationStatus.CANCELLED, "finished_at": utcnow(), "error": None, "error_code": None}
+    if text is not None:
+        values["text"] = text
+    result = db.session.execute(
+        update(Generation)
+        .where(Generation.id == generation_id, Generation.status.in_(from_statuses))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def _cancel_job(connection: redis.Redis, job_id: str | None) -> None:
+    if not job_id:
+        return
+    try:
+        Job.fetch(job_id, connection=connection).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass
+
+
+def stop_all(generations: list[Generation]) -> None:
+    """Ask every active generation in the list to stop, without waiting (used before deleting them)."""
+    active = [g for g in generations if not g.is_finished]
+    if not active:
+        return
+    try:
+        connection = get_redis()
+        for generation in active:
+            live.request_stop(connection, generation.id)
+            if generation.status == GenerationStatus.QUEUED:
+                _cancel_job(connection, generation.job_id)
+    except redis.RedisError:
+        log.warning("queue unavailable while stopping generations", exc_info=True)
+
+
+def forget_live(generation_ids: list[int]) -> None:
+    try:
+        connection = get_redis()
+        for generation_id in generation_ids:
+            live.forget(connection, generation_id)
+    except redis.RedisError:
+        pass
+
+
+def current_text(generation: Generation) -> str:
+    """The reply as it stands: the saved text, or for an active generation what has streamed so far."""
+    if generation.is_finished:
+        return generation.text or ""
+    try:
+        return live.read_all(get_redis(), generation.id)
+    except redis.RedisError:
+        return generation.text or ""
+
+
+def queue_position(generation: Generation) -> int | None:
+    """1 for the next job to run, None when the job is not (or no longer) waiting in the queue."""
+    if generation.status != GenerationStatus.QUEUED or not generation.job_id:
+        return None
+    try:
+        position = get_redis().lpos(get_queue().key, generation.job_id)  # one LPOS, no job fetch
+    except redis.RedisError:
+        return None
+    return None if position is None else position + 1
+
+
+def failure_headline(generation: Generation) -> str:
+    return FAILURE_HEADLINES.get(generation.error_code or "", "The reply failed.")
+
+
+def retry_after_seconds(generation: Generation) -> float | None:
+    match = _RETRY_AFTER_RE.search(generation.error or "")
+    return float(match.group(1)) if match else None
+
+
 def progress(generation: Generation, cursor: int = 0, wait_ms: int = 0) -> dict:
-    """What the page's script needs: text after ``cursor``, the new cursor, status and error."""
+    """What the page's script needs: text after ``cursor``, the new cursor, status, queue position, error, usage."""
     cursor = max(cursor, 0)
     if not generation.is_finished:
         # Release the database connection before a possibly blocking read.
         generation_id = generation.id
         db.session.commit()
         try:
-            update = live.read_since(get_redis(), generation_id, cursor, wait_ms)
+            update_ = live.read_since(get_redis(), generation_id, cursor, wait_ms)
         except redis.RedisError:
-            update = None
+            update_ = None
         generation = db.session.get(Generation, generation_id)  # expired by the commit: reloads
-        if not generation.is_finished and update is not None:
-            return _payload(generation, update.text, update.cursor)
+        if not generation.is_finished:
+            if update_ is None:  # Redis is unreachable: nothing new, and keep the caller's cursor
+                return _payload(generation, "", cursor)
+            return _payload(generation, update_.text, update_.cursor)
     text = generation.text or ""
     return _payload(generation, text[cursor:], len(text))
 
 
 def _payload(generation: Generation, text: str, cursor: int) -> dict:
+    failed = generation.status == GenerationStatus.FAILED
     return {
         "id": generation.id,
         "status": generation.status,
         "done": generation.is_finished,
         "text": text,
         "cursor": cursor,
+        "position": queue_position(generation),
         "error": generation.error,
         "error_code": generation.error_code,
+        "error_headline": failure_headline(generation) if failed else None,
+        "retry_after": retry_after_seconds(generation) if failed else None,
         "model": generation.model_id,
         "usage": {"input_tokens": generation.input_tokens, "output_tokens": generation.output_tokens},
     }

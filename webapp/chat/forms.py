@@ -1,16 +1,26 @@
 import secrets
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
 
 MAX_MESSAGE_LENGTH = 32_000
+MAX_SYSTEM_PROMPT_LENGTH = 32_000
+
+
+def _not_blank(message):
+    def check(form, field):
+        if field.data is not None and not field.data.strip():
+            raise ValidationError(message)
+
+    return check
 
 
 class MessageForm(FlaskForm):
     content = TextAreaField(
         "Message",
-        validators=[DataRequired(message="Write a message first."), Length(max=MAX_MESSAGE_LENGTH)],
+        validators=[DataRequired(message="Write a message first."), Length(max=MAX_MESSAGE_LENGTH),
+                    _not_blank("Write a message first.")],
     )
     # One-time token: a resubmitted form (double click, browser resend) maps to the same message.
     submission_token = HiddenField()
@@ -21,8 +31,27 @@ class MessageForm(FlaskForm):
         if not self.submission_token.data:
             self.submission_token.data = secrets.token_urlsafe(24)
 
-    def validate_content(self, field):
-        if field.data is not None and not field.data.strip():
-            from wtforms.validators import ValidationError
 
-            raise ValidationError("Write a message first.")
+class EditMessageForm(FlaskForm):
+    content = TextAreaField(
+        "Message",
+        validators=[DataRequired(message="Write a message first."), Length(max=MAX_MESSAGE_LENGTH),
+                    _not_blank("Write a message first.")],
+    )
+    # The reply shown when the form was rendered: a resent form does not start a second reply.
+    of = HiddenField()
+    submit = SubmitField("Save and resend")
+
+
+class RenameForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(message="Give it a title."), Length(max=200),
+                                              _not_blank("Give it a title.")])
+    submit = SubmitField("Rename")
+
+
+class SettingsForm(FlaskForm):
+    """Model and system prompt; the options fields come from the model's schema (webapp.model_options)."""
+
+    model = StringField("Model", validators=[DataRequired(message="Pick a model.")])
+    system_prompt = TextAreaField("System prompt", validators=[Length(max=MAX_SYSTEM_PROMPT_LENGTH)])
+    submit = SubmitField("Save settings")

@@ -1,11 +1,16 @@
-from flask import flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..conversations import list_conversations, owned_conversation, owned_generation, send_message, start_conversation
+from .. import conversations as convs
 from ..extensions import db
-from ..generations import QueueUnavailable, progress
+from ..generations import (QueueUnavailable, current_text, failure_headline, progress, queue_position,
+                           retry_after_seconds, stop)
+from ..llm import get_model
+from ..markdown import render_markdown
+from ..model_options import (ModelUnavailable, applicable_options, models_by_provider, option_fields,
+                             parse_options, usable_model, usable_models)
 from . import bp
-from .forms import MessageForm
+from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm
 
 MAX_WAIT_SECONDS = 10.0
 
@@ -16,46 +21,239 @@ def require_login():
     """Every chat page and endpoint is for signed-in users only."""
 
 
+@bp.context_processor
+def reply_helpers():
+    return {
+        "current_text": current_text,
+        "render_markdown": render_markdown,
+        "failure_headline": failure_headline,
+        "retry_after_seconds": retry_after_seconds,
+        "queue_position": queue_position,
+    }
+
+
+def _conversation_url(conv, **params):
+    return url_for("chat.conversation", conversation_id=conv.id, **params)
+
+
+def _model_or_none(model_id):
+    try:
+        return get_model(model_id)
+    except KeyError:
+        return None
+
+
+def _render(conv, form, status=200, settings_form=None, option_errors=None, option_raw=None):
+    query = request.args.get("q", "").strip()
+    shown = {}
+    show_ids = request.args.getlist("show", type=int)
+    if conv is not None:
+        by_id = {g.id: g for m in conv.messages for g in m.generations}
+        for generation_id in show_ids:
+            generation = by_id.get(generation_id)
+            if generation is not None:
+                shown[generation.message_id] = generation
+    model = _model_or_none(conv.model_id) if conv is not None else None
+    if settings_form is None and conv is not None:
+        settings_form = SettingsForm(formdata=None, model=conv.model_id, system_prompt=conv.system_prompt or "")
+    rename_form = RenameForm(formdata=None, title=conv.title) if conv is not None else None
+    models = usable_models(current_user)
+    return render_template(
+        "chat/chat.html",
+        conversation=conv,
+        conversations=convs.list_conversations(current_user, query),
+        query=query,
+        form=form,
+        shown=shown,
+        active=convs.active_reply(conv) if conv is not None else None,
+        model=model,
+        model_groups=models_by_provider(models),
+        default_model_id=convs.default_model_id(current_user),
+        settings_form=settings_form,
+        settings_open=bool(option_errors) or (settings_form is not None and bool(settings_form.errors)),
+        option_fields=option_fields(model, conv.options, option_errors, option_raw) if model is not None else [],
+        option_errors=option_errors or {},
+        rename_form=rename_form,
+    ), status
+
+
 @bp.route("/", methods=["GET", "POST"])
 def index():
     form = MessageForm()
     if form.validate_on_submit():
-        conversation = start_conversation(current_user)
+        chosen = request.form.get("model", "").strip()
+        model = None
+        if chosen:
+            try:
+                model = usable_model(current_user, chosen)
+            except ModelUnavailable as exc:
+                flash(str(exc), "error")
+                return _render(None, form, 400)
+        conversation = convs.start_conversation(current_user)
+        if model is not None and model.model_id != conversation.model_id:
+            conversation.model_id = model.model_id
+            conversation.options = applicable_options(model, current_user.default_options)
         return _send(conversation, form)
-    return render_template("chat/chat.html", conversation=None, conversations=list_conversations(current_user), form=form)
+    return _render(None, form)
 
 
 @bp.route("/<int:conversation_id>", methods=["GET"])
 def conversation(conversation_id):
-    conv = owned_conversation(current_user, conversation_id)
-    return render_template(
-        "chat/chat.html", conversation=conv, conversations=list_conversations(current_user), form=MessageForm()
-    )
+    conv = convs.owned_conversation(current_user, conversation_id)
+    return _render(conv, MessageForm())
 
 
 @bp.route("/<int:conversation_id>/messages", methods=["POST"])
 def post_message(conversation_id):
-    conv = owned_conversation(current_user, conversation_id)
+    conv = convs.owned_conversation(current_user, conversation_id)
     form = MessageForm()
     if not form.validate_on_submit():
-        return render_template("chat/chat.html", conversation=conv, conversations=list_conversations(current_user), form=form), 400
+        return _render(conv, form, 400)
     return _send(conv, form)
 
 
 def _send(conv, form):
     try:
-        send_message(conv, form.content.data.strip(), form.submission_token.data or None)
+        convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None)
     except QueueUnavailable as exc:
         flash(str(exc), "error")
-    return redirect(url_for("chat.conversation", conversation_id=conv.id) + "#latest")
+    return redirect(_conversation_url(conv) + "#latest")
+
+
+@bp.route("/<int:conversation_id>/rename", methods=["GET", "POST"])
+def rename(conversation_id):
+    conv = convs.owned_conversation(current_user, conversation_id)
+    form = RenameForm()
+    if form.validate_on_submit():
+        convs.rename(conv, form.title.data)
+        flash("Conversation renamed.", "success")
+        return redirect(_conversation_url(conv))
+    if request.method == "GET":
+        form = RenameForm(formdata=None, title=conv.title)
+    return render_template("chat/rename.html", conversation=conv, form=form), 400 if form.errors else 200
+
+
+@bp.route("/<int:conversation_id>/settings", methods=["POST"])
+def settings(conversation_id):
+    conv = convs.owned_conversation(current_user, conversation_id)
+    form = SettingsForm()
+    if not form.validate_on_submit():
+        return _render(conv, MessageForm(formdata=None), 400, settings_form=form)
+    try:
+        model = usable_model(current_user, form.model.data)
+    except ModelUnavailable as exc:
+        form.model.errors = [str(exc)]
+        return _render(conv, MessageForm(formdata=None), 400, settings_form=form)
+    if model.model_id != conv.model_id:
+        # The options on the form belong to the previous model: keep the ones the new model also takes.
+        options = applicable_options(model, conv.options)
+        message = f"Now using {model.model_id}. Its options are below."
+    else:
+        options, errors = parse_options(model, request.form)
+        if errors:
+            return _render(conv, MessageForm(formdata=None), 400, settings_form=form, option_errors=errors,
+                           option_raw=request.form)
+        message = "Settings saved."
+    convs.update_settings(conv, current_user, model.model_id, form.system_prompt.data, options)
+    flash(message, "success")
+    return redirect(_conversation_url(conv))
+
+
+@bp.route("/<int:conversation_id>/delete", methods=["GET", "POST"])
+def delete(conversation_id):
+    conv = convs.owned_conversation(current_user, conversation_id)
+    if request.method == "POST":  # CSRF-checked by CSRFProtect
+        title = conv.title
+        convs.delete_conversation(conv)
+        flash(f"Deleted “{title}”.", "success")
+        return redirect(url_for("chat.index"))
+    return render_template("chat/delete.html", conversation=conv)
+
+
+@bp.route("/<int:conversation_id>/export.<any(md, json):fmt>")
+def export(conversation_id, fmt):
+    conv = convs.owned_conversation(current_user, conversation_id)
+    if fmt == "md":
+        body, mimetype = convs.export_markdown(conv), "text/markdown; charset=utf-8"
+    else:
+        body, mimetype = convs.export_json(conv), "application/json"
+    filename = f"conversation-{conv.id}.{fmt}"
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+@bp.route("/<int:conversation_id>/messages/<int:message_id>/edit", methods=["GET", "POST"])
+def edit_message(conversation_id, message_id):
+    conv = convs.owned_conversation(current_user, conversation_id)
+    message = convs.owned_message(conv, message_id)
+    if conv.messages[-1].id != message.id:
+        abort(404)
+    form = EditMessageForm()
+    if form.validate_on_submit():
+        try:
+            convs.edit_and_resend(conv, message, form.content.data.strip(), form.of.data and int(form.of.data))
+        except convs.ReplyInProgress as exc:
+            flash(str(exc), "error")
+        except QueueUnavailable as exc:
+            flash(str(exc), "error")
+        return redirect(_conversation_url(conv) + "#latest")
+    if request.method == "GET":
+        form = EditMessageForm(formdata=None, content=message.content, of=message.reply.id if message.reply else "")
+    return render_template("chat/edit.html", conversation=conv, message=message, form=form), 400 if form.errors else 200
+
+
+@bp.route("/<int:conversation_id>/messages/<int:message_id>/regenerate", methods=["POST"])
+def regenerate(conversation_id, message_id):
+    conv = convs.owned_conversation(current_user, conversation_id)
+    message = convs.owned_message(conv, message_id)
+    expected = request.form.get("of", type=int)
+    try:
+        convs.regenerate_reply(conv, message, expected)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    except (convs.ReplyInProgress, QueueUnavailable) as exc:
+        flash(str(exc), "error")
+    return redirect(_conversation_url(conv) + "#latest")
+
+
+@bp.route("/generations/<int:generation_id>/stop", methods=["POST"])
+def stop_generation(generation_id):
+    generation = convs.owned_generation(current_user, generation_id)
+    conversation_id = generation.conversation_id
+    try:
+        status = stop(generation)
+    except QueueUnavailable as exc:
+        if _wants_json():
+            return jsonify({"error": {"message": str(exc), "code": 503}}), 503
+        flash(str(exc), "error")
+        status = None
+    if _wants_json():
+        return jsonify({"id": generation_id, "status": status})
+    return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
+
+
+def _wants_json():
+    return request.accept_mimetypes.best == "application/json"
 
 
 @bp.route("/generations/<int:generation_id>/status")
 def generation_status(generation_id):
-    generation = owned_generation(current_user, generation_id)
+    generation = convs.owned_generation(current_user, generation_id)
     cursor = request.args.get("cursor", 0, type=int)
     # ?wait=S holds the request until new text arrives or S seconds pass (long polling).
     wait_seconds = min(max(request.args.get("wait", 0.0, type=float), 0.0), MAX_WAIT_SECONDS)
     payload = progress(generation, cursor, int(wait_seconds * 1000))
     db.session.remove()
     return jsonify(payload)
+
+
+@bp.route("/generations/<int:generation_id>/fragment")
+def generation_fragment(generation_id):
+    """The reply as the page renders it (sanitized Markdown, actions): the script swaps it in when done."""
+    generation = convs.owned_generation(current_user, generation_id)
+    message = generation.message
+    if message is None:
+        abort(404)
+    conv = message.conversation
+    return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
+                           is_last=conv.messages[-1].id == message.id)

@@ -1,0 +1,70 @@
+"""Chat fixtures: a fake OpenAI server the app and a real `python -m workers` process both use."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.fakes import FakeOpenAIServer
+from webapp.paths import PROJECT_ROOT
+
+FAKE_KEY = "sk-test-chat-0000"
+
+
+def wait_for(predicate, timeout=20.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s")
+
+
+@pytest.fixture
+def fake_openai():
+    # 40 pieces a second: a long reply takes seconds, so there is time to stop it half-way.
+    with FakeOpenAIServer(require_key=FAKE_KEY, tokens_per_second=40) as server:
+        yield server
+
+
+@pytest.fixture
+def app_config(app_config, fake_openai):
+    return {**app_config, "OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": FAKE_KEY}
+
+
+@pytest.fixture
+def start_worker(app_config, instance_path):
+    """Start real worker processes (``concurrency=1``: RQ's forking worker; more: the threaded one)."""
+    processes = []
+
+    def start(concurrency: int = 1):
+        env = {
+            **os.environ,
+            "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+            "DATABASE_URL": app_config["DATABASE_URL"],
+            "REDIS_URL": app_config["REDIS_URL"],
+            "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+            "OPENAI_BASE_URL": app_config["OPENAI_BASE_URL"],
+            "OPENAI_API_KEY": FAKE_KEY,
+            "ECHO_DELAY": "0.05",
+            "WORKER_CONCURRENCY": str(concurrency),
+        }
+        process = subprocess.Popen([sys.executable, "-m", "workers", "--concurrency", str(concurrency)],
+                                   cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
