@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from flask import current_app
 from rq.timeouts import JobTimeoutException
 
 from webapp import live
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The worker hit an internal error while writing this reply."
 TIME_LIMIT_ERROR = "The reply took longer than the job time limit and was cut off."
-MAX_ATTEMPTS = 3
-BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 20.0
 
 
@@ -53,11 +52,11 @@ class Outcome:
     error_code: str | None = "internal_error"
 
 
-def backoff_delay(attempt: int, error: LLMError) -> float:
+def backoff_delay(attempt: int, error: LLMError, base: float) -> float:
     """Exponential backoff with full jitter, or the provider's Retry-After when it gave one."""
     if isinstance(error, RateLimited) and error.retry_after is not None:
         return float(error.retry_after)
-    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1)))
 
 
 def _start(generation_id: int) -> dict | None:
@@ -140,8 +139,8 @@ def _run(generation_id: int) -> str | None:
                     break
                 except LLMError as exc:
                     # Retry only while nothing has streamed: a retry after partial text would repeat it.
-                    if exc.retryable and not parts and attempts < MAX_ATTEMPTS:
-                        delay = backoff_delay(attempts, exc)
+                    if exc.retryable and not parts and attempts < current_app.config["RETRY_MAX_ATTEMPTS"]:
+                        delay = backoff_delay(attempts, exc, current_app.config["RETRY_BACKOFF_BASE"])
                         if delay <= BACKOFF_CAP_SECONDS * 3:
                             log.info("generation %s: %s; retry %d in %.1fs", generation_id, exc.code, attempts, delay)
                             time.sleep(delay)
