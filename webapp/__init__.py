@@ -52,6 +52,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
 
+    from .api import init_app as init_api
+    from .settings import bp as settings_bp
+
+    init_api(app)  # /api/ (llm-service-api.md) and /v1/ (OpenAI-compatible): bearer tokens, no CSRF
+    app.register_blueprint(settings_bp)
+
     from .model_settings import bp as model_settings_bp
 
     app.register_blueprint(model_settings_bp)

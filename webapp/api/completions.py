@@ -1,0 +1,382 @@
+"""Chat completions for the API: an OpenAI-format request becomes a generation run by the RQ worker.
+
+The request's turns are stored on the generation (``request_messages``, system
+messages merged into ``system_prompt``); ``workers.generation.run_generation``
+prefers them to a conversation's history. The reply is read back from the
+generation's Redis stream (``webapp.live``), as the chat page does, and turned
+into OpenAI's ``chat.completion`` object or ``chat.completion.chunk`` events.
+"""
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+import redis
+from flask import current_app
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from sqlalchemy import update
+
+from .. import live
+from ..extensions import db
+from ..generations import QueueUnavailable, enqueue
+from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
+from ..models import Generation, GenerationStatus, User, utcnow
+from ..queue import get_redis, job_id_for
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+ROLES = {"system", "developer", "user", "assistant"}
+# OpenAI's sampling options, passed on when the model has an option of that name.
+OPENAI_OPTIONS = ("temperature", "top_p", "max_tokens", "frequency_penalty", "presence_penalty", "stop", "seed")
+# Request fields that are never model options.
+RESERVED = {"model", "messages", "stream", "stream_options", "n", "user", "metadata", "store", "tools",
+            "tool_choice", "response_format", "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls",
+            "max_completion_tokens", "service_tier", "modalities", "audio", "prediction", "reasoning_effort"}
+STREAM_WAIT_MS = 2000  # longest silence on a stream before a keep-alive comment (which also notices hang-ups)
+WAIT_SLICE_MS = 5000
+FAILURE_STATUS = {
+    "rate_limited": 429, "provider_unavailable": 503, "provider_timeout": 504, "authentication_failed": 502,
+    "bad_request": 400, "invalid_options": 400, "content_cut_off": 502, "missing_key": 503,
+    "unknown_model": 404, "model_not_allowed": 403, "queue_unavailable": 503, "job_timeout": 504,
+    "internal_error": 500,
+}
+_RETRY_AFTER_RE = re.compile(r"retry after ([0-9]+(?:\.[0-9]+)?) ?s", re.IGNORECASE)
+
+
+@dataclass
+class ChatRequest:
+    model: Model
+    turns: list[dict]
+    system: str | None
+    options: dict = field(default_factory=dict)
+    stream: bool = False
+    include_usage: bool = False
+
+
+# -- models and providers -----------------------------------------------------------
+
+def provider_names() -> list[str]:
+    return sorted(get_providers())
+
+
+def unknown_provider(provider: str) -> ApiError:
+    return ApiError(400, f"Unknown provider {provider!r}. Valid providers: {', '.join(provider_names())}.",
+                    "unknown_provider", extra={"valid_providers": provider_names()})
+
+
+def supported_models(provider: str | None) -> list[str]:
+    """The models a provider offers (asking its API when configured)."""
+    if not provider:
+        raise ApiError(400, f"The 'provider' query parameter is required. Valid providers: "
+                            f"{', '.join(provider_names())}.", "missing_provider",
+                       extra={"valid_providers": provider_names()})
+    if provider not in get_providers():
+        raise unknown_provider(provider)
+    try:
+        return list_provider_models(provider)
+    except UnknownModelError:
+        raise unknown_provider(provider) from None
+    except LLMError as exc:
+        label = get_providers()[provider]["label"]
+        status = 503 if exc.code in {"provider_unavailable", "provider_timeout", "missing_key"} else 502
+        raise ApiError(status, f"The {label} provider ({provider}) is unavailable right now: {exc}",
+                       exc.code) from None
+
+
+def model_refusal(user: User, model: Model) -> str | None:
+    """Why ``user`` may not use ``model`` (the admins' allow-lists, when that module is installed)."""
+    try:
+        from ..access import refusal
+    except ImportError:  # pragma: no cover - before the admin module exists
+        return None
+    return refusal(user, model)
+
+
+def usable_models(user: User) -> list[Model]:
+    from ..llm import get_models
+
+    return [model for model in get_models() if model_refusal(user, model) is None]
+
+
+def resolve_model(user: User, name, provider: str | None) -> Model:
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, "'model' is required: a Switchboard model id or alias (see /v1/models).", "missing_model")
+    if provider is not None and provider not in get_providers():
+        raise unknown_provider(provider)
+    model, error = None, None
+    try:
+        model = get_model(name)
+    except UnknownModelError as exc:
+        error = exc
+    if provider is not None and (model is None or model.provider != provider):
+        try:
+            candidate = get_model(f"{provider}/{name}")
+            model = candidate if candidate.provider == provider else None
+        except UnknownModelError:
+            model = None
+        if model is None:
+            raise ApiError(404, f"The model {name!r} is not offered by the {provider} provider "
+                                f"(see /api/supported-models/?provider={provider}).", "model_not_found")
+    if model is None:
+        raise ApiError(404, str(error), "model_not_found")
+    reason = model_refusal(user, model)
+    if reason is not None:
+        raise ApiError(403, reason, "model_not_allowed")
+    return model
+
+
+# -- the request ----------------------------------------------------------------------
+
+def _text_of(content, index: int) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            else:
+                raise ApiError(400, f"messages[{index}].content: only text parts are supported.", "invalid_content")
+        return "".join(parts)
+    raise ApiError(400, f"messages[{index}].content must be a string or a list of text parts.", "invalid_content")
+
+
+def _turns(messages) -> tuple[list[dict], str | None]:
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' is required: a non-empty list of {\"role\", \"content\"} objects.",
+                       "missing_messages")
+    turns, system = [], []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ApiError(400, f"messages[{index}] must be an object.", "invalid_message")
+        role = message.get("role")
+        if role not in ROLES:
+            raise ApiError(400, f"messages[{index}].role must be one of system, user, assistant (got {role!r}).",
+                           "invalid_role")
+        text = _text_of(message.get("content"), index)
+        if role in ("system", "developer"):
+            system.append(text)
+        else:
+            turns.append({"role": role, "content": text})
+    if not turns or turns[-1]["role"] != "user":
+        raise ApiError(400, "The last message (after any system messages) must be the user's.", "invalid_messages")
+    return turns, "\n\n".join(system) or None
+
+
+def _options(model: Model, body: dict) -> dict:
+    known = model.Options.model_fields
+    raw = {name: body[name] for name in OPENAI_OPTIONS if body.get(name) is not None}
+    if body.get("max_completion_tokens") is not None and "max_tokens" not in raw:
+        raw["max_tokens"] = body["max_completion_tokens"]
+    if isinstance(raw.get("stop"), list):
+        if len(raw["stop"]) > 1:
+            raise ApiError(400, "Only one stop sequence is supported.", "invalid_options")
+        raw["stop"] = raw["stop"][0] if raw["stop"] else None
+    # The model's own options (e.g. echo's "delay") may be given too; OpenAI options it lacks are ignored.
+    raw.update({name: value for name, value in body.items()
+                if name in known and name not in RESERVED and name not in raw and value is not None})
+    options = {name: value for name, value in raw.items() if name in known and value is not None}
+    try:
+        model.validate_options(options)
+    except InvalidOptions as exc:
+        raise ApiError(400, str(exc), "invalid_options") from None
+    return options
+
+
+def parse_request(user: User, body, provider: str | None = None) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.", "invalid_json")
+    turns, system = _turns(body.get("messages"))
+    model = resolve_model(user, body.get("model"), provider)
+    if body.get("n") not in (None, 1):
+        raise ApiError(400, "Only n=1 is supported.", "invalid_options")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false.", "invalid_stream")
+    stream_options = body.get("stream_options") or {}
+    include_usage = bool(isinstance(stream_options, dict) and stream_options.get("include_usage"))
+    return ChatRequest(model, turns, system, _options(model, body), stream, include_usage)
+
+
+def start(user: User, chat: ChatRequest) -> Generation:
+    """Record the generation (committed first), then queue its job."""
+    generation = Generation(
+        user_id=user.id, source="api", status=GenerationStatus.QUEUED, model_id=chat.model.model_id,
+        provider=chat.model.provider, system_prompt=chat.system, options=chat.options, request_messages=chat.turns,
+    )
+    db.session.add(generation)
+    db.session.flush()
+    generation.job_id = job_id_for(generation.id)
+    db.session.commit()
+    try:
+        enqueue(generation)
+    except QueueUnavailable as exc:
+        raise ApiError(503, str(exc).replace(" Your message is saved;", ""), "queue_unavailable") from None
+    return generation
+
+
+# -- waiting and reading ----------------------------------------------------------------
+
+def _reload(generation_id: int) -> Generation:
+    db.session.expire_all()
+    return db.session.get(Generation, generation_id)
+
+
+def wait_until_finished(generation_id: int) -> Generation:
+    """Block (holding no database connection) until the job finishes; past JOB_TIMEOUT it is cancelled (504)."""
+    deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
+    connection = get_redis()
+    while True:
+        generation = _reload(generation_id)
+        if generation.is_finished:
+            return generation
+        db.session.commit()
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            cancel(generation_id)
+            raise ApiError(504, "The model did not finish within the job time limit.", "job_timeout")
+        try:
+            live.wait_for_status(connection, generation_id, min(remaining_ms, WAIT_SLICE_MS))
+        except redis.RedisError:
+            raise ApiError(503, "The job queue is unavailable right now.", "queue_unavailable") from None
+
+
+def failure(generation: Generation) -> ApiError:
+    code = generation.error_code or "internal_error"
+    message = generation.error or "The reply failed."
+    headers = {}
+    if code == "rate_limited":
+        match = _RETRY_AFTER_RE.search(message)
+        headers["Retry-After"] = str(max(1, round(float(match.group(1))))) if match else "1"
+    return ApiError(FAILURE_STATUS.get(code, 502), message, code, headers=headers)
+
+
+def _created(generation: Generation) -> int:
+    return calendar.timegm((generation.created_at or utcnow()).timetuple())
+
+
+def _usage(generation: Generation) -> dict:
+    prompt, completion = generation.input_tokens or 0, generation.output_tokens or 0
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def completion_id(generation_id: int) -> str:
+    return f"chatcmpl-sb{generation_id}"
+
+
+def completion(generation: Generation) -> dict:
+    """The OpenAI ``chat.completion`` object of a finished generation (an ``ApiError`` if it failed)."""
+    if generation.status == GenerationStatus.FAILED:
+        raise failure(generation)
+    if generation.status == GenerationStatus.CANCELLED:
+        raise ApiError(409, "The request was cancelled before the reply finished.", "cancelled")
+    return {
+        "id": completion_id(generation.id), "object": "chat.completion", "created": _created(generation),
+        "model": generation.model_id, "system_fingerprint": None, "service_tier": None,
+        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                     "message": {"role": "assistant", "content": generation.text or "", "refusal": None,
+                                 "annotations": []}}],
+        "usage": _usage(generation),
+    }
+
+
+def _event(payload) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def stream_events(generation: Generation, include_usage: bool):
+    """Server-Sent Events for a queued generation; a client that hangs up cancels its job."""
+    generation_id, model_id, created = generation.id, generation.model_id, _created(generation)
+    db.session.commit()
+
+    def chunk(delta, finish_reason=None):
+        return _event({"id": completion_id(generation_id), "object": "chat.completion.chunk", "created": created,
+                       "model": model_id, "system_fingerprint": None,
+                       "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]})
+
+    finished = False
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        connection = get_redis()
+        cursor = 0
+        deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
+        while True:
+            update_ = live.read_since(connection, generation_id, cursor, STREAM_WAIT_MS)
+            if update_.text:
+                cursor = update_.cursor
+                yield chunk({"content": update_.text})
+            if update_.statuses or not update_.text:
+                current = _reload(generation_id)
+                db.session.commit()
+                if current.is_finished:
+                    rest = (current.text or "")[cursor:]
+                    if rest:  # text the stream no longer had
+                        yield chunk({"content": rest})
+                    break
+                if time.monotonic() > deadline:
+                    cancel(generation_id)
+                    current = _reload(generation_id)
+                    break
+                if not update_.text:
+                    yield ": keep-alive\n\n"
+        finished = True
+        if current.status == GenerationStatus.FAILED:
+            yield _event(failure(current).body())
+        else:
+            yield chunk({}, "stop")
+            if include_usage:
+                yield _event({"id": completion_id(generation_id), "object": "chat.completion.chunk",
+                              "created": created, "model": model_id, "choices": [], "usage": _usage(current)})
+        yield "data: [DONE]\n\n"
+    except redis.RedisError:
+        log.warning("Redis went away while streaming generation %s", generation_id, exc_info=True)
+        yield _event(ApiError(503, "The job queue is unavailable right now.", "queue_unavailable").body())
+        yield "data: [DONE]\n\n"
+    finally:
+        if not finished:  # GeneratorExit: the client hung up
+            cancel(generation_id)
+
+
+# -- cancelling -----------------------------------------------------------------------
+
+def _mark_cancelled(generation_id: int, from_status: str, text: str | None = None) -> bool:
+    """One conditional UPDATE, so it never races the worker's own status change."""
+    values = {"status": GenerationStatus.CANCELLED, "finished_at": utcnow()}
+    if text is not None:
+        values["text"] = text
+    result = db.session.execute(update(Generation).where(Generation.id == generation_id,
+                                                         Generation.status == from_status)
+                                .values(**values).execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def cancel(generation_id: int) -> None:
+    """Cancel a generation nobody is waiting for: a queued one never runs, a running one is stopped."""
+    db.session.rollback()
+    try:
+        connection = get_redis()
+        live.request_stop(connection, generation_id)  # the worker checks this between chunks
+        job_id = job_id_for(generation_id)
+        if _mark_cancelled(generation_id, GenerationStatus.QUEUED):
+            try:
+                Job.fetch(job_id, connection=connection).cancel()
+            except (NoSuchJobError, InvalidJobOperation):
+                pass
+            live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
+            return
+        if _reload(generation_id).status == GenerationStatus.RUNNING:
+            try:
+                send_stop_job_command(connection, job_id)
+            except (NoSuchJobError, InvalidJobOperation):
+                pass
+            _mark_cancelled(generation_id, GenerationStatus.RUNNING, text=live.read_all(connection, generation_id))
+    except redis.RedisError:
+        log.warning("could not cancel generation %s: Redis is unavailable", generation_id, exc_info=True)

@@ -1,0 +1,71 @@
+"""Errors of the JSON APIs, always in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
+from __future__ import annotations
+
+import logging
+
+from flask import jsonify
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "server_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+
+class ApiError(Exception):
+    """Raised anywhere under the API blueprints; answered as an OpenAI-style error."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, *, extra: dict | None = None,
+                 headers: dict | None = None, type: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type = type or ERROR_TYPES.get(status, "api_error")
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}, **self.extra}
+
+
+def error_response(error: ApiError):
+    response = jsonify(error.body())
+    response.status_code = error.status
+    for name, value in error.headers.items():
+        response.headers[name] = str(value)
+    if error.status == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="switchboard"')
+    return response
+
+
+def handle_error(exc: Exception):
+    """The one error handler of the API blueprints."""
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    if isinstance(exc, HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        response = error_response(ApiError(exc.code or 500, exc.description or exc.name, code))
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+    if isinstance(exc, OperationalError):
+        log.error("database unavailable: %s", exc.__class__.__name__)
+        return error_response(ApiError(503, "The database is unavailable right now. Please try again shortly.",
+                                       "database_unavailable"))
+    log.exception("unhandled error in the API")
+    return error_response(ApiError(500, "Something went wrong on our side. It has been logged.", "internal_error"))

@@ -1,0 +1,117 @@
+"""Views of ``/api/`` and ``/v1/``: validate, call one domain function, commit, respond."""
+from __future__ import annotations
+
+from flask import Response, jsonify, render_template, request, stream_with_context
+
+from ..accounts import authenticate as check_password, create_user
+from ..extensions import db
+from ..llm import get_aliases
+from . import api_bp, completions, tokens, v1_bp
+from .auth import api_login_required, current_api_user
+from .errors import ApiError
+from .openapi import openapi_spec
+from .validation import json_body, signup_errors, token_request_errors
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def field_errors(errors: dict[str, list[str]]) -> ApiError:
+    summary = " ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
+    return ApiError(400, summary, "invalid_fields", extra=errors)
+
+
+# -- accounts and tokens ---------------------------------------------------------------
+
+@api_bp.post("/signup/")
+def signup():
+    body = json_body()
+    errors = signup_errors(body)
+    if errors:
+        raise field_errors(errors)
+    create_user(body["username"], body["password"])
+    db.session.commit()
+    return jsonify({"message": "User created successfully"}), 201
+
+
+@api_bp.post("/token/")
+def token_obtain():
+    body = json_body()
+    errors = token_request_errors(body, ("username", "password"))
+    if errors:
+        raise field_errors(errors)
+    user = check_password(body["username"], body["password"])
+    if user is None:
+        raise ApiError(401, "No active account found with the given credentials.", "invalid_credentials")
+    return jsonify(tokens.issue_pair(user))
+
+
+@api_bp.post("/token/refresh/")
+def token_refresh():
+    body = json_body()
+    errors = token_request_errors(body, ("refresh",))
+    if errors:
+        raise field_errors(errors)
+    user = tokens.user_for_token(body["refresh"], tokens.REFRESH)
+    return jsonify({"access": tokens.issue(user, tokens.ACCESS)})
+
+
+# -- models ------------------------------------------------------------------------------
+
+@api_bp.get("/supported-models/")
+@api_login_required
+def supported_models():
+    return jsonify({"models": completions.supported_models(request.args.get("provider"))})
+
+
+@v1_bp.get("/models")
+@api_login_required
+def list_models():
+    models = completions.usable_models(current_api_user())
+    data = [{"id": m.model_id, "object": "model", "created": 0, "owned_by": m.provider} for m in models]
+    by_id = {m.model_id: m for m in models}
+    data += [{"id": alias, "object": "model", "created": 0, "owned_by": by_id[target].provider, "alias_of": target}
+             for alias, target in sorted(get_aliases().items()) if target in by_id and alias not in by_id]
+    return jsonify({"object": "list", "data": data})
+
+
+@v1_bp.get("/models/<path:model_id>")
+@api_login_required
+def retrieve_model(model_id):
+    model = completions.resolve_model(current_api_user(), model_id, None)
+    return jsonify({"id": model_id, "object": "model", "created": 0, "owned_by": model.provider})
+
+
+# -- chat completions --------------------------------------------------------------------
+
+def _chat(provider: str | None):
+    user = current_api_user()
+    chat = completions.parse_request(user, json_body(), provider)
+    generation = completions.start(user, chat)
+    if chat.stream:
+        events = stream_with_context(completions.stream_events(generation, chat.include_usage))
+        return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
+    return jsonify(completions.completion(completions.wait_until_finished(generation.id)))
+
+
+@api_bp.post("/chat/completions/", strict_slashes=False)
+@api_login_required
+def chat_completions():
+    return _chat(request.args.get("provider") or None)
+
+
+@v1_bp.post("/chat/completions")
+@api_login_required
+def v1_chat_completions():
+    return _chat(None)
+
+
+# -- description -------------------------------------------------------------------------
+
+@api_bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_spec())
+
+
+@api_bp.get("/docs")
+def docs():
+    return render_template("api/docs.html", spec=openapi_spec())

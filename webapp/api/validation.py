@@ -1,0 +1,48 @@
+"""Request bodies of the account endpoints: per-field messages, as Django REST Framework gives them."""
+from __future__ import annotations
+
+import re
+
+from flask import request
+
+from ..accounts import MIN_PASSWORD_LENGTH, username_taken
+from .errors import ApiError
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+REQUIRED = "This field is required."
+
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "Send a JSON object with 'Content-Type: application/json'.", "invalid_json")
+    return body
+
+
+def _text(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def token_request_errors(body: dict, names) -> dict[str, list[str]]:
+    return {name: [REQUIRED] for name in names if _text(body, name) is None}
+
+
+def signup_errors(body: dict) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    username, password = _text(body, "username"), body.get("password")
+    if username is None:
+        errors["username"] = [REQUIRED]
+    elif not 3 <= len(username.strip()) <= 64:
+        errors["username"] = ["Use 3 to 64 characters."]
+    elif not USERNAME_RE.match(username.strip()):
+        errors["username"] = ["Use letters, digits, dots, dashes and underscores only."]
+    elif username_taken(username):
+        errors["username"] = ["A user with that username already exists."]
+    if not isinstance(password, str) or not password:
+        errors["password"] = [REQUIRED]
+    elif len(password) < MIN_PASSWORD_LENGTH:
+        errors["password"] = [f"This password is too short. It must contain at least {MIN_PASSWORD_LENGTH} characters."]
+    elif len(password) > 256:
+        errors["password"] = ["Use at most 256 characters."]
+    return errors

@@ -1,0 +1,13 @@
+from flask_wtf import FlaskForm
+from wtforms import StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+
+class CreateApiKeyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(message="Name the key (e.g. the tool that will use it)."),
+                                           Length(max=100)])
+    submit = SubmitField("Create key")
+
+
+class RevokeApiKeyForm(FlaskForm):
+    submit = SubmitField("Revoke")

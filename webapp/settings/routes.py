@@ -1,0 +1,44 @@
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from ..api_keys import create_key, list_keys, revoke_key
+from ..extensions import db
+from . import bp
+from .forms import CreateApiKeyForm, RevokeApiKeyForm
+
+
+def _page(form: CreateApiKeyForm, new_key: str | None = None, status: int = 200):
+    return render_template("settings/api_keys.html", form=form, revoke_form=RevokeApiKeyForm(),
+                           keys=list_keys(current_user), new_key=new_key), status
+
+
+@bp.get("/api-keys")
+@login_required
+def api_keys():
+    return _page(CreateApiKeyForm())
+
+
+@bp.post("/api-keys")
+@login_required
+def create_api_key():
+    form = CreateApiKeyForm()
+    if not form.validate_on_submit():
+        return _page(form, status=400)
+    _api_key, raw_key = create_key(current_user, form.name.data)
+    db.session.commit()
+    # Rendered, not redirected: the key is shown this once and never stored in clear (nor in the session).
+    response, status = _page(CreateApiKeyForm(formdata=None), new_key=raw_key, status=201)
+    return response, status, {"Cache-Control": "no-store"}
+
+
+@bp.post("/api-keys/<int:key_id>/revoke")
+@login_required
+def revoke_api_key(key_id: int):
+    if not RevokeApiKeyForm().validate_on_submit():
+        abort(400)
+    api_key = revoke_key(current_user, key_id)
+    if api_key is None:
+        abort(404)
+    db.session.commit()
+    flash(f"The key “{api_key.name}” is revoked; programs using it can no longer sign in.", "success")
+    return redirect(url_for("settings.api_keys"))
