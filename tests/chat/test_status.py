@@ -1,0 +1,111 @@
+"""The status endpoint: cursor, wait (long polling), queue position, usage; reload mid-stream."""
+import time
+
+import pytest
+
+from tests.chat.conftest import wait_for
+from tests.chat.helpers import get_generation, latest_generation, start_chat
+from webapp import live
+from webapp.queue import get_redis
+
+
+def status(client, generation_id, **params):
+    response = client.get(f"/chat/generations/{generation_id}/status", query_string=params)
+    assert response.status_code == 200 and response.is_json
+    return response.get_json()
+
+
+def test_queue_position_while_queued(client, auth, app):
+    auth.signup()
+    start_chat(client, "first in line")
+    first = latest_generation(app)
+    start_chat(client, "second in line")
+    second = latest_generation(app)
+    assert status(client, first.id)["position"] == 1
+    assert status(client, second.id)["position"] == 2
+    page = client.get(f"/chat/{second.conversation_id}").get_data(as_text=True)
+    assert "Waiting in the queue (position 2)" in page
+
+
+def test_wait_holds_until_the_deadline_when_nothing_arrives(client, auth, app):
+    auth.signup()
+    start_chat(client, "nobody runs this")
+    generation = latest_generation(app)
+    started = time.monotonic()
+    payload = status(client, generation.id, cursor=0, wait=0.6)
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 3, elapsed
+    assert payload["text"] == "" and payload["cursor"] == 0 and payload["status"] == "queued"
+    assert payload["done"] is False
+
+
+def test_wait_returns_as_soon_as_a_chunk_lands_and_cursor_gives_only_new_text(client, auth, app):
+    """Chunks written the way the worker writes them (webapp.live) reach a held request at once."""
+    auth.signup()
+    start_chat(client, "streamed by hand")
+    generation = latest_generation(app)
+    with app.app_context():
+        writer = live.LiveWriter(get_redis(), generation.id)
+        writer.append("Hello, ")
+    assert status(client, generation.id, cursor=0)["text"] == "Hello, "
+    import threading
+
+    def later():
+        # The chunk lands while the request below is held (blocked in XREAD).
+        wait_for(lambda: writer.connection.info("clients")["blocked_clients"] >= 1, timeout=8,
+                 message="the status request is waiting")
+        writer.append("wörld!")
+
+    thread = threading.Thread(target=later)
+    started = time.monotonic()
+    thread.start()
+    payload = status(client, generation.id, cursor=7, wait=8)
+    thread.join()
+    assert time.monotonic() - started < 4  # woke on the chunk, not on the 8 s deadline
+    assert payload["text"] == "wörld!" and payload["cursor"] == 13
+    assert status(client, generation.id, cursor=9)["text"] == "rld!"
+    assert status(client, generation.id, cursor=13, wait=0)["text"] == ""
+
+
+def test_wait_is_capped(client, auth, app):
+    auth.signup()
+    start_chat(client, "x")
+    generation = latest_generation(app)
+    started = time.monotonic()
+    with app.app_context():
+        live.LiveWriter(get_redis(), generation.id).append("now")
+    status(client, generation.id, cursor=0, wait=10_000)  # text is there: answers at once
+    assert time.monotonic() - started < 2
+
+
+def test_usage_after_the_reply(client, auth, app, run_jobs):
+    auth.signup()
+    start_chat(client, "count my tokens please")
+    run_jobs()
+    generation = latest_generation(app)
+    payload = status(client, generation.id)
+    assert payload["done"] and payload["position"] is None
+    assert payload["usage"]["input_tokens"] > 0 and payload["usage"]["output_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_reload_mid_stream_picks_the_reply_up_where_it_stands(client, auth, app, fake_openai, start_worker):
+    fake_openai.reply = " ".join(f"tok{i}" for i in range(120))  # about three seconds
+    start_worker(2)
+    auth.signup()
+    conversation_id = start_chat(client, "stream a while", model="gpt-4o")
+    generation = latest_generation(app)
+    wait_for(lambda: len(status(client, generation.id)["text"]) > 40, timeout=40, message="some text streamed")
+    # A reload (or another device) renders what has streamed so far, with the cursor after it.
+    page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    assert 'data-status="running"' in page and '<meta http-equiv="refresh" content="2">' in page
+    cursor = int(page.split('data-cursor="')[1].split('"')[0])
+    assert cursor > 40 and "tok0 tok1 tok2" in page
+    text = fake_openai.reply[:cursor]
+    payload = {"done": False, "cursor": cursor}
+    while not payload["done"]:
+        payload = status(client, generation.id, cursor=payload["cursor"], wait=3)
+        text += payload["text"]
+    assert text == fake_openai.reply == get_generation(app, generation.id).text
+    finished = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    assert 'data-status="succeeded"' in finished and 'http-equiv="refresh"' not in finished
