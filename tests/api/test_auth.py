@@ -174,3 +174,17 @@ def test_signup_rejects_bad_fields_with_a_message_each(server, body, fields):
     assert_error(reply, 400, "invalid_fields")
     assert set(reply.json) - {"error"} == fields
     assert all(isinstance(reply.json[name], list) and reply.json[name][0] for name in fields)
+
+
+def test_a_limit_error_raised_under_the_api_is_a_429_with_retry_after(app):
+    from webapp.api.errors import handle_error
+
+    class LimitExceeded(Exception):  # the shape of webapp.limits.LimitExceeded
+        status_code = 429
+        retry_after = 42
+
+    with app.test_request_context("/v1/chat/completions"):
+        response = handle_error(LimitExceeded("You have reached your limit of 5 requests per minute."))
+    assert response.status_code == 429 and response.headers["Retry-After"] == "42"
+    assert response.get_json()["error"] == {"message": "You have reached your limit of 5 requests per minute.",
+                                            "type": "rate_limit_error", "code": "rate_limit_exceeded"}

@@ -24,7 +24,7 @@ from sqlalchemy import update
 
 from .. import live
 from ..extensions import db
-from ..generations import QueueUnavailable, enqueue
+from ..generations import LimitReached, QueueUnavailable, enqueue
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
 from ..models import Generation, GenerationStatus, User, utcnow
 from ..queue import get_redis, job_id_for
@@ -86,7 +86,7 @@ def supported_models(provider: str | None) -> list[str]:
     except LLMError as exc:
         label = get_providers()[provider]["label"]
         status = 503 if exc.code in {"provider_unavailable", "provider_timeout", "missing_key"} else 502
-        raise ApiError(status, f"The {label} provider ({provider}) is unavailable right now: {exc}",
+        raise ApiError(status, f"{label} ({provider}) is unavailable right now: {exc}",
                        exc.code) from None
 
 
@@ -217,6 +217,8 @@ def start(user: User, chat: ChatRequest) -> Generation:
     db.session.commit()
     try:
         enqueue(generation)
+    except LimitReached as exc:
+        raise ApiError(429, str(exc), "limit_exceeded", headers={"Retry-After": str(exc.retry_after)}) from None
     except QueueUnavailable as exc:
         raise ApiError(503, str(exc).replace(" Your message is saved;", ""), "queue_unavailable") from None
     return generation

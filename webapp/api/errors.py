@@ -63,6 +63,9 @@ def handle_error(exc: Exception):
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
+    if getattr(exc, "status_code", None) == 429:  # webapp.limits.LimitExceeded: the user's own limits
+        retry_after = getattr(exc, "retry_after", None) or 1
+        return error_response(ApiError(429, str(exc), "rate_limit_exceeded", headers={"Retry-After": retry_after}))
     if isinstance(exc, OperationalError):
         log.error("database unavailable: %s", exc.__class__.__name__)
         return error_response(ApiError(503, "The database is unavailable right now. Please try again shortly.",
