@@ -188,3 +188,12 @@ def test_a_limit_error_raised_under_the_api_is_a_429_with_retry_after(app):
     assert response.status_code == 429 and response.headers["Retry-After"] == "42"
     assert response.get_json()["error"] == {"message": "You have reached your limit of 5 requests per minute.",
                                             "type": "rate_limit_error", "code": "rate_limit_exceeded"}
+
+
+def test_repeated_wrong_passwords_are_throttled_with_429(app, server, user):
+    app.config["LOGIN_MAX_FAILURES"] = 3
+    for _ in range(3):
+        assert http("POST", f"{server}/api/token/", {"username": USERNAME, "password": "nope nope"}).status == 401
+    reply = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD})
+    assert_error(reply, 429, "login_throttled")
+    assert int(reply.headers["Retry-After"]) > 0 and reply.json["error"]["type"] == "rate_limit_error"

@@ -131,7 +131,7 @@ SPEC = {
             "summary": "Get an access and a refresh token", "tags": ["LLM service API"], "security": [],
             "requestBody": {"required": True, "content": _json(_ref("Credentials"))},
             "responses": {"200": {"description": "Two JSON Web Tokens (HS256).", "content": _json(_ref("TokenPair"))},
-                          **COMMON_ERRORS}}},
+                          **COMMON_ERRORS, "429": COMPLETION_ERRORS["429"]}}},
         "/api/token/refresh/": {"post": {
             "summary": "Get a new access token", "tags": ["LLM service API"], "security": [],
             "requestBody": {"required": True, "content": _json(_ref("Refresh"))},

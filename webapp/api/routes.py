@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
 
-from ..accounts import authenticate as check_password, create_user
+from ..accounts import LoginThrottled, authenticate_throttled, create_user
 from ..extensions import db
 from ..llm import get_aliases
 from . import api_bp, completions, tokens, v1_bp
@@ -39,7 +39,10 @@ def token_obtain():
     errors = token_request_errors(body, ("username", "password"))
     if errors:
         raise field_errors(errors)
-    user = check_password(body["username"], body["password"])
+    try:  # failures count towards the same throttle as the sign-in page's
+        user = authenticate_throttled(body["username"], body["password"], request.remote_addr or "-")
+    except LoginThrottled as exc:
+        raise ApiError(429, str(exc), "login_throttled", headers={"Retry-After": exc.retry_after}) from None
     if user is None:
         raise ApiError(401, "No active account found with the given credentials.", "invalid_credentials")
     return jsonify(tokens.issue_pair(user))
