@@ -43,6 +43,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import llm
 
     llm.configure(app.config)
+    from . import admin_settings
+
+    admin_settings.init_app(app)  # provider keys, base URLs and on/off stored by admins reach webapp.llm
 
     from .auth import bp as auth_bp
     from .chat import bp as chat_bp
@@ -61,6 +64,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .model_settings import bp as model_settings_bp
 
     app.register_blueprint(model_settings_bp)
+
+    from .admin import init_app as init_admin
+
+    init_admin(app)  # /admin/ pages and rq-dashboard at /admin/rq/, admins only
 
     from .errors import init_errors
     from .observability import configure_logging, init_request_tracking

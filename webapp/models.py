@@ -29,6 +29,9 @@ class User(UserMixin, db.Model):
     default_model: Mapped[str | None] = mapped_column(String(200))
     default_system_prompt: Mapped[str | None] = mapped_column(Text)
     default_options: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Per-user limits set by an admin; None means the site default.
+    requests_per_minute: Mapped[int | None] = mapped_column()
+    tokens_per_day: Mapped[int | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversations: Mapped[list[Conversation]] = relationship(
@@ -150,6 +153,44 @@ class Generation(db.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in GenerationStatus.FINISHED
+
+
+class ProviderSetting(db.Model):
+    """An admin's settings for one LLM provider. The API key is Fernet-encrypted (see webapp.admin_settings)."""
+
+    __tablename__ = "provider_settings"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    api_key_last4: Mapped[str | None] = mapped_column(String(4))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SiteSetting(db.Model):
+    """Admin-managed settings that are not per provider (default model, disabled models, role allow-lists)."""
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict | list | str | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(db.Model):
+    """One admin change: who, what, on what, before and after (secrets masked)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    actor_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class ApiKey(db.Model):

@@ -15,10 +15,11 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 
 from webapp import live
+from webapp.access import ModelNotAllowed, check_model_allowed
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
-from webapp.models import Generation, GenerationStatus, Message, utcnow
+from webapp.models import Generation, GenerationStatus, Message, User, utcnow
 from webapp.observability import generation_id_var
 from webapp.queue import get_redis
 
@@ -78,10 +79,22 @@ def _start(generation_id: int) -> dict | None:
         "system": generation.system_prompt or None,
         "history": history,
         "options": dict(generation.options or {}),
+        "refusal": _refusal(generation),
     }
     # Commit now: no database connection is held while the reply streams.
     db.session.commit()
     return call
+
+
+def _refusal(generation: Generation) -> str | None:
+    """Why the generation's user may not use its model now (provider off, model disabled, role allow-list)."""
+    try:
+        check_model_allowed(db.session.get(User, generation.user_id), generation.model_id)
+    except ModelNotAllowed as exc:
+        return str(exc)
+    except KeyError:
+        return None  # an unknown model fails below with its own reason
+    return None
 
 
 def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> None:
@@ -121,6 +134,8 @@ def _run(generation_id: int) -> str | None:
         response = None
         reraise: BaseException | None = None
         try:
+            if call["refusal"]:
+                raise ModelNotAllowed(call["refusal"])  # an LLMError: fails with code model_not_allowed
             model = get_model(call["model_id"])
             while True:
                 attempts += 1

@@ -1,0 +1,135 @@
+"""Which models a user may use.
+
+A model is usable when its provider is on, an admin has not disabled the model,
+and the allow-list of the user's role (``None`` = every model) names it. The chat
+pages, the JSON API and the worker all ask here, so hiding a model in a picker is
+never the only protection:
+
+    check_model_allowed(user, "gpt-4o")   # -> "gpt-4o", or raises ModelNotAllowed
+    allowed_models(user)                  # -> [Model, ...] for pickers
+"""
+from __future__ import annotations
+
+from flask import has_app_context
+
+from . import admin_settings
+from .llm import LLMError, Model, get_model, get_models
+from .llm import settings as llm_settings
+
+
+class ModelNotAllowed(LLMError):
+    """The user may not use this model; ``str(exc)`` is a plain sentence for them.
+
+    An ``LLMError`` (not retryable), so code that reports LLM failures reports this one too.
+    """
+
+    code = "model_not_allowed"
+    retryable = False
+
+
+def _policy() -> tuple[set[str], dict]:
+    if not has_app_context():
+        return set(), {}
+    site = admin_settings.snapshot().site
+    disabled = set(site.get(admin_settings.DISABLED_MODELS) or ())
+    role_models = site.get(admin_settings.ROLE_MODELS) or {}
+    return disabled, role_models if isinstance(role_models, dict) else {}
+
+
+def refusal(user, model: Model, policy: tuple[set[str], dict] | None = None) -> str | None:
+    """Why ``user`` may not use ``model``, or None when they may."""
+    disabled, role_models = policy or _policy()
+    if not llm_settings.provider_enabled(model.provider):
+        return f"The model {model.model_id} is not available: its provider ({model.provider}) is turned off."
+    if model.model_id in disabled:
+        return f"The model {model.model_id} has been disabled by an administrator."
+    role = getattr(user, "role", None) or "user"
+    allowed = role_models.get(role)
+    if allowed is not None and model.model_id not in allowed:
+        return f"The model {model.model_id} is not available to your account."
+    return None
+
+
+def check_model_allowed(user, model_id: str) -> str:
+    """The model's canonical id if ``user`` may use it; else ``ModelNotAllowed``.
+
+    An unknown id raises ``webapp.llm.UnknownModelError`` (a ``KeyError``).
+    """
+    model = get_model(model_id)
+    reason = refusal(user, model)
+    if reason is not None:
+        raise ModelNotAllowed(reason)
+    return model.model_id
+
+
+def is_model_allowed(user, model_id: str) -> bool:
+    try:
+        check_model_allowed(user, model_id)
+    except (ModelNotAllowed, KeyError):
+        return False
+    return True
+
+
+def allowed_models(user) -> list[Model]:
+    """The registered models ``user`` may use (for pickers and the API's model list)."""
+    policy = _policy()
+    return [model for model in get_models() if refusal(user, model, policy) is None]
+
+
+def model_notice(user, model_id: str) -> str | None:
+    """A plain sentence for a conversation whose model the user can no longer use, or None."""
+    try:
+        check_model_allowed(user, model_id)
+    except ModelNotAllowed as exc:
+        return f"{exc} Choose another model in this conversation's settings, or start a new chat."
+    except KeyError:
+        return f"The model {model_id} no longer exists. Choose another model in this conversation's settings, or start a new chat."
+    return None
+
+
+def usable_model_id(user, model_id: str) -> str:
+    """``model_id`` if ``user`` may use it, else the first model they may use (``ModelNotAllowed`` if none)."""
+    if is_model_allowed(user, model_id):
+        return model_id
+    allowed = allowed_models(user)
+    if not allowed:
+        raise ModelNotAllowed("No model is available to your account right now; ask an administrator.")
+    return allowed[0].model_id
+
+
+def init_app(app) -> None:
+    """A refused model anywhere in a request: JSON 403 for API clients, a flash and a redirect back for pages."""
+    from flask import flash, jsonify, redirect, request, url_for
+
+    from .errors import wants_json
+    from .extensions import db
+
+    @app.errorhandler(ModelNotAllowed)
+    def model_not_allowed(exc: ModelNotAllowed):
+        db.session.rollback()  # nothing half-saved
+        if wants_json():
+            return jsonify({"error": {"message": str(exc), "code": 403, "type": exc.code}}), 403
+        flash(f"Not sent: {exc}", "error")
+        target = request.referrer or ""
+        if not target.startswith(request.host_url):
+            target = url_for("chat.index")
+        return redirect(target, code=303)
+
+    @app.before_request
+    def conversation_model_notice():
+        # A conversation whose model the user may no longer use says so plainly, at the top of its page.
+        if request.endpoint != "chat.conversation" or request.method != "GET":
+            return None
+        from flask_login import current_user
+
+        from .models import Conversation
+
+        conversation_id = (request.view_args or {}).get("conversation_id")
+        if conversation_id is None or not current_user.is_authenticated:
+            return None
+        conversation = db.session.get(Conversation, conversation_id)
+        if conversation is not None and conversation.user_id == current_user.id:
+            notice = model_notice(current_user, conversation.model_id)
+            if notice:
+                flash(notice, "error")
+        return None

@@ -1,0 +1,85 @@
+from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
+from wtforms import (BooleanField, HiddenField, IntegerField, PasswordField, SelectField, SelectMultipleField,
+                     StringField, SubmitField)
+from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+
+from ..accounts import MIN_PASSWORD_LENGTH
+from ..auth.forms import USERNAME_RULE
+
+ROLE_CHOICES = ["user", "admin"]
+
+
+class ProviderForm(FlaskForm):
+    enabled = BooleanField("Enabled")
+    base_url = StringField("Base URL", validators=[Optional(), Length(max=500),
+                                                  URL(require_tld=False, message="Enter a full URL (http://…).")])
+    # Never pre-filled: a stored key is not sent back to the browser.
+    api_key = PasswordField("New API key", validators=[Optional(), Length(max=500)])
+    clear_key = BooleanField("Remove the stored key")
+    submit = SubmitField("Save")
+
+
+class ActionForm(FlaskForm):
+    """A button that only needs the CSRF token (test connection, remove alias, …)."""
+
+    submit = SubmitField("Go")
+
+
+class ModelsForm(FlaskForm):
+    default_model = SelectField("Default model", choices=[], validate_choice=True)
+    enabled = SelectMultipleField("Enabled", choices=[], validate_choice=True)
+    restrict_user = BooleanField("Limit the user role to the models ticked")
+    user_models = SelectMultipleField("user", choices=[], validate_choice=True)
+    restrict_admin = BooleanField("Limit the admin role to the models ticked")
+    admin_models = SelectMultipleField("admin", choices=[], validate_choice=True)
+    submit = SubmitField("Save models")
+
+    def set_choices(self, model_ids: list[str]) -> None:
+        choices = list(model_ids)
+        self.default_model.choices = [SelectChoice("", "(configuration default)")] + [SelectChoice(m) for m in choices]
+        for field in (self.enabled, self.user_models, self.admin_models):
+            field.choices = choices
+
+
+class AliasForm(FlaskForm):
+    alias = StringField("Alias", validators=[DataRequired(), Length(max=100),
+                                             Regexp(r"^[A-Za-z0-9_.:/-]+$", message="No spaces or odd characters.")])
+    model = StringField("Model id or alias", validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField("Add alias")
+
+
+class RemoveAliasForm(FlaskForm):
+    alias = HiddenField(validators=[DataRequired()])
+    submit = SubmitField("Remove")
+
+
+class CreateUserForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=64), USERNAME_RULE])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256,
+                                                                            message="Use at least 8 characters.")])
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    submit = SubmitField("Create user")
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    submit = SubmitField("Change role")
+
+
+class StatusForm(FlaskForm):
+    disabled = HiddenField()  # "1" to disable, "0" to enable
+    submit = SubmitField("Apply")
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256,
+                                                                                message="Use at least 8 characters.")])
+    confirm = PasswordField("Repeat", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
+    submit = SubmitField("Reset password")
+
+
+class LimitsForm(FlaskForm):
+    requests_per_minute = IntegerField("Requests per minute", validators=[Optional(), NumberRange(min=1, max=100000)])
+    tokens_per_day = IntegerField("Tokens per day", validators=[Optional(), NumberRange(min=1, max=10**12)])
+    submit = SubmitField("Save limits")

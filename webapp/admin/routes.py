@@ -1,0 +1,266 @@
+import redis
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import audit, usage
+from ..extensions import db
+from ..llm import UnknownModelError, get_models
+from ..models import User
+from . import bp, service
+from .forms import (ActionForm, AliasForm, CreateUserForm, LimitsForm, ModelsForm, PasswordForm, ProviderForm,
+                    RemoveAliasForm, RoleForm, StatusForm)
+
+USAGE_DAY_CHOICES = (7, 30, 90)
+
+
+@bp.route("/")
+def index():
+    return render_template("admin/index.html", queue=service.queue_summary())
+
+
+# -- providers ---------------------------------------------------------------------------
+
+def _provider_forms(overview):
+    forms = {}
+    for p in overview:
+        form = ProviderForm(prefix=p["name"], formdata=None)
+        form.enabled.data = p["enabled"]
+        form.base_url.data = p["base_url"] or ""
+        forms[p["name"]] = form
+    return forms
+
+
+@bp.route("/providers")
+def providers():
+    overview = service.providers_overview()
+    pending = any(p["test"] and p["test"]["status"] == "pending" and not p["test"]["stale"] for p in overview)
+    return render_template("admin/providers.html", providers=overview, forms=_provider_forms(overview),
+                           action=ActionForm(), refresh=pending)
+
+
+@bp.route("/providers/<name>", methods=["POST"])
+def update_provider(name):
+    if not service.known_provider(name):
+        abort(404)
+    form = ProviderForm(prefix=name)
+    if not form.validate_on_submit():
+        overview = service.providers_overview()
+        forms = _provider_forms(overview)
+        forms[name] = form
+        return render_template("admin/providers.html", providers=overview, forms=forms, action=ActionForm(),
+                               refresh=False), 400
+    service.update_provider(current_user, name, enabled=form.enabled.data, base_url=form.base_url.data,
+                            api_key=form.api_key.data, clear_key=form.clear_key.data)
+    db.session.commit()
+    flash(f"Saved the {name} provider.", "success")
+    return redirect(url_for("admin.providers") + f"#provider-{name}")
+
+
+@bp.route("/providers/<name>/test", methods=["POST"])
+def test_provider(name):
+    if not service.known_provider(name):
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        service.start_connection_test(current_user, name)
+    except redis.RedisError:
+        flash("The job queue is unavailable, so the test could not start.", "error")
+        return redirect(url_for("admin.providers"))
+    db.session.commit()
+    flash(f"Testing the {name} connection…", "info")
+    return redirect(url_for("admin.providers") + f"#provider-{name}")
+
+
+# -- models ------------------------------------------------------------------------------
+
+def _models_page(form=None, alias_form=None, status=200):
+    overview = service.models_overview()
+    ids = [m.model_id for m in overview["models"]]
+    if form is None:
+        form = ModelsForm(formdata=None)
+        form.set_choices(ids)
+        form.default_model.data = overview["default_model"] or ""
+        form.enabled.data = [m for m in ids if m not in overview["disabled"]]
+        for role in ("user", "admin"):
+            allowed = overview["role_models"][role]
+            getattr(form, f"restrict_{role}").data = allowed is not None
+            getattr(form, f"{role}_models").data = list(allowed or [])
+    return render_template("admin/models.html", overview=overview, form=form, alias_form=alias_form or AliasForm(),
+                           remove_form=RemoveAliasForm()), status
+
+
+@bp.route("/models")
+def models():
+    return _models_page()
+
+
+@bp.route("/models", methods=["POST"])
+def update_models():
+    form = ModelsForm()
+    form.set_choices([m.model_id for m in get_models()])
+    if not form.validate_on_submit():
+        return _models_page(form=form, status=400)
+    service.update_models(
+        current_user, enabled=form.enabled.data or [], default_model=form.default_model.data or None,
+        role_models={"user": (form.user_models.data or []) if form.restrict_user.data else None,
+                     "admin": (form.admin_models.data or []) if form.restrict_admin.data else None})
+    db.session.commit()
+    flash("Saved the model settings.", "success")
+    return redirect(url_for("admin.models"))
+
+
+@bp.route("/models/aliases", methods=["POST"])
+def add_alias():
+    form = AliasForm()
+    if not form.validate_on_submit():
+        return _models_page(alias_form=form, status=400)
+    try:
+        service.add_alias(current_user, form.alias.data.strip(), form.model.data.strip())
+    except UnknownModelError as exc:
+        form.model.errors.append(str(exc).strip("'\""))
+        return _models_page(alias_form=form, status=400)
+    db.session.commit()
+    flash(f"Alias {form.alias.data} saved.", "success")
+    return redirect(url_for("admin.models") + "#aliases")
+
+
+@bp.route("/models/aliases/remove", methods=["POST"])
+def remove_alias():
+    form = RemoveAliasForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.delete_alias(current_user, form.alias.data)
+    except KeyError:
+        flash(f"{form.alias.data} is not a stored alias (built-in aliases cannot be removed).", "error")
+        return redirect(url_for("admin.models") + "#aliases")
+    db.session.commit()
+    flash(f"Alias {form.alias.data} removed.", "success")
+    return redirect(url_for("admin.models") + "#aliases")
+
+
+# -- users -------------------------------------------------------------------------------
+
+@bp.route("/users", methods=["GET", "POST"])
+def users():
+    form = CreateUserForm()
+    query = request.args.get("q", "").strip()[:64]
+    if form.validate_on_submit():
+        try:
+            user = service.add_user(current_user, form.username.data, form.password.data, form.role.data)
+        except service.ActionRefused as exc:
+            form.username.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Created {user.username}.", "success")
+            return redirect(url_for("admin.user", user_id=user.id))
+    status = 400 if form.errors else 200
+    return render_template("admin/users.html", users=service.search_users(query), query=query, form=form), status
+
+
+def _user_or_404(user_id):
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _user_page(user, status=200, **forms):
+    role_form = forms.get("role_form") or RoleForm(formdata=None, role=user.role)
+    limits_form = forms.get("limits_form") or LimitsForm(
+        formdata=None, requests_per_minute=user.requests_per_minute, tokens_per_day=user.tokens_per_day)
+    return render_template("admin/user.html", user=user, role_form=role_form, limits_form=limits_form,
+                           password_form=forms.get("password_form") or PasswordForm(formdata=None),
+                           status_form=StatusForm(formdata=None)), status
+
+
+@bp.route("/users/<int:user_id>")
+def user(user_id):
+    return _user_page(_user_or_404(user_id))
+
+
+def _apply(user, change, done_message):
+    try:
+        change()
+    except service.ActionRefused as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.user", user_id=user.id))
+    db.session.commit()
+    flash(done_message, "success")
+    return redirect(url_for("admin.user", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/role", methods=["POST"])
+def user_role(user_id):
+    user = _user_or_404(user_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        return _user_page(user, 400, role_form=form)
+    return _apply(user, lambda: service.set_role(current_user, user, form.role.data),
+                  f"{user.username} is now {form.role.data}.")
+
+
+@bp.route("/users/<int:user_id>/status", methods=["POST"])
+def user_status(user_id):
+    user = _user_or_404(user_id)
+    form = StatusForm()
+    if not form.validate_on_submit() or form.disabled.data not in ("0", "1"):
+        abort(400)
+    disabled = form.disabled.data == "1"
+    return _apply(user, lambda: service.set_disabled(current_user, user, disabled),
+                  f"{user.username} is {'disabled: their sessions have ended' if disabled else 'enabled'}.")
+
+
+@bp.route("/users/<int:user_id>/password", methods=["POST"])
+def user_password(user_id):
+    user = _user_or_404(user_id)
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _user_page(user, 400, password_form=form)
+    return _apply(user, lambda: service.reset_password(current_user, user, form.password.data),
+                  f"Password of {user.username} reset; their sessions have ended.")
+
+
+@bp.route("/users/<int:user_id>/limits", methods=["POST"])
+def user_limits(user_id):
+    user = _user_or_404(user_id)
+    form = LimitsForm()
+    if not form.validate_on_submit():
+        return _user_page(user, 400, limits_form=form)
+    return _apply(user, lambda: service.set_limits(current_user, user, form.requests_per_minute.data,
+                                                   form.tokens_per_day.data),
+                  f"Limits of {user.username} saved.")
+
+
+# -- usage and audit ---------------------------------------------------------------------
+
+def _usage_args():
+    days = request.args.get("days", 30, type=int)
+    days = days if days in USAGE_DAY_CHOICES else 30
+    return days, request.args.get("user", "").strip()[:64] or None
+
+
+@bp.route("/usage")
+def usage_page():
+    days, username = _usage_args()
+    rows = usage.usage_rows(days, username)
+    return render_template("admin/usage.html", rows=rows, totals=usage.totals(rows), chart=usage.daily_chart(rows, days),
+                           days=days, day_choices=USAGE_DAY_CHOICES, username=username or "")
+
+
+@bp.route("/usage.csv")
+def usage_csv():
+    days, username = _usage_args()
+    body = usage.to_csv(usage.usage_rows(days, username))
+    return Response(body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="switchboard-usage-{days}d.csv"'})
+
+
+@bp.route("/audit")
+def audit_log():
+    query = request.args.get("q", "").strip()[:100]
+    events, pages = audit.events(request.args.get("page", 1, type=int), query)
+    return render_template("admin/audit.html", events=events, pages=pages, page=request.args.get("page", 1, type=int),
+                           query=query)

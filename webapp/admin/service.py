@@ -1,0 +1,266 @@
+"""Domain functions behind the admin pages. Each change records an audit event; the view commits."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
+import redis
+from rq import Worker
+from rq.job import Job
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from sqlalchemy import func, or_, select
+
+from .. import admin_settings, audit
+from ..accounts import create_user, find_user
+from ..extensions import db
+from ..llm import get_aliases, get_model, get_models, get_providers, remove_alias, set_alias
+from ..llm import settings as llm_settings
+from ..llm.errors import LLMError, redact
+from ..models import User
+from ..queue import get_queue, get_redis
+
+log = logging.getLogger(__name__)
+
+CONNECTION_TEST_JOB = "workers.admin.check_provider_connection"
+CONNECTION_TEST_TTL = 24 * 3600
+CONNECTION_TEST_STALE = 120  # seconds without a worker answer before the page says so
+
+
+class ActionRefused(Exception):
+    """An admin action that would break an invariant (e.g. removing the last admin)."""
+
+
+# -- providers ---------------------------------------------------------------------------
+
+def providers_overview() -> list[dict]:
+    """Every registered provider with its stored settings (never the key itself)."""
+    overview = []
+    for name, info in get_providers().items():
+        row = admin_settings.provider_setting(name)
+        env_key = bool(info["key_env_var"] and llm_settings.setting(info["key_env_var"]))
+        overview.append({
+            "name": name,
+            "label": info["label"],
+            "enabled": row.enabled if row is not None else True,
+            "base_url": row.base_url if row is not None else None,
+            "base_url_setting": admin_settings.BASE_URL_SETTINGS.get(name),
+            "takes_key": bool(info["key_env_var"]),
+            "needs_key": info["needs_key"],
+            "key_hint": admin_settings.key_hint(row),
+            "env_key": env_key,
+            "test": connection_test_result(name),
+        })
+    return overview
+
+
+def known_provider(name: str) -> bool:
+    return name in get_providers()
+
+
+def update_provider(actor: User, name: str, *, enabled: bool, base_url: str | None, api_key: str | None,
+                    clear_key: bool) -> None:
+    before, after = admin_settings.update_provider(name, enabled=enabled, base_url=base_url, api_key=api_key,
+                                                   clear_key=clear_key)
+    audit.record(actor, "provider.update", f"provider:{name}", before, after)
+
+
+def _test_key(provider: str) -> str:
+    return f"switchboard:admin:connection-test:{provider}"
+
+
+def start_connection_test(actor: User, provider: str) -> str:
+    """Queue a job that makes a real request to ``provider``; the job gets only the provider name."""
+    job = get_queue().enqueue(CONNECTION_TEST_JOB, provider, job_timeout=120, result_ttl=600, failure_ttl=3600,
+                              description=f"connection test: {provider}")
+    write_connection_test(provider, {"status": "pending", "job_id": job.id, "at": time.time()})
+    audit.record(actor, "provider.test", f"provider:{provider}")
+    return job.id
+
+
+def write_connection_test(provider: str, result: dict) -> None:
+    get_redis().set(_test_key(provider), json.dumps(result), ex=CONNECTION_TEST_TTL)
+
+
+def connection_test_result(provider: str) -> dict | None:
+    try:
+        raw = get_redis().get(_test_key(provider))
+    except redis.RedisError:
+        return None
+    if not raw:
+        return None
+    result = json.loads(raw)
+    result["when"] = datetime.fromtimestamp(result.get("at", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    result["stale"] = result.get("status") == "pending" and time.time() - result.get("at", 0) > CONNECTION_TEST_STALE
+    return result
+
+
+def check_connection(provider: str) -> tuple[bool, str]:
+    """Make one real request to ``provider`` with the current settings: (ok, message for the admin)."""
+    info = get_providers().get(provider)
+    if info is None:
+        return False, f"Unknown provider {provider!r}."
+    try:
+        if info["needs_key"] and not llm_settings.resolve_key(provider, info["key_env_var"]):
+            return False, "No API key is set."
+        if provider in ("echo", "litellm"):
+            # Their model lists are local; send a tiny prompt to the first model instead.
+            if not info["models"]:
+                return False, "No models are configured (LLM_MODELS)."
+            text = get_model(info["models"][0]).prompt("Reply with OK.", stream=False).text()
+            return True, f"{info['models'][0]} answered: {text[:80]}"
+        from ..llm import list_provider_models
+
+        models = list_provider_models(provider)
+        sample = ", ".join(models[:5]) + (", …" if len(models) > 5 else "")
+        return True, f"Connected: {len(models)} models available ({sample})."
+    except LLMError as exc:
+        return False, redact(str(exc))
+    except Exception as exc:  # the admin needs a reason, not a stack trace
+        log.warning("connection test for %s failed with %s", provider, exc.__class__.__name__)
+        return False, redact(f"Unexpected error: {exc.__class__.__name__}: {exc}")
+
+
+# -- models ------------------------------------------------------------------------------
+
+def models_overview() -> dict:
+    disabled = set(admin_settings.get_site(admin_settings.DISABLED_MODELS, []))
+    role_models = admin_settings.get_site(admin_settings.ROLE_MODELS, {}) or {}
+    models = sorted(get_models(), key=lambda m: (m.provider, m.model_id))
+    return {
+        "models": models,
+        "disabled": disabled,
+        "role_models": {role: role_models.get(role) for role in admin_settings.ROLES},
+        "default_model": admin_settings.get_site(admin_settings.DEFAULT_MODEL),
+        "aliases": dict(sorted(get_aliases().items())),
+        "provider_enabled": {m.provider: llm_settings.provider_enabled(m.provider) for m in models},
+    }
+
+
+def update_models(actor: User, *, enabled: list[str], default_model: str | None,
+                  role_models: dict[str, list[str] | None]) -> None:
+    known = [m.model_id for m in get_models()]
+    before = {"disabled_models": admin_settings.get_site(admin_settings.DISABLED_MODELS, []),
+              "default_model": admin_settings.get_site(admin_settings.DEFAULT_MODEL),
+              "role_models": admin_settings.get_site(admin_settings.ROLE_MODELS, {})}
+    # Stored as the disabled list, so models that appear later (new provider models) start enabled.
+    disabled = sorted(set(known) - set(enabled))
+    after = {"disabled_models": disabled, "default_model": default_model or None,
+             "role_models": {role: (sorted(ids) if ids is not None else None) for role, ids in role_models.items()}}
+    admin_settings.set_site(admin_settings.DISABLED_MODELS, after["disabled_models"])
+    admin_settings.set_site(admin_settings.DEFAULT_MODEL, after["default_model"])
+    admin_settings.set_site(admin_settings.ROLE_MODELS, after["role_models"])
+    audit.record(actor, "models.update", "models", before, after)
+
+
+def add_alias(actor: User, alias: str, model_id: str) -> None:
+    before = get_aliases().get(alias)
+    set_alias(alias, model_id)  # UnknownModelError for unknown targets
+    audit.record(actor, "alias.set", f"alias:{alias}", {"model": before}, {"model": get_aliases().get(alias)})
+
+
+def delete_alias(actor: User, alias: str) -> None:
+    before = get_aliases().get(alias)
+    remove_alias(alias)  # KeyError when it is not a user alias
+    audit.record(actor, "alias.remove", f"alias:{alias}", {"model": before}, None)
+
+
+# -- users -------------------------------------------------------------------------------
+
+def search_users(query: str = "", limit: int = 200) -> list[User]:
+    statement = select(User).order_by(User.username)
+    if query:
+        statement = statement.where(func.lower(User.username).like(f"%{query.strip().lower()}%"))
+    return list(db.session.scalars(statement.limit(limit)))
+
+
+def user_state(user: User) -> dict:
+    return {"username": user.username, "role": user.role, "disabled": user.is_disabled,
+            "requests_per_minute": user.requests_per_minute, "tokens_per_day": user.tokens_per_day}
+
+
+def add_user(actor: User, username: str, password: str, role: str) -> User:
+    if find_user(username) is not None:
+        raise ActionRefused("That username is taken.")
+    user = create_user(username, password, role=role)
+    audit.record(actor, "user.create", f"user:{user.username}", None, user_state(user))
+    return user
+
+
+def _active_admins() -> int:
+    return db.session.scalar(select(func.count(User.id)).where(User.role == "admin", or_(User.is_disabled.is_(False), User.is_disabled.is_(None)))) or 0
+
+
+def _refuse_if_last_admin(user: User, what: str) -> None:
+    if user.is_admin and not user.is_disabled and _active_admins() <= 1:
+        raise ActionRefused(f"{user.username} is the last admin and cannot be {what}. Make another admin first.")
+
+
+def set_role(actor: User, user: User, role: str) -> None:
+    if role not in admin_settings.ROLES:
+        raise ActionRefused(f"Unknown role {role!r}.")
+    if role == user.role:
+        return
+    if role != "admin":
+        _refuse_if_last_admin(user, "demoted")
+    before = user_state(user)
+    user.role = role
+    audit.record(actor, "user.role", f"user:{user.username}", before, user_state(user))
+
+
+def set_disabled(actor: User, user: User, disabled: bool) -> None:
+    if disabled == user.is_disabled:
+        return
+    if disabled:
+        _refuse_if_last_admin(user, "disabled")
+    before = user_state(user)
+    user.is_disabled = disabled
+    if disabled:
+        user.session_version += 1  # ends every session at once
+    audit.record(actor, "user.disable" if disabled else "user.enable", f"user:{user.username}", before,
+                 user_state(user))
+
+
+def reset_password(actor: User, user: User, password: str) -> None:
+    user.set_password(password)
+    user.session_version += 1  # sessions signed in with the old password end
+    audit.record(actor, "user.password_reset", f"user:{user.username}", {"password": "old"}, {"password": "new"})
+
+
+def set_limits(actor: User, user: User, requests_per_minute: int | None, tokens_per_day: int | None) -> None:
+    before = user_state(user)
+    user.requests_per_minute = requests_per_minute
+    user.tokens_per_day = tokens_per_day
+    audit.record(actor, "user.limits", f"user:{user.username}", before, user_state(user))
+
+
+# -- queue -------------------------------------------------------------------------------
+
+def queue_summary() -> dict:
+    """Queued, running, failed in the last hour, and live workers with their last heartbeat."""
+    try:
+        queue = get_queue()
+        connection = queue.connection
+        failed_ids = FailedJobRegistry(queue=queue).get_job_ids(0, 499, desc=True)
+        cutoff = datetime.now(timezone.utc) - timedelta(hours=1)
+        failed_recent = 0
+        for job in Job.fetch_many(failed_ids, connection=connection):
+            ended = job.ended_at if job is not None else None
+            if ended is not None:
+                if ended.tzinfo is None:
+                    ended = ended.replace(tzinfo=timezone.utc)
+                if ended >= cutoff:
+                    failed_recent += 1
+        workers = []
+        for worker in Worker.all(queue=queue):
+            heartbeat = getattr(worker, "last_heartbeat", None)
+            workers.append({"name": worker.name, "state": str(worker.get_state()),
+                            "last_heartbeat": heartbeat.strftime("%Y-%m-%d %H:%M:%S UTC") if heartbeat else "never",
+                            "current_job": worker.get_current_job_id()})
+        return {"available": True, "name": queue.name, "queued": queue.count,
+                "running": StartedJobRegistry(queue=queue).count, "failed_last_hour": failed_recent,
+                "workers": workers}
+    except redis.RedisError:
+        log.warning("queue summary: Redis unavailable")
+        return {"available": False}
