@@ -26,7 +26,8 @@ def make_app(instance_path, app_config):
     apps = []
 
     def make(settings):
-        app = create_app({**app_config, "LLM_REQUEST_TIMEOUT": 1.0, "RETRY_BACKOFF_BASE": 0.01, **settings})
+        # A roomy timeout (the box may be busy); the timeout test sets a short one.
+        app = create_app({**app_config, "LLM_REQUEST_TIMEOUT": 5.0, "RETRY_BACKOFF_BASE": 0.01, **settings})
         with app.app_context():
             db.drop_all()
             db.create_all()
@@ -131,7 +132,7 @@ def test_authentication_failure_is_not_retried_and_names_no_key(make_app):
 
 def test_read_timeout_fails_in_bounded_time(make_app):
     with FakeOpenAIServer() as server:
-        app = make_app(provider_settings("openai", server.url)[0])
+        app = make_app({**provider_settings("openai", server.url)[0], "LLM_REQUEST_TIMEOUT": 0.5})
         server.fail_next("timeout", times=5, path="chat")
         generation = chat_once(app, "gpt-3.5-turbo")
     assert generation.status == "failed" and generation.error_code == "provider_timeout"
