@@ -11,10 +11,10 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import update
 
-from . import live
+from . import limits, live
 from .extensions import db
 from .llm import get_model
-from .models import Generation, GenerationStatus, Message, utcnow
+from .models import Generation, GenerationStatus, Message, User, utcnow
 from .queue import get_queue, get_redis, job_id_for
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,30 @@ FAILURE_HEADLINES = {
     "unknown_model": "This conversation's model is no longer available; pick another one in the settings.",
     "model_not_allowed": "This model is not available to your account; pick another one in the settings.",
     "queue_unavailable": "The job queue was unavailable, so the reply was never started.",
+    "limit_exceeded": "You have reached your usage limit.",
     "job_timeout": "The reply took longer than the time limit.",
     "internal_error": "The worker hit an internal error while writing this reply.",
 }
 _RETRY_AFTER_RE = re.compile(r"retry after ([0-9]+(?:\.[0-9]+)?) ?s", re.IGNORECASE)
 
 
-class QueueUnavailable(RuntimeError):
-    pass
+class NotQueued(RuntimeError):
+    """The generation was recorded but its job was not queued; ``str()`` says why."""
+
+    status_code = 503
+    retry_after: int | None = None
+
+
+class QueueUnavailable(NotQueued):
+    status_code = 503
+
+
+class LimitReached(NotQueued):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def create_generation(message: Message, source: str = "web") -> Generation:
@@ -97,6 +113,14 @@ def enqueue(generation: Generation) -> None:
     generation.enqueued_at = utcnow()
     db.session.commit()
     try:
+        limits.reserve(db.session.get(User, generation.user_id), generation)
+    except limits.LimitExceeded as exc:
+        _refuse(generation, str(exc), "limit_exceeded")
+        raise LimitReached(str(exc), exc.retry_after) from None
+    except redis.RedisError:
+        _refuse(generation, QUEUE_UNAVAILABLE, "queue_unavailable")
+        raise QueueUnavailable(QUEUE_UNAVAILABLE) from None
+    try:
         get_queue().enqueue(
             JOB_FUNCTION,
             generation.id,
@@ -108,12 +132,16 @@ def enqueue(generation: Generation) -> None:
         )
     except redis.RedisError:
         log.warning("queue unavailable while enqueuing generation %s", generation.id, exc_info=True)
-        generation.status = GenerationStatus.FAILED
-        generation.error = QUEUE_UNAVAILABLE
-        generation.error_code = "queue_unavailable"
-        generation.finished_at = utcnow()
-        db.session.commit()
+        _refuse(generation, QUEUE_UNAVAILABLE, "queue_unavailable")
         raise QueueUnavailable(QUEUE_UNAVAILABLE) from None
+
+
+def _refuse(generation: Generation, error: str, error_code: str) -> None:
+    generation.status = GenerationStatus.FAILED
+    generation.error = error
+    generation.error_code = error_code
+    generation.finished_at = utcnow()
+    db.session.commit()
 
 
 def regenerate(message: Message, source: str = "web") -> Generation:
@@ -144,6 +172,7 @@ def stop(generation: Generation) -> str:
         live.request_stop(connection, generation_id)  # first: a worker that starts now still sees it
         if generation.status == GenerationStatus.QUEUED and _finish_cancelled(generation_id, GenerationStatus.QUEUED):
             _cancel_job(connection, job_id)
+            limits.settle(connection, generation_id, 0)  # it never ran: give back its token estimate
             live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
             return GenerationStatus.CANCELLED
         db.session.commit()  # hold no database connection while waiting

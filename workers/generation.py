@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from flask import current_app
 from rq.timeouts import JobTimeoutException
 
-from webapp import live
+from webapp import limits, live
 from webapp.access import ModelNotAllowed, check_model_allowed
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
-from webapp.models import Generation, GenerationStatus, Message, User, utcnow
 from webapp.observability import generation_id_var
+from webapp.models import Generation, GenerationStatus, Message, User, utcnow
 from webapp.queue import get_redis
 
 from .app_context import app_context
@@ -100,6 +100,8 @@ def _refusal(generation: Generation) -> str | None:
 def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> None:
     db.session.rollback()
     generation = db.session.get(Generation, generation_id)
+    if generation is None:  # its conversation was deleted while the reply ran
+        return
     generation.text = text
     generation.status = outcome.status
     generation.error = outcome.error
@@ -180,6 +182,7 @@ def _run(generation_id: int) -> str | None:
                 response.close()
             usage = response.usage if response is not None else None
             _finish(generation_id, "".join(parts), outcome, attempts, usage)
+            limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0)
             writer.mark(outcome.status)
         if reraise is not None:
             raise reraise

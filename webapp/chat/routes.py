@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 
 from .. import conversations as convs
 from ..extensions import db
-from ..generations import (QueueUnavailable, current_text, failure_headline, progress, queue_position,
+from ..generations import (NotQueued, current_text, failure_headline, progress, queue_position,
                            retry_after_seconds, stop)
 from ..llm import get_model
 from ..markdown import render_markdown
@@ -115,7 +115,7 @@ def post_message(conversation_id):
 def _send(conv, form):
     try:
         convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None)
-    except QueueUnavailable as exc:
+    except NotQueued as exc:
         flash(str(exc), "error")
     return redirect(_conversation_url(conv) + "#latest")
 
@@ -194,7 +194,7 @@ def edit_message(conversation_id, message_id):
             convs.edit_and_resend(conv, message, form.content.data.strip(), form.of.data and int(form.of.data))
         except convs.ReplyInProgress as exc:
             flash(str(exc), "error")
-        except QueueUnavailable as exc:
+        except NotQueued as exc:
             flash(str(exc), "error")
         return redirect(_conversation_url(conv) + "#latest")
     if request.method == "GET":
@@ -211,7 +211,7 @@ def regenerate(conversation_id, message_id):
         convs.regenerate_reply(conv, message, expected)
     except ValueError as exc:
         flash(str(exc), "error")
-    except (convs.ReplyInProgress, QueueUnavailable) as exc:
+    except (convs.ReplyInProgress, NotQueued) as exc:
         flash(str(exc), "error")
     return redirect(_conversation_url(conv) + "#latest")
 
@@ -222,7 +222,7 @@ def stop_generation(generation_id):
     conversation_id = generation.conversation_id
     try:
         status = stop(generation)
-    except QueueUnavailable as exc:
+    except NotQueued as exc:
         if _wants_json():
             return jsonify({"error": {"message": str(exc), "code": 503}}), 503
         flash(str(exc), "error")
