@@ -39,11 +39,27 @@ def start_embedded_valkey():
     return server
 
 
+def gunicorn_command(bind: str, workers: int, threads: int, access_log: str = "-",
+                     access_log_format: str | None = None) -> list[str]:
+    """The gunicorn command line ``make run`` uses (the benchmark and the scale-out test too)."""
+    command = [
+        sys.executable, "-m", "gunicorn", "wsgi:app",
+        "--bind", bind,
+        "--workers", str(workers),
+        "--worker-class", "gthread", "--threads", str(threads),
+        "--access-logfile", access_log,
+    ]
+    if access_log_format:
+        command += ["--access-logformat", access_log_format]
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webapp.serve")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
+    parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "64")))
     args = parser.parse_args(argv)
 
     config = load_config()
@@ -74,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         children.append(
             subprocess.Popen(
-                [
-                    python, "-m", "gunicorn", "wsgi:app",
-                    "--bind", f"{args.host}:{args.port}",
-                    "--workers", str(args.web_workers),
-                    "--worker-class", "gthread", "--threads", "16",
-                    "--access-logfile", "-",
-                ],
+                gunicorn_command(f"{args.host}:{args.port}", args.web_workers, args.web_threads),
                 cwd=PROJECT_ROOT,
                 env=env,
             )

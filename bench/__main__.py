@@ -1,0 +1,389 @@
+"""``make bench``: end-to-end figures for Switchboard against a fake provider, each beside its floor.
+
+Starts its own Valkey, database, fake OpenAI-format provider, gunicorn and ONE
+worker process, signs simulated users up through the real forms and has them
+chat as the page script does. Prints a table and writes bench/results.json.
+Environment: BENCH_DATABASE_URL (default: a temp SQLite file), BENCH_TPS,
+BENCH_TTFT, BENCH_TOKENS (latency phases), BENCH_QUICK=1 (a short run).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from webapp.paths import PROJECT_ROOT
+
+from .stack import Stack
+from .users import SimUser, Stats
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def pct(values, p):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def summary(values) -> dict:
+    return {"n": len(values), "p50": pct(values, 50), "p95": pct(values, 95), "p99": pct(values, 99),
+            "max": max(values) if values else None}
+
+
+def baseline(stack: Stack, streams: int, calls: int, prompt: str, timeout: float = 90.0,
+             seconds: float | None = None) -> dict:
+    """The same fake provider read directly by the openai SDK, in its own process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.baseline", "--base-url", f"{stack.provider_url}/v1", "--streams", str(streams),
+         "--calls", str(calls), "--prompt", prompt, "--timeout", str(timeout)]
+        + (["--seconds", str(seconds)] if seconds else []),
+        cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True, timeout=timeout + 30)
+    if out.returncode != 0:
+        raise RuntimeError(f"baseline failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class Sampler(threading.Thread):
+    """Samples RSS and in-flight jobs every 0.1 s; keeps the sample with the most jobs in flight."""
+
+    def __init__(self, stack: Stack):
+        super().__init__(daemon=True)
+        self.stack, self.stopped = stack, threading.Event()
+        self.best: dict = {"in_flight": -1}
+
+    def run(self):
+        while not self.stopped.wait(0.1):
+            flying = self.stack.in_flight()
+            if flying >= self.best["in_flight"]:
+                rss = self.stack.rss_kib()
+                if flying > self.best["in_flight"] or rss["worker"] > self.best["rss"]["worker"]:
+                    self.best = {"in_flight": flying, "rss": rss}
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.join(2)
+
+
+async def gather_bounded(coros, limit: int):
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(coro):
+        async with semaphore:
+            return await coro
+
+    return await asyncio.gather(*(run(c) for c in coros))
+
+
+async def chat_round(users: list[SimUser], turns: int, prompt: str, tokens: int, timeout: float) -> tuple[Stats, float]:
+    """Every user runs ``turns`` turns one after another, all users at once."""
+    stats = Stats()
+
+    async def one(user):
+        for _ in range(turns):
+            await user.turn(prompt, stats, expect_tokens=tokens)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(u) for u in users)), timeout)
+    except asyncio.TimeoutError:
+        stats.errors.append(f"the round did not finish in {timeout:.0f}s")
+    return stats, time.perf_counter() - started
+
+
+async def chat_for(users: list[SimUser], seconds: float, prompt: str, tokens: int) -> tuple[Stats, float]:
+    """Every user chats turn after turn until ``seconds`` pass (turns in progress then finish)."""
+    stats = Stats()
+    stop_at = time.monotonic() + seconds
+
+    async def one(user):
+        while time.monotonic() < stop_at:
+            await user.turn(prompt, stats, expect_tokens=tokens)
+
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(one(u) for u in users)), seconds + 45)
+    except asyncio.TimeoutError:
+        stats.errors.append("turns in progress did not finish 45 s after the end")
+    return stats, time.perf_counter() - started
+
+
+async def timed_gets(client: httpx.AsyncClient, url: str, count: int, **kwargs) -> list[float]:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        async with client.stream("GET", url, **kwargs) as response:
+            times.append((time.perf_counter() - started) * 1000)
+            await response.aread()
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: HTTP {response.status_code}")
+    return times
+
+
+def jobs_direct(stack: Stack, count: int, prompt: str, timeout: float = 60.0) -> dict:
+    """The worker alone: ``count`` generations created and queued straight from Python, timed to the last one."""
+    os.environ.update(stack.env)
+    from sqlalchemy import func, select
+
+    from webapp import create_app
+    from webapp.conversations import start_conversation
+    from webapp.extensions import db
+    from webapp.generations import create_generation, enqueue
+    from webapp.models import Generation, GenerationStatus, Message, User
+
+    app = create_app()
+    with app.app_context():
+        user = db.session.scalar(select(User).order_by(User.id))
+        generations = []
+        for index in range(count):
+            if index % 10 == 0:
+                conversation = start_conversation(user)
+            message = Message(conversation=conversation, role="user", content=prompt)
+            db.session.add(message)
+            generations.append(create_generation(message))
+        db.session.commit()
+        ids = [g.id for g in generations]
+        started = time.perf_counter()
+        for generation in generations:
+            enqueue(generation)
+        enqueued = time.perf_counter() - started
+        deadline = time.monotonic() + timeout
+        done = 0
+        while time.monotonic() < deadline:
+            db.session.rollback()
+            done = db.session.scalar(select(func.count()).select_from(Generation).where(
+                Generation.id.in_(ids), Generation.status.in_(GenerationStatus.FINISHED)))
+            if done >= count:
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        succeeded = db.session.scalar(select(func.count()).select_from(Generation).where(
+            Generation.id.in_(ids), Generation.status == GenerationStatus.SUCCEEDED))
+        db.session.remove()
+        db.engine.dispose()
+    return {"jobs": count, "finished": done, "succeeded": succeeded, "seconds": elapsed,
+            "enqueue_seconds": enqueued, "jobs_per_second": done / elapsed if elapsed else 0.0}
+
+
+async def run(stack: Stack, args) -> dict:
+    results: dict = {"config": {
+        "levels": args.levels, "ttft_s": args.ttft, "tokens_per_second": args.tps, "tokens_per_reply": args.tokens,
+        "turns_per_user_per_level": args.turns, "throughput_seconds": args.throughput_seconds,
+        "web_workers": stack.web_workers, "web_threads": stack.web_threads,
+        "worker_concurrency": stack.worker_concurrency, "database": stack.env["DATABASE_URL"].split(":")[0],
+        "cpus": os.cpu_count(), "python": platform.python_version()}}
+    max_users = max(args.levels)
+    users = [SimUser(stack.web_url, f"bench{i}") for i in range(max_users)]
+    try:
+        print(f"signing up {max_users} users…", flush=True)
+        await gather_bounded([u.signup() for u in users], 8)
+
+        # Warm up: imports, pools, the first provider connections.
+        warm = Stats()
+        await asyncio.gather(*(u.turn("tokens=3 ttft=0 tps=0", warm) for u in users[:10]))
+        await users[0].turn("tokens=3 ttft=0 tps=0", warm)  # a finished generation to poll at rest
+        time.sleep(1.0)
+
+        # -- at rest ------------------------------------------------------------------------
+        print("at rest: memory, status endpoint, page first byte…", flush=True)
+        rest_rss = stack.rss_kib()
+        user = users[0]
+        status_url = f"/chat/generations/{user.last_generation_id}/status"
+        offset = stack.access_log_offset()
+        status_rtt = await timed_gets(user.client, status_url, args.rest_requests,
+                                      params={"cursor": 0, "wait": 5}, headers={"Accept": "application/json"})
+        status_server = stack.server_times_ms(offset, "/status")
+        offset = stack.access_log_offset()
+        page_ttfb = await timed_gets(user.client, user.conversation_url, args.rest_requests // 4,
+                                     headers={"Accept": "text/html"})
+        page_server = stack.server_times_ms(offset, user.conversation_url)
+        async with httpx.AsyncClient() as raw:
+            floor_rtt = await timed_gets(raw, f"{stack.provider_url}/health", args.rest_requests)
+        results["at_rest"] = {
+            "rss_kib": rest_rss,
+            "status_client_ms": summary(status_rtt), "status_server_ms": summary(status_server),
+            "page_ttfb_ms": summary(page_ttfb), "page_server_ms": summary(page_server),
+            "baseline_http_round_trip_ms": summary(floor_rtt),
+        }
+
+        # -- latency at N concurrent chats ------------------------------------------------------
+        prompt = f"bench ttft={args.ttft} tps={args.tps} tokens={args.tokens}"
+        results["latency"] = {}
+        for level in args.levels:
+            print(f"latency: {level} concurrent chats…", flush=True)
+            floor = baseline(stack, level, level * args.turns, prompt)
+            with Sampler(stack) as sampler:
+                stats, elapsed = await chat_round(users[:level], args.turns, prompt, args.tokens, timeout=90)
+            entry = {
+                "chats": level, "turns": stats.turns, "seconds": elapsed, "polls": stats.polls,
+                "polls_per_turn": stats.polls / stats.turns if stats.turns else None,
+                "added_latency_ms": summary(stats.latencies_ms),
+                "page_ttfb_ms": summary(stats.page_ttfb_ms),
+                "incomplete": stats.incomplete[:10], "incomplete_count": len(stats.incomplete),
+                "errors": stats.errors[:10], "error_count": len(stats.errors),
+                "baseline_latency_ms": summary(floor["latencies_ms"]),
+                "baseline_errors": floor["error_count"],
+                "peak_in_flight": sampler.best["in_flight"], "rss_at_peak_kib": sampler.best.get("rss"),
+                "baseline_rss_rest_kib": floor["rss_rest_kib"], "baseline_rss_peak_kib": floor["rss_peak_kib"],
+                "baseline_peak_in_flight": floor["peak_in_flight"],
+            }
+            results["latency"][str(level)] = entry
+
+        # -- capacity: slow generations queued straight to the worker, all in flight at once ---------
+        print(f"capacity: {args.worker_concurrency} slow generations in one worker…", flush=True)
+        slow = f"bench ttft=0.5 tps=2 tokens={args.capacity_tokens}"
+        floor = baseline(stack, args.worker_concurrency, args.worker_concurrency, slow)
+        with Sampler(stack) as sampler:
+            capacity = jobs_direct(stack, args.worker_concurrency, slow)
+        peak = sampler.best["in_flight"]
+        results["capacity"] = {**capacity, "peak_in_flight": peak, "baseline_peak_in_flight": floor["peak_in_flight"]}
+        if peak > 0:
+            results["memory"] = {
+                "in_flight": peak,
+                "rss_rest_kib": rest_rss, "rss_at_peak_kib": sampler.best["rss"],
+                "worker_kib_per_generation": (sampler.best["rss"]["worker"] - rest_rss["worker"]) / peak,
+                "baseline_kib_per_stream": (floor["rss_peak_kib"] - floor["rss_rest_kib"])
+                / max(1, floor["peak_in_flight"]),
+            }
+
+        # -- throughput with a zero-delay provider --------------------------------------------
+        print(f"throughput: {max_users} chats, zero-delay provider, {args.throughput_seconds:.0f} s…", flush=True)
+        zero = f"bench ttft=0 tps=0 tokens={args.zero_tokens}"
+        floor = baseline(stack, max_users, 100_000, zero, seconds=min(5.0, args.throughput_seconds))
+        cpu_before = stack.cpu_seconds()
+        stats, elapsed = await chat_for(users, args.throughput_seconds, zero, args.zero_tokens)
+        cpu = {k: v - cpu_before[k] for k, v in stack.cpu_seconds().items()}
+        results["throughput"] = {
+            "chats": max_users, "turns": stats.turns, "seconds": elapsed, "turns_per_second": stats.turns / elapsed,
+            "polls_per_turn": stats.polls / stats.turns if stats.turns else None,
+            "page_ttfb_ms": summary(stats.page_ttfb_ms),
+            "incomplete_count": len(stats.incomplete), "incomplete": stats.incomplete[:10],
+            "errors": stats.errors[:10], "error_count": len(stats.errors),
+            "baseline_calls_per_second": floor["calls_per_second"], "baseline_errors": floor["error_count"],
+            "cpu_seconds": cpu,
+            "cpu_ms_per_turn": {k: v * 1000 / stats.turns for k, v in cpu.items()} if stats.turns else None,
+        }
+    finally:
+        await asyncio.gather(*(u.close() for u in users), return_exceptions=True)
+
+    print(f"jobs: {args.jobs} generations queued straight to the worker…", flush=True)
+    jobs = jobs_direct(stack, args.jobs, f"bench ttft=0 tps=0 tokens={args.zero_tokens}")
+    jobs["baseline_calls_per_second"] = results["throughput"]["baseline_calls_per_second"]
+    results["jobs"] = jobs
+    return results
+
+
+def fmt(value, unit="", digits=1):
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}{unit}"
+
+
+def table(results: dict) -> str:
+    rows = [("Figure", "Switchboard", "Baseline (SDK direct)", "Target", "Met")]
+
+    def add(name, value, floor, target, ok):
+        rows.append((name, value, floor, target, "–" if ok is None else ("yes" if ok else "NO")))
+
+    for level, entry in results["latency"].items():
+        lat, base = entry["added_latency_ms"], entry["baseline_latency_ms"]
+        last = level == str(max(int(k) for k in results["latency"]))
+        add(f"latency p50/p95/p99 ms, {level} chats",
+            f"{fmt(lat['p50'])} / {fmt(lat['p95'])} / {fmt(lat['p99'])}",
+            f"{fmt(base['p50'])} / {fmt(base['p95'])} / {fmt(base['p99'])}",
+            "p50 ≤ 25, p99 ≤ 100" if last else "",
+            (lat["p50"] is not None and lat["p50"] <= 25 and lat["p99"] <= 100) if last else None)
+        if entry["incomplete_count"] or entry["error_count"]:
+            add(f"  failed turns / incomplete replies, {level} chats",
+                f"{entry['error_count']} / {entry['incomplete_count']}", "", "0 / 0", False)
+    cap = results["capacity"]
+    add("streaming generations in flight in one worker", f"{cap['peak_in_flight']} ({cap['succeeded']} ok)",
+        str(cap["baseline_peak_in_flight"]), "≥ 100", cap["peak_in_flight"] >= 100 and cap["succeeded"] == cap["jobs"])
+    thr = results["throughput"]
+    add("complete chat turns/s (zero delay)", fmt(thr["turns_per_second"]),
+        f"{fmt(thr['baseline_calls_per_second'])} calls/s", "≥ 200", thr["turns_per_second"] >= 200)
+    if thr["incomplete_count"] or thr["error_count"]:
+        add("  failed turns / incomplete replies (zero delay)",
+            f"{thr['error_count']} / {thr['incomplete_count']}", "", "0 / 0", False)
+    if thr.get("cpu_ms_per_turn"):
+        add("  CPU ms per turn: " + ", ".join(f"{k} {v:.0f}" for k, v in thr["cpu_ms_per_turn"].items()),
+            "", "", "", None)
+    jobs = results["jobs"]
+    add("jobs/s, worker alone (zero delay)", fmt(jobs["jobs_per_second"]),
+        f"{fmt(jobs['baseline_calls_per_second'])} calls/s", "", None)
+    mem = results.get("memory")
+    if mem:
+        per = mem["worker_kib_per_generation"] / 1024
+        add("worker RSS per in-flight generation", f"{per:.2f} MiB",
+            f"{mem['baseline_kib_per_stream'] / 1024:.2f} MiB/stream", "≤ 2 MiB", per <= 2)
+        for role in ("web", "worker", "valkey"):
+            add(f"RSS {role}: rest → {mem['in_flight']} in flight",
+                f"{mem['rss_rest_kib'][role] / 1024:.0f} → {mem['rss_at_peak_kib'][role] / 1024:.0f} MiB", "", "", None)
+    rest = results["at_rest"]
+    floor = rest["baseline_http_round_trip_ms"]["p50"]
+    add("status endpoint at rest, client p50/p95 ms",
+        f"{fmt(rest['status_client_ms']['p50'], digits=2)} / {fmt(rest['status_client_ms']['p95'], digits=2)}",
+        f"{fmt(floor, digits=2)} (HTTP round trip)", "low single-digit", rest["status_client_ms"]["p50"] < 5)
+    add("status endpoint at rest, server p50 ms", fmt(rest["status_server_ms"]["p50"], digits=2), "",
+        "low single-digit", (rest["status_server_ms"]["p50"] or 99) < 5)
+    add("chat page first byte at rest, p50 ms", fmt(rest["page_ttfb_ms"]["p50"], digits=2),
+        f"{fmt(floor, digits=2)} (HTTP round trip)", "low single-digit", rest["page_ttfb_ms"]["p50"] < 5)
+    add("chat page server time at rest, p50 ms", fmt(rest["page_server_ms"]["p50"], digits=2), "", "", None)
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,10,50,100" if not quick else "1,10")
+    parser.add_argument("--turns", type=int, default=2, help="turns per user at each latency level")
+    parser.add_argument("--ttft", type=float, default=float(os.environ.get("BENCH_TTFT", "0.2")))
+    parser.add_argument("--tps", type=float, default=float(os.environ.get("BENCH_TPS", "20")))
+    parser.add_argument("--tokens", type=int, default=int(os.environ.get("BENCH_TOKENS", "30")))
+    parser.add_argument("--zero-tokens", type=int, default=20, help="tokens per reply in the zero-delay phases")
+    parser.add_argument("--throughput-seconds", type=float, default=15.0 if not quick else 5.0)
+    parser.add_argument("--jobs", type=int, default=500 if not quick else 100)
+    parser.add_argument("--rest-requests", type=int, default=200)
+    parser.add_argument("--capacity-tokens", type=int, default=10, help="tokens (2 a second) per capacity-phase reply")
+    parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
+    parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "64")))
+    parser.add_argument("--worker-concurrency", type=int, default=100)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    args = parser.parse_args(argv)
+    args.levels = [int(x) for x in args.levels.split(",")]
+
+    started = time.monotonic()
+    with Stack(web_workers=args.web_workers, web_threads=args.web_threads,
+               worker_concurrency=args.worker_concurrency, keep=args.keep) as stack:
+        print(f"stack up in {time.monotonic() - started:.1f}s (logs in {stack.tmp})", flush=True)
+        results = asyncio.run(run(stack, args))
+    results["total_seconds"] = time.monotonic() - started
+    results["note"] = ("Shared 2-core machine: other work on it (test suites) skews these figures; "
+                       "the simulated users, the fake provider and the baseline run on the same cores.")
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print()
+    print(table(results))
+    print(f"\nwritten {RESULTS.relative_to(PROJECT_ROOT)} in {results['total_seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
