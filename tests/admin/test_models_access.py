@@ -136,3 +136,19 @@ def test_aliases_use_the_shared_alias_store(app, client, admin):
     assert response.status_code == 302
     with app.app_context():
         assert "fast" not in get_aliases()
+
+
+def test_role_allow_list_is_enforced_in_the_json_api(app, client, admin, run_jobs):
+    save_models(client, enabled=all_model_ids(client), user_models=["echo"])
+    make_user(app, "bob")
+    api = app.test_client()
+    token = api.post("/api/token/", json={"username": "bob", "password": "correct horse"}).get_json()["access"]
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = {m["id"] for m in api.get("/v1/models", headers=headers).get_json()["data"]}
+    assert "echo" in listed and "gpt-4o" not in listed and "gpt-4o-mini" not in listed
+    refused = api.post("/v1/chat/completions", headers=headers,
+                       json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 403
+    assert "not available to your account" in refused.get_json()["error"]["message"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Generation.id))) == 0

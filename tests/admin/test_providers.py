@@ -164,3 +164,21 @@ def test_plain_user_cannot_save_provider_settings(app, client, auth):
     assert response.status_code == 403
     with app.app_context():
         assert db.session.get(ProviderSetting, "openai") is None
+
+
+def test_echo_connection_test_sends_a_prompt(app, client, admin, run_jobs):
+    post(client, "/admin/providers/echo/test", page="/admin/providers")
+    run_jobs()
+    page = client.get("/admin/providers").get_data(as_text=True)
+    assert "Connection OK" in page and "echo answered" in page
+
+
+def test_stored_settings_only_apply_inside_the_app(app, client, admin):
+    save_provider(client, "openai", base_url="http://127.0.0.1:9/v1", api_key=KEY)
+    from webapp.llm import settings
+
+    with app.app_context():
+        assert settings.setting("OPENAI_BASE_URL") == "http://127.0.0.1:9/v1"
+        assert settings.resolve_key("openai", "OPENAI_API_KEY") == KEY
+    assert settings.setting("OPENAI_BASE_URL") is None  # plain scripts: configuration only
+    assert settings.resolve_key("openai", "OPENAI_API_KEY") is None
