@@ -37,6 +37,8 @@ BASE_URL_SETTINGS = {"openai": "OPENAI_BASE_URL", "gemini": "GEMINI_API_BASE", "
 DEFAULT_MODEL = "default_model"
 DISABLED_MODELS = "disabled_models"
 ROLE_MODELS = "role_models"  # {"user": [model ids] | None (all), "admin": ...}
+DEFAULT_REQUESTS_PER_MINUTE = "default_requests_per_minute"  # per-user limits when a user has none (webapp.limits)
+DEFAULT_TOKENS_PER_DAY = "default_tokens_per_day"
 
 _EXTENSION = "switchboard_admin_settings"
 _HKDF_INFO = b"switchboard provider api keys v1"

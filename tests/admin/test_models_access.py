@@ -99,6 +99,8 @@ def test_disabled_model_disappears_and_conversations_say_so(app, client, auth, a
     with app.app_context():
         bob = db.session.scalar(select(User).where(User.username == "bob"))
         assert "echo" not in [m.model_id for m in access.allowed_models(bob)]
+    assert '<option value="gpt-4o"' in client.get("/chat/").get_data(as_text=True)
+    assert '<option value="echo"' not in client.get("/chat/").get_data(as_text=True)  # gone from the picker
     page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
     assert "The model echo has been disabled by an administrator." in page
     send(client, "again", conversation_id=conversation_id)

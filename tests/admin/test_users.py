@@ -110,3 +110,22 @@ def test_reset_password_and_limits(app, client, admin, auth):
 
 def test_unknown_user_is_404(client, admin):
     assert client.get("/admin/users/999").status_code == 404
+
+
+def test_default_limits_are_stored_for_the_limits_module(app, client, admin):
+    from webapp import admin_settings
+
+    response = post(client, "/admin/users/default-limits",
+                    {"defaults-requests_per_minute": "20", "defaults-tokens_per_day": "0"},
+                    page="/admin/users", token_field="defaults-csrf_token")
+    assert response.status_code == 302
+    with app.app_context():
+        site = admin_settings.snapshot().site
+        assert site[admin_settings.DEFAULT_REQUESTS_PER_MINUTE] == 20
+        assert site[admin_settings.DEFAULT_TOKENS_PER_DAY] == 0
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "limits.defaults")) is not None
+    page = client.get("/admin/users").get_data(as_text=True)
+    assert 'value="20"' in page
+    response = post(client, "/admin/users/default-limits", {"defaults-requests_per_minute": "-5"},
+                    page="/admin/users", token_field="defaults-csrf_token")
+    assert response.status_code == 400

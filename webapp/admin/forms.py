@@ -80,6 +80,6 @@ class PasswordForm(FlaskForm):
 
 
 class LimitsForm(FlaskForm):
-    requests_per_minute = IntegerField("Requests per minute", validators=[Optional(), NumberRange(min=1, max=100000)])
-    tokens_per_day = IntegerField("Tokens per day", validators=[Optional(), NumberRange(min=1, max=10**12)])
+    requests_per_minute = IntegerField("Requests per minute", validators=[Optional(), NumberRange(min=0, max=100000)])
+    tokens_per_day = IntegerField("Tokens per day", validators=[Optional(), NumberRange(min=0, max=10**12)])
     submit = SubmitField("Save limits")

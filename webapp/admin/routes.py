@@ -156,7 +156,25 @@ def users():
             flash(f"Created {user.username}.", "success")
             return redirect(url_for("admin.user", user_id=user.id))
     status = 400 if form.errors else 200
-    return render_template("admin/users.html", users=service.search_users(query), query=query, form=form), status
+    return _users_page(query, form, status=status)
+
+
+def _users_page(query="", form=None, limits_form=None, status=200):
+    if limits_form is None:
+        limits_form = LimitsForm(formdata=None, prefix="defaults", **service.default_limits())
+    return render_template("admin/users.html", users=service.search_users(query), query=query,
+                           form=form or CreateUserForm(formdata=None), limits_form=limits_form), status
+
+
+@bp.route("/users/default-limits", methods=["POST"])
+def default_limits():
+    form = LimitsForm(prefix="defaults")
+    if not form.validate_on_submit():
+        return _users_page(limits_form=form, status=400)
+    service.set_default_limits(current_user, form.requests_per_minute.data, form.tokens_per_day.data)
+    db.session.commit()
+    flash("Saved the default limits.", "success")
+    return redirect(url_for("admin.users") + "#default-limits")
 
 
 def _user_or_404(user_id):

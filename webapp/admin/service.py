@@ -235,6 +235,19 @@ def set_limits(actor: User, user: User, requests_per_minute: int | None, tokens_
     audit.record(actor, "user.limits", f"user:{user.username}", before, user_state(user))
 
 
+def default_limits() -> dict:
+    return {"requests_per_minute": admin_settings.get_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE),
+            "tokens_per_day": admin_settings.get_site(admin_settings.DEFAULT_TOKENS_PER_DAY)}
+
+
+def set_default_limits(actor: User, requests_per_minute: int | None, tokens_per_day: int | None) -> None:
+    """The limits of users who have none of their own (None: the configuration's default)."""
+    before = default_limits()
+    admin_settings.set_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, requests_per_minute)
+    admin_settings.set_site(admin_settings.DEFAULT_TOKENS_PER_DAY, tokens_per_day)
+    audit.record(actor, "limits.defaults", "limits", before, default_limits())
+
+
 # -- queue -------------------------------------------------------------------------------
 
 def queue_summary() -> dict:
