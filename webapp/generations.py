@@ -276,11 +276,17 @@ def progress(generation: Generation, cursor: int = 0, wait_ms: int = 0) -> dict:
     if not generation.is_finished:
         # Release the database connection before a possibly blocking read.
         generation_id = generation.id
+        before = _payload(generation, "", cursor)
         db.session.commit()
         try:
             update_ = live.read_since(get_redis(), generation_id, cursor, wait_ms)
         except redis.RedisError:
             update_ = None
+        if update_ is not None and update_.text and not update_.statuses:
+            # New text and no end mark: it is running (the worker saves the end to the database before
+            # marking it in the stream), so skip reloading the record - one query less per streamed piece.
+            return {**before, "status": GenerationStatus.RUNNING, "position": None,
+                    "text": update_.text, "cursor": update_.cursor}
         generation = db.session.get(Generation, generation_id)  # expired by the commit: reloads
         if not generation.is_finished:
             if update_ is None:  # Redis is unreachable: nothing new, and keep the caller's cursor
