@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         sweeper = Sweeper(app, connection)  # its first pass finishes what a previous crash left running
         sweeper.start()
         try:
-            worker.work(burst=args.burst, with_scheduler=True)
+            worker.work(burst=args.burst)  # no scheduler process: nothing here is scheduled for later
         except redis.RedisError:
             log.warning("worker %s: lost Redis", worker.name, exc_info=True)
         finally:

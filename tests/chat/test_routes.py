@@ -13,8 +13,9 @@ def send(client, text, conversation_id=None, submission_token=None):
     page_path = f"/chat/{conversation_id}" if conversation_id else "/chat/"
     page = client.get(page_path).get_data(as_text=True)
     token = csrf_token(client, page_path)
-    data = {"content": text, "csrf_token": token,
-            "submission_token": submission_token or FORM_TOKEN_RE.search(page).group(1)}
+    form_token = FORM_TOKEN_RE.search(page)
+    assert submission_token or form_token, f"no message form on {page_path}: {page[:3000]}"
+    data = {"content": text, "csrf_token": token, "submission_token": submission_token or form_token.group(1)}
     post_path = f"/chat/{conversation_id}/messages" if conversation_id else "/chat/"
     return client.post(post_path, data=data)
 

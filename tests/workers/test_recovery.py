@@ -70,7 +70,9 @@ def test_a_just_started_generation_is_left_alone(client, auth, app):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_stream_then_a_new_worker_finishes_the_record(client, auth, app, app_config, instance_path):
+@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(fault, client, auth, app, app_config,
+                                                                        instance_path):
     env = {
         **os.environ,
         "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
@@ -93,8 +95,9 @@ def test_sigkill_mid_stream_then_a_new_worker_finishes_the_record(client, auth, 
         connection = get_redis()
     first = start_worker()
     wait_for(lambda: len(live.read_all(connection, generation_id)) > 30)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    first.send_signal(fault)
+    if fault == signal.SIGKILL:
+        first.wait(timeout=10)
     partial = live.read_all(connection, generation_id)
 
     second = start_worker()
@@ -110,3 +113,5 @@ def test_sigkill_mid_stream_then_a_new_worker_finishes_the_record(client, auth, 
     finally:
         second.terminate()
         second.wait(timeout=15)
+        first.kill()  # a stopped (hung) process still needs ending
+        first.wait(timeout=10)
