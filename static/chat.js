@@ -1,8 +1,10 @@
 // Follows running replies: asks the status endpoint for the text after our cursor,
 // holding each request open (?wait) until new text arrives, and appends it. When a
 // reply is done it swaps in the server's rendering (sanitized Markdown, actions).
-// Everything here is an enhancement: without it the page refreshes itself and every
-// action is a plain form.
+// Also: Enter sends, Shift+Enter adds a line, Esc stops a running reply, the composer
+// grows with its text, code blocks get a language label and a copy button, times are
+// shown in the reader's time zone. Everything here is an enhancement: without it the
+// page refreshes itself and every action is a plain form.
 (function () {
   "use strict";
   var WAIT_SECONDS = 5;
@@ -15,14 +17,25 @@
     window.setTimeout(function () { announcer.textContent = text; }, 50);
   }
 
-  function stateText(data) {
+  function stateText(data, hasText) {
     if (data.status === "queued") {
       return "Waiting in the queue" + (data.position ? " (position " + data.position + ")" : "") + "…";
     }
-    if (data.status === "running") return "Writing…";
+    if (data.status === "running") return hasText ? "Writing…" : "Thinking…";
     if (data.status === "cancelled") return "Stopped.";
     if (data.status === "failed") return (data.error_headline || "The reply failed.") + " " + (data.error || "");
     return "";
+  }
+
+  // Keep the newest text in view only while the reader is at the bottom; a reader who
+  // scrolled up to read keeps their place (no jumping while a reply streams).
+  function nearBottom() {
+    var doc = document.documentElement;
+    return window.innerHeight + window.scrollY >= doc.scrollHeight - 80;
+  }
+
+  function keepBottom(wasAtBottom) {
+    if (wasAtBottom) window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
   function swapIn(item, done) {
@@ -35,8 +48,11 @@
         var parsed = new DOMParser().parseFromString("<ol>" + html + "</ol>", "text/html");
         var fresh = parsed.querySelector("li.message");
         if (fresh && item.parentNode) {
-          item.parentNode.replaceChild(document.importNode(fresh, true), item);
-          enhance(document);
+          var atBottom = nearBottom();
+          var node = document.importNode(fresh, true);
+          item.parentNode.replaceChild(node, item);
+          enhance(node);
+          keepBottom(atBottom);
         }
         done();
       })
@@ -71,13 +87,15 @@
         })
         .then(function (data) {
           failures = 0;
+          var atBottom = nearBottom();
           if (data.text) content.appendChild(document.createTextNode(data.text));
           cursor = data.cursor;
           item.dataset.cursor = String(cursor);
           if (item.dataset.status !== data.status && data.status === "running") announce("Writing the reply…");
           item.dataset.status = data.status;
           item.className = item.className.replace(/status-\w+/, "status-" + data.status);
-          state.textContent = stateText(data);
+          state.textContent = stateText(data, cursor > 0);
+          keepBottom(atBottom);
           if (data.done) finished(data);
           else poll();
         })
@@ -97,6 +115,7 @@
       e.preventDefault();
       var button = form.querySelector("button");
       if (button) {
+        if (button.disabled) return;
         button.disabled = true;
         button.textContent = "Stopping…";
       }
@@ -112,25 +131,137 @@
     });
   }
 
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "visually-hidden";
+      document.body.appendChild(area);
+      area.select();
+      var ok = document.execCommand("copy");
+      document.body.removeChild(area);
+      if (ok) resolve();
+      else reject(new Error("copy refused"));
+    });
+  }
+
+  // <pre><code class="language-x"> from the server gets a bar with the language and a Copy button.
+  function enhanceCode(pre) {
+    if (pre.parentNode.classList.contains("code-block")) return;
+    var code = pre.querySelector("code") || pre;
+    var match = /(?:^|\s)language-([\w+#.-]+)/.exec(code.className || "");
+    var language = match ? match[1] : "text";
+    var block = document.createElement("div");
+    block.className = "code-block";
+    var bar = document.createElement("div");
+    bar.className = "code-bar";
+    var label = document.createElement("span");
+    label.className = "code-lang";
+    label.textContent = language;
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy";
+    button.textContent = "Copy";
+    button.setAttribute("aria-label", "Copy " + language + " code");
+    var status = document.createElement("span");
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    button.addEventListener("click", function () {
+      copyText(code.textContent).then(function () {
+        button.textContent = "Copied";
+        button.classList.add("copied");
+        status.textContent = "Code copied to the clipboard.";
+      }, function () {
+        button.textContent = "Press Ctrl+C";
+        var range = document.createRange();
+        range.selectNodeContents(code);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+      });
+      window.setTimeout(function () {
+        button.textContent = "Copy";
+        button.classList.remove("copied");
+        status.textContent = "";
+      }, 2000);
+    });
+    bar.appendChild(label);
+    bar.appendChild(button);
+    bar.appendChild(status);
+    pre.parentNode.insertBefore(block, pre);
+    block.appendChild(bar);
+    block.appendChild(pre);
+  }
+
+  // Times come in UTC from the server; show them in the reader's zone.
+  function localTime(el) {
+    if (el.dataset.local) return;
+    var when = new Date(el.getAttribute("datetime"));
+    if (isNaN(when.getTime())) return;
+    el.dataset.local = "1";
+    var sameDay = when.toDateString() === new Date().toDateString();
+    el.textContent = sameDay
+      ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+      : when.toLocaleDateString([], { month: "short", day: "numeric" }) + ", " +
+        when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    el.title = (el.title.split(" ")[0] || "") + " " + when.toLocaleString();
+  }
+
+  function each(root, selector, fn) {
+    if (root.matches && root.matches(selector)) fn(root);
+    root.querySelectorAll(selector).forEach(fn);
+  }
+
   function enhance(root) {
-    root.querySelectorAll('.message.assistant[data-status="queued"], .message.assistant[data-status="running"]').forEach(follow);
-    root.querySelectorAll("form.stop-form").forEach(enhanceStop);
+    each(root, '.message.assistant[data-status="queued"], .message.assistant[data-status="running"]', follow);
+    each(root, "form.stop-form", enhanceStop);
+    each(root, ".content.markdown pre", enhanceCode);
+    each(root, ".message time[datetime]", localTime);
   }
 
   enhance(document);
 
+  // Esc stops the reply being written (the newest running one).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape" || e.defaultPrevented || e.isComposing) return;
+    var forms = document.querySelectorAll(".message.assistant form.stop-form");
+    if (!forms.length) return;
+    var form = forms[forms.length - 1];
+    e.preventDefault();
+    if (form.requestSubmit) form.requestSubmit();
+    else form.dispatchEvent(new Event("submit", { cancelable: true }));
+  });
+
   var composer = document.querySelector(".composer textarea");
   if (composer) {
+    var form = composer.form;
+    form.classList.add("grows");
+    document.querySelectorAll(".composer-hint .js-only").forEach(function (el) { el.hidden = false; });
+    var grow = function () {
+      composer.style.height = "auto";
+      var max = Math.max(window.innerHeight * 0.4, 120);
+      var wanted = composer.scrollHeight + 2;
+      composer.style.height = Math.min(wanted, max) + "px";
+      composer.classList.toggle("scrolls", wanted > max);
+    };
+    composer.rows = 1;
+    grow();
+    composer.addEventListener("input", grow);
+    window.addEventListener("resize", grow);
     composer.addEventListener("keydown", function (e) {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
-        if (composer.value.trim()) composer.form.requestSubmit();
+        if (composer.value.trim()) form.requestSubmit();
       }
     });
-    composer.form.addEventListener("submit", function () {
-      var button = composer.form.querySelector('[type="submit"]');
+    form.addEventListener("submit", function () {
+      var button = form.querySelector('[type="submit"]');
       if (button) button.disabled = true; // the one-time token also guards a second submit
     });
+    // Ready to type at once (not on phones, where focus opens the keyboard).
+    if (window.innerWidth > 760 && !document.querySelector(":focus")) composer.focus({ preventScroll: true });
   }
 
   // Forms that ask for confirmation in place (no inline handlers: CSP).

@@ -74,3 +74,32 @@ def screenshot(page, request):
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
     return take
+
+
+@pytest.fixture
+def both_themes(page):
+    """Screenshots of the current page in the light and the dark theme: NAME-light.png, NAME-dark.png."""
+
+    def take(name: str, full_page: bool = True):
+        ARTIFACTS.mkdir(exist_ok=True)
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"), full_page=full_page)
+        page.emulate_media(color_scheme="light")
+
+    return take
+
+
+@pytest.fixture
+def make_user(app):
+    """Create an account directly (e.g. an admin: make_user("root", role="admin"))."""
+    from webapp.accounts import create_user
+    from webapp.extensions import db
+
+    def make(username: str, password: str = "correct horse battery", role: str = "user"):
+        with app.app_context():
+            create_user(username, password, role=role)
+            db.session.commit()
+        return username, password
+
+    return make

@@ -52,7 +52,7 @@ def test_stop_regenerate_versions_rename_search_export(page, live_server, screen
     page.get_by_role("button", name="Rename").click()
     expect(page.get_by_role("heading", name="Counting words")).to_be_visible()
 
-    page.get_by_role("link", name="+ New chat").click()
+    page.get_by_role("link", name="New chat").click()
     page.get_by_label("Message").fill("a different topic: otters")
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".message.assistant")).to_have_attribute("data-status", "succeeded", timeout=20_000)
