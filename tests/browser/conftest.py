@@ -44,27 +44,46 @@ def database_url(tmp_path):
 
 
 @pytest.fixture
-def live_server(app, app_config, instance_path):
-    """The app on 127.0.0.1 (threaded WSGI server) with a real `python -m workers` process beside it."""
+def web_server(app):
+    """The app on 127.0.0.1 (threaded WSGI server), no worker: replies wait in the queue."""
     app.config["ECHO_DELAY"] = 0.08
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-        "ECHO_DELAY": "0.08",
-    }
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield f"http://127.0.0.1:{server.server_port}"
-    worker.terminate()
-    worker.wait(timeout=15)
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def start_worker(app_config, instance_path):
+    """start_worker() runs a real `python -m workers` process beside the server (stopped after the test)."""
+    workers = []
+
+    def start():
+        env = {
+            **os.environ,
+            "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+            "DATABASE_URL": app_config["DATABASE_URL"],
+            "REDIS_URL": app_config["REDIS_URL"],
+            "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+            "ECHO_DELAY": "0.08",
+        }
+        workers.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    yield start
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=15)
+
+
+@pytest.fixture
+def live_server(web_server, start_worker):
+    """The app on 127.0.0.1 (threaded WSGI server) with a real `python -m workers` process beside it."""
+    start_worker()
+    return web_server
 
 
 @pytest.fixture
