@@ -44,22 +44,25 @@ class LiveWriter:
     def __init__(self, connection: redis.Redis, generation_id: int, start_offset: int = 0):
         self.connection = connection
         self.key = stream_key(generation_id)
+        self.stop_key = stop_key(generation_id)
         self.offset = start_offset
 
     def reset(self) -> None:
         self.connection.delete(self.key)
         self.offset = 0
 
-    def append(self, chunk: str) -> None:
+    def append(self, chunk: str) -> bool:
+        """Add a chunk; returns whether a stop was requested (checked in the same round trip)."""
         if not chunk:
-            return
+            return False
         start = self.offset
         self.offset += len(chunk)
         pipe = self.connection.pipeline(transaction=False)
         pipe.xadd(self.key, {"s": start, "t": chunk}, id=f"{self.offset}-0")
         if start == 0:
             pipe.expire(self.key, STREAM_TTL_SECONDS)
-        pipe.execute()
+        pipe.exists(self.stop_key)
+        return bool(pipe.execute()[-1])
 
     def mark(self, status: str) -> None:
         self.connection.xadd(self.key, {"status": status}, id=f"{self.offset}-1")

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy import update
 from rq.timeouts import JobTimeoutException
 
 from webapp import limits, live
@@ -61,12 +62,15 @@ def backoff_delay(attempt: int, error: LLMError, base: float) -> float:
 
 
 def _start(generation_id: int) -> dict | None:
-    """Mark the generation running and gather what the call needs; None if it should not run."""
+    """Gather what the call needs, then mark the generation running; None if it should not run.
+
+    Everything is read first and the status changes in one conditional UPDATE, so the
+    write lock (SQLite) is held only for that statement, and a generation that was
+    cancelled or taken by another worker meanwhile is left alone.
+    """
     generation = db.session.get(Generation, generation_id)
     if generation is None or generation.status != GenerationStatus.QUEUED:
         return None  # a duplicate job, or cancelled before it started
-    generation.status = GenerationStatus.RUNNING
-    generation.started_at = utcnow()
     if generation.request_messages:  # an API request brings its own turns; the last is the user's
         *history, last = generation.request_messages
         prompt = last["content"]
@@ -81,9 +85,14 @@ def _start(generation_id: int) -> dict | None:
         "options": dict(generation.options or {}),
         "refusal": _refusal(generation),
     }
+    claimed = db.session.execute(
+        update(Generation)
+        .where(Generation.id == generation_id, Generation.status == GenerationStatus.QUEUED)
+        .values(status=GenerationStatus.RUNNING, started_at=utcnow())
+    ).rowcount
     # Commit now: no database connection is held while the reply streams.
     db.session.commit()
-    return call
+    return call if claimed else None
 
 
 def _refusal(generation: Generation) -> str | None:
@@ -146,8 +155,7 @@ def _run(generation_id: int) -> str | None:
                 try:
                     for chunk in response:
                         parts.append(chunk)
-                        writer.append(chunk)
-                        if live.stop_requested(connection, generation_id):
+                        if writer.append(chunk):  # True when a stop was requested
                             response.close()
                             outcome = Outcome(GenerationStatus.CANCELLED, None, None)
                             break

@@ -17,7 +17,7 @@ from datetime import timedelta
 import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from webapp import live
 from webapp.extensions import db
@@ -84,6 +84,8 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
     if generation.status != GenerationStatus.RUNNING:
         return None
     worker_name, job_status = job_state(connection, generation.job_id)
+    if job_status == JobStatus.FINISHED:
+        return None  # it ended between our two reads: the worker has written the record itself
     # The worker lives and the job is still its own: nothing to do. (A killed forking
     # horse leaves a live worker but a failed or stopped job.)
     if worker_alive(connection, worker_name) and job_status in (JobStatus.STARTED, JobStatus.QUEUED, None):
@@ -92,25 +94,34 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
         return None
     text = live.read_all(connection, generation.id)
     if text:
-        generation.status = GenerationStatus.FAILED
-        generation.text = text
-        generation.error = WORKER_LOST
-        generation.error_code = "worker_lost"
-        generation.finished_at = utcnow()
-        db.session.commit()
-        live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(generation.status)
+        # Conditional: a worker that was only slow, not dead, may have finished meanwhile.
+        if not _still_running(generation, status=GenerationStatus.FAILED, text=text, error=WORKER_LOST,
+                              error_code="worker_lost", finished_at=utcnow()):
+            return None
+        live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(GenerationStatus.FAILED)
         log.warning("generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text))
         return "failed"
     # Nothing streamed: run it again on a live worker, under a new job id.
-    generation.status = GenerationStatus.QUEUED
-    generation.started_at = None
-    generation.job_id = f"generation-{generation.id}-r{generation.attempts + 1}"
-    generation.enqueued_at = utcnow()
-    db.session.commit()
-    get_queue().enqueue(JOB_FUNCTION, generation.id, job_id=generation.job_id,
+    job_id = f"generation-{generation.id}-r{generation.attempts + 1}"
+    if not _still_running(generation, status=GenerationStatus.QUEUED, started_at=None, job_id=job_id,
+                          enqueued_at=utcnow()):
+        return None
+    get_queue().enqueue(JOB_FUNCTION, generation.id, job_id=job_id,
                         description=f"generation {generation.id} ({generation.model_id}), re-queued")
     log.warning("generation %s: worker %s lost before any text; re-queued", generation.id, worker_name)
     return "requeued"
+
+
+def _still_running(generation: Generation, **values) -> bool:
+    """Apply ``values`` only if the generation is still running (one conditional UPDATE); True if applied."""
+    generation_id = generation.id
+    changed = db.session.execute(
+        update(Generation)
+        .where(Generation.id == generation_id, Generation.status == GenerationStatus.RUNNING)
+        .values(**values)
+    ).rowcount
+    db.session.commit()
+    return bool(changed)
 
 
 def sweep(connection: redis.Redis) -> dict[int, str]:
@@ -119,7 +130,8 @@ def sweep(connection: redis.Redis) -> dict[int, str]:
         return {}
     done = {}
     try:
-        for generation in db.session.scalars(select(Generation).where(Generation.status == GenerationStatus.RUNNING)):
+        running = db.session.scalars(select(Generation).where(Generation.status == GenerationStatus.RUNNING)).all()
+        for generation in running:
             action = recover(generation, connection)
             if action:
                 done[generation.id] = action
