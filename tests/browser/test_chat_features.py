@@ -84,6 +84,13 @@ def test_the_same_flows_with_javascript_off(browser, live_server):
         assert page.locator('noscript').count() == 1
         reload_until_done(page)
         expect(page.locator(".message.assistant .content")).to_contain_text("no script here, just forms")
+        # Without the script: no keyboard promises, a plain textarea, and the reply's details are still there.
+        expect(page.locator(".composer-hint .js-only")).to_be_hidden()
+        expect(page.locator(".composer-hint")).to_contain_text("Replies can be wrong")
+        expect(page.get_by_label("Message")).to_have_attribute("rows", "3")
+        expect(page.locator(".message.assistant .model-name")).to_have_text("echo")
+        expect(page.locator(".message.assistant .role time")).to_contain_text("UTC")
+        expect(page.locator(".message.assistant .usage")).to_contain_text("out tokens")
         page.get_by_role("button", name="Regenerate").click()
         reload_until_done(page)
         expect(page.locator(".message.assistant .version-count")).to_have_text("2/2")
