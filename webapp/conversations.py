@@ -5,6 +5,7 @@ import json
 
 from flask import abort
 from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import selectinload
 
 from .access import check_model_allowed, usable_model_id
 from .extensions import db
@@ -50,7 +51,11 @@ def start_conversation(user: User) -> Conversation:
 
 def owned_conversation(user: User, conversation_id: int) -> Conversation:
     """The user's conversation, or 404 (never 403: other users' ids are not confirmed to exist)."""
-    conversation = db.session.get(Conversation, conversation_id)
+    # Its messages and their replies in two more queries, not one per message.
+    conversation = db.session.get(
+        Conversation, conversation_id,
+        options=[selectinload(Conversation.messages).selectinload(Message.generations)],
+    )
     if conversation is None or conversation.user_id != user.id:
         abort(404)
     return conversation

@@ -47,7 +47,7 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
     query = request.args.get("q", "").strip()
     shown = {}
     show_ids = request.args.getlist("show", type=int)
-    if conv is not None:
+    if conv is not None and show_ids:
         by_id = {g.id: g for m in conv.messages for g in m.generations}
         for generation_id in show_ids:
             generation = by_id.get(generation_id)
