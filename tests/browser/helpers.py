@@ -42,3 +42,16 @@ def reload_until_done(page, timeout=40.0):
         page.wait_for_timeout(2000)  # the meta refresh interval
         page.reload()
     assert page.locator(".message.assistant").last.get_attribute("data-status") == "succeeded"
+
+
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    "input:not([type=hidden]), select, textarea, button")).filter((el) => {
+  const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")
+    || (el.tagName === "BUTTON" && el.textContent.trim()) || (el.type === "submit" && el.value);
+  return !named;
+}).map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def unlabelled_controls(page):
+    """Form controls on the page without a label or an accessible name."""
+    return page.evaluate(UNLABELLED)

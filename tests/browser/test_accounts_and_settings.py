@@ -3,7 +3,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, PASSWORD, send, sign_in, sign_up, wait_done
+from tests.browser.helpers import LONG, PASSWORD, send, sign_in, sign_up, unlabelled_controls, wait_done
 
 
 def test_sign_up_sign_out_and_sign_in(page, live_server):
@@ -44,6 +44,7 @@ def test_model_settings_apply_to_new_conversations(page, live_server, both_theme
     page.get_by_role("button", name="Save defaults").click()
     expect(page.get_by_text("Defaults saved. They apply to new conversations.")).to_be_visible()
     expect(page.get_by_label("Delay")).to_have_value("0.01")
+    assert unlabelled_controls(page) == []
     page.mouse.move(0, 0)
     both_themes("settings")
 
@@ -63,6 +64,7 @@ def test_personal_api_keys_are_shown_once_and_revoked(page, live_server, both_th
     key = page.locator("#new-key").inner_text()
     assert re.fullmatch(r"sb-\S{20,}", key), key
     expect(page.get_by_text("it is shown only this once")).to_be_visible()
+    assert unlabelled_controls(page) == []
     page.mouse.move(0, 0)
     both_themes("api-keys")
     # The key works for the OpenAI-compatible API...

@@ -1,7 +1,9 @@
 """Every admin page for an admin, in both themes; rq-dashboard for an admin and refused to a user."""
+import time
+
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, PASSWORD, sign_in
+from tests.browser.helpers import LONG, PASSWORD, sign_in, unlabelled_controls
 
 SECTIONS = [  # (link in the admin menu, heading, screenshot name)
     ("Overview", "Admin", "admin"),
@@ -13,6 +15,15 @@ SECTIONS = [  # (link in the admin menu, heading, screenshot name)
 ]
 
 
+def wait_for_worker(page, timeout=30.0):
+    """The overview counts live workers: reload until the test's worker has registered."""
+    deadline = time.monotonic() + timeout
+    while page.locator("#workers").inner_text().strip() == "0":
+        assert time.monotonic() < deadline, "the admin overview never saw the running worker"
+        page.wait_for_timeout(1000)
+        page.reload()
+
+
 def test_every_admin_page(page, live_server, make_user, both_themes):
     make_user("root", role="admin")
     sign_in(page, live_server, "root")
@@ -21,7 +32,10 @@ def test_every_admin_page(page, live_server, make_user, both_themes):
     for link, heading, shot in SECTIONS:
         menu.get_by_role("link", name=link, exact=True).click()
         expect(page.get_by_role("heading", name=heading, exact=True, level=1)).to_be_visible()
+        if link == "Overview":
+            wait_for_worker(page)
         expect(menu.get_by_role("link", name=link, exact=True)).to_have_attribute("aria-current", "page")
+        assert unlabelled_controls(page) == [], link
         page.mouse.move(0, 0)
         both_themes(shot)
 

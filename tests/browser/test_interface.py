@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_up, wait_done
+from tests.browser.helpers import LONG, send, sign_up, unlabelled_controls, wait_done
 
 RICH = """Here is a **short** answer with a list and some code:
 
@@ -24,6 +24,7 @@ def greet(name):
 def test_code_blocks_copy_and_reply_details(page, live_server, both_themes):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(live_server + "/")
+    assert unlabelled_controls(page) == []
     both_themes("login")
     page.get_by_role("link", name="Sign up").last.click()
     both_themes("signup")
@@ -47,6 +48,11 @@ def test_code_blocks_copy_and_reply_details(page, live_server, both_themes):
     expect(reply.locator(".role time")).not_to_contain_text("UTC")  # shown in the reader's time zone
     expect(reply.locator(".usage")).to_have_text(re.compile(r"^\d+ in · \d+ out tokens$"))
     expect(page.locator(".message.user .role time")).to_have_count(1)
+    page.locator("details.settings summary").click()
+    page.locator("summary", has_text="Rename").click()
+    assert unlabelled_controls(page) == []  # every control of the chat page, settings and rename open
+    page.keyboard.press("Escape")
+    page.reload()
     page.mouse.move(0, 0)
     both_themes("chat", full_page=False)  # what the reader sees: the newest turn above the composer
 
