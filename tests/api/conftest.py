@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,17 +23,6 @@ from workers.threaded import ThreadedWorker
 OPENAI_KEY = "sk-test-0123456789abcdef"
 GEMINI_KEY = "AIzaTestKey0123456789abcdef"
 USERNAME, PASSWORD = "charming_user", "secure_pwd"
-
-
-def wait_for(predicate, timeout=20.0, interval=0.02):
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -12,17 +11,6 @@ from tests.fakes import FakeOpenAIServer
 from webapp.paths import PROJECT_ROOT
 
 FAKE_KEY = "sk-test-chat-0000"
-
-
-def wait_for(predicate, timeout=20.0, interval=0.02, message="condition"):
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{message} not met within {timeout}s")
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from tests.chat.conftest import wait_for
+from tests.waiting import wait_for
 from tests.chat.helpers import get_generation, latest_generation, start_chat
 from webapp import live
 from webapp.queue import get_redis
@@ -53,7 +53,7 @@ def test_wait_returns_as_soon_as_a_chunk_lands_and_cursor_gives_only_new_text(cl
     def later():
         # The chunk lands while the request below is held (blocked in XREAD).
         wait_for(lambda: writer.connection.info("clients")["blocked_clients"] >= 1, timeout=8,
-                 message="the status request is waiting")
+                 what="the status request is waiting")
         writer.append("wörld!")
 
     thread = threading.Thread(target=later)
@@ -95,7 +95,7 @@ def test_reload_mid_stream_picks_the_reply_up_where_it_stands(client, auth, app,
     auth.signup()
     conversation_id = start_chat(client, "stream a while", model="gpt-4o")
     generation = latest_generation(app)
-    wait_for(lambda: len(status(client, generation.id)["text"]) > 40, timeout=40, message="some text streamed")
+    wait_for(lambda: len(status(client, generation.id)["text"]) > 40, timeout=40, what="some text streamed")
     # A reload (or another device) renders what has streamed so far, with the cursor after it.
     page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
     assert 'data-status="running"' in page and '<meta http-equiv="refresh" content="2">' in page

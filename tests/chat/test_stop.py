@@ -4,7 +4,7 @@ import time
 import pytest
 from rq.job import Job, JobStatus
 
-from tests.chat.conftest import wait_for
+from tests.waiting import wait_for
 from tests.chat.helpers import get_generation, latest_generation, post_form, start_chat
 from webapp.queue import get_queue, get_redis
 
@@ -98,7 +98,7 @@ def test_stop_a_stalled_stream_falls_back_to_rq_stop_job(client, auth, app, fake
     conversation_id = start_chat(client, "stall please", model="gpt-4o")
     generation = latest_generation(app)
     wait_for(lambda: status(client, generation.id)["text"] == "word0 word1 word2 ", timeout=40,
-             message="three pieces streamed")
+             what="three pieces streamed")
     response = post_form(client, f"/chat/generations/{generation.id}/stop", page=f"/chat/{conversation_id}")
     assert response.status_code == 302
     stopped = get_generation(app, generation.id)

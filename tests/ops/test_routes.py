@@ -3,7 +3,7 @@ import sys
 import os
 
 from webapp.paths import PROJECT_ROOT
-from tests.workers.test_generation import wait_for
+from tests.waiting import wait_for
 
 
 def test_healthz_is_always_cheap_and_public(client):

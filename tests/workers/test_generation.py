@@ -14,17 +14,6 @@ from webapp.paths import PROJECT_ROOT
 from webapp.queue import get_redis
 
 
-def wait_for(predicate, timeout=20.0, interval=0.02):
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def test_echo_streams_in_pieces_through_redis(client, auth, app, run_jobs):
     app.config["ECHO_DELAY"] = 0
     auth.signup()

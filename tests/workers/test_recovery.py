@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.chat.test_routes import send
-from tests.workers.test_generation import wait_for
+from tests.waiting import wait_for
 from webapp import live
 from webapp.extensions import db
 from webapp.models import Generation, utcnow
