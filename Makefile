@@ -24,7 +24,7 @@ worker: install
 	$(BIN)/python -m workers
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 bench: install
 	$(BIN)/python -m bench

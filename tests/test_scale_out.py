@@ -11,6 +11,7 @@ postgresql binaries (run as the ``postgres`` user, like ``.ci/run``), else skip.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import glob
 import html
 import os
@@ -263,7 +264,9 @@ async def _run_chats(web_urls: list[str], deadline: float) -> list[dict]:
 
 def test_hundred_chats_across_two_web_processes_and_two_workers(cluster):
     deadline = time.monotonic() + 45
-    results = asyncio.run(_run_chats(cluster.web_urls, deadline))
+    # In a thread of its own: after the browser tests, Playwright keeps an event loop running here.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        results = pool.submit(asyncio.run, _run_chats(cluster.web_urls, deadline)).result()
     assert len(results) == CHATS
 
     import psycopg

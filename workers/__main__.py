@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 
 import redis
 from rq import Worker
 from rq.defaults import DEFAULT_WORKER_TTL
 
+from webapp.extensions import db
 from webapp.observability import configure_logging
 from webapp.queue import connect
 
@@ -38,6 +40,11 @@ def wait_for_redis(connection: redis.Redis) -> None:
             delay = min(delay * 2, REDIS_RETRY_CAP_SECONDS)
 
 
+def _drop_inherited_connections(app) -> None:
+    with app.app_context():
+        db.engine.dispose(close=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m workers", description="Run a Switchboard worker.")
     parser.add_argument("--burst", action="store_true", help="Quit when the queue is empty.")
@@ -53,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     queues = [args.queue or app.config["RQ_QUEUE_NAME"]]
     # RQ blocks up to its dequeue timeout (worker TTL - 15 s) on BLPOP: reads must outlast it.
     connection = connect(app.config["REDIS_URL"], socket_timeout=DEFAULT_WORKER_TTL + 30)
+    forking = concurrency <= 1
+    if forking:
+        # The start-up sweep uses the database in this process; a forked job must not reuse its
+        # pooled connections (two processes on one socket corrupt the protocol).
+        os.register_at_fork(after_in_child=lambda: _drop_inherited_connections(app))
 
     while True:
         wait_for_redis(connection)
@@ -63,8 +75,14 @@ def main(argv: list[str] | None = None) -> None:
         log.info("worker %s: %s, concurrency %d", worker.name, type(worker).__name__, concurrency)
         liveness = Liveness(connection, worker.name)
         liveness.start()
-        sweeper = Sweeper(app, connection)  # its first pass finishes what a previous crash left running
-        sweeper.start()
+        # The first sweep finishes what a previous crash left running. A forking worker sweeps
+        # only then, before any fork: a thread using the database while the process forks
+        # could leave the child a lock that is never released. Threaded workers sweep on.
+        sweeper = Sweeper(app, connection, once=forking)
+        if forking:
+            sweeper.run()
+        else:
+            sweeper.start()
         try:
             worker.work(burst=args.burst)  # no scheduler process: nothing here is scheduled for later
         except redis.RedisError:

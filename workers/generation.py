@@ -25,7 +25,7 @@ from webapp.models import Generation, GenerationStatus, Message, User, utcnow
 from webapp.queue import get_redis
 
 from .app_context import app_context
-from .threaded import JobStopRequested, on_stop
+from .threaded import JobStopRequested, on_stop, shielded
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +186,13 @@ def _run(generation_id: int) -> str | None:
         except Exception:
             log.exception("generation %s failed", generation_id)
         finally:
-            if response is not None:
-                response.close()
-            usage = response.usage if response is not None else None
-            _finish(generation_id, "".join(parts), outcome, attempts, usage)
-            limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0)
-            writer.mark(outcome.status)
+            with shielded():  # a stop arriving now must not cut the final record short
+                if response is not None:
+                    response.close()
+                usage = response.usage if response is not None else None
+                _finish(generation_id, "".join(parts), outcome, attempts, usage)
+                limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0)
+                writer.mark(outcome.status)
         if reraise is not None:
             raise reraise
         return outcome.status

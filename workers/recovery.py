@@ -142,11 +142,12 @@ def sweep(connection: redis.Redis) -> dict[int, str]:
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, app, connection: redis.Redis, interval: float = SWEEP_INTERVAL_SECONDS):
+    def __init__(self, app, connection: redis.Redis, interval: float = SWEEP_INTERVAL_SECONDS, once: bool = False):
         super().__init__(name="switchboard-sweeper", daemon=True)
         self.app = app
         self.connection = connection
         self.interval = interval
+        self.once = once
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -156,5 +157,5 @@ class Sweeper(threading.Thread):
                     sweep(self.connection)
             except Exception:
                 log.warning("recovery sweep failed", exc_info=True)
-            if self.stopped.wait(self.interval):
+            if self.once or self.stopped.wait(self.interval):
                 break

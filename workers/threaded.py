@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Callable
 
 from rq.command import parse_payload
@@ -29,6 +30,21 @@ class JobStopRequested(Exception):
 # Per-thread callbacks a job registers to unblock itself when stopped (e.g. close its HTTP stream).
 _stop_callbacks: dict[int, list[Callable[[], None]]] = {}
 _stop_callbacks_lock = threading.Lock()
+# Threads whose job is writing its final record: a stop then only runs the callbacks.
+_shielded: set[int] = set()
+
+
+@contextmanager
+def shielded():
+    """While a job finishes its bookkeeping, a stop must not interrupt it half-way."""
+    ident = threading.get_ident()
+    with _stop_callbacks_lock:
+        _shielded.add(ident)
+    try:
+        yield
+    finally:
+        with _stop_callbacks_lock:
+            _shielded.discard(ident)
 
 
 def on_stop(callback: Callable[[], None]) -> Callable[[], None]:
@@ -166,7 +182,9 @@ class ThreadedWorker(BaseWorker):
         with self._running_lock:
             if not any(entry[2] == ident for entry in self._running.values()):
                 return  # finished meanwhile
-            _raise_in_thread(ident, JobStopRequested)
+            with _stop_callbacks_lock:
+                if ident not in _shielded:
+                    _raise_in_thread(ident, JobStopRequested)
         with _stop_callbacks_lock:
             callbacks = list(_stop_callbacks.get(ident, []))
         for callback in callbacks:  # unblock a thread waiting on a socket so it sees the exception

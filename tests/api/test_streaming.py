@@ -31,9 +31,10 @@ def read_event(response) -> dict:
             return json.loads(line[len("data: "):])
 
 
-def hang_up(connection):
+def hang_up(connection, response):
     connection.raw_socket.shutdown(socket.SHUT_RDWR)
     connection.raw_socket.close()
+    response.close()
     connection.close()
 
 
@@ -50,7 +51,7 @@ def test_hanging_up_mid_stream_cancels_the_running_job_and_keeps_the_partial_tex
     received = ""
     while "word3" not in received:
         received += read_event(response)["choices"][0]["delta"].get("content") or ""
-    hang_up(connection)
+    hang_up(connection, response)
 
     cancelled = wait_for(lambda: (g := generation(app)).status == "cancelled" and g.finished_at and g, timeout=25)
     assert cancelled.text.startswith(received)
@@ -60,6 +61,7 @@ def test_hanging_up_mid_stream_cancels_the_running_job_and_keeps_the_partial_tex
                                                          "messages": [{"role": "user", "content": "again"}]})
     body = response.read().decode()
     assert "again" in body and body.rstrip().endswith("data: [DONE]")
+    response.close()
     connection.close()
 
 
@@ -67,7 +69,7 @@ def test_hanging_up_while_queued_cancels_before_it_runs(app, server, api_key):
     connection, response = open_stream(server, api_key, {"model": "echo", "stream": True,
                                                          "messages": [{"role": "user", "content": "never run"}]})
     read_event(response)
-    hang_up(connection)
+    hang_up(connection, response)
     cancelled = wait_for(lambda: (g := generation(app)).status == "cancelled" and g)
     assert cancelled.text == "" and cancelled.started_at is None
     with app.app_context():
@@ -80,6 +82,7 @@ def test_a_failed_generation_ends_the_stream_with_an_error_event(app, server, ap
     connection, response = open_stream(server, api_key, {"model": "gpt-4o", "stream": True,
                                                          "messages": [{"role": "user", "content": "hi"}]})
     events = [line[len("data: "):] for line in response.read().decode().splitlines() if line.startswith("data: ")]
+    response.close()
     connection.close()
     assert events[-1] == "[DONE]"
     error = json.loads(events[-2])["error"]

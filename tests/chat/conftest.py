@@ -26,7 +26,7 @@ def app_config(app_config, fake_openai):
 
 
 @pytest.fixture
-def start_worker(app_config, instance_path):
+def start_worker(app_config, instance_path, tmp_path):
     """Start real worker processes (``concurrency=1``: RQ's forking worker; more: the threaded one)."""
     processes = []
 
@@ -42,17 +42,21 @@ def start_worker(app_config, instance_path):
             "ECHO_DELAY": "0.05",
             "WORKER_CONCURRENCY": str(concurrency),
         }
+        # Output to a file, not a pipe: a forking worker's job process (its own process group)
+        # can outlive the worker and would hold a pipe open, hanging the teardown.
+        log = open(tmp_path / f"worker-{len(processes)}.log", "wb")
         process = subprocess.Popen([sys.executable, "-m", "workers", "--concurrency", str(concurrency)],
-                                   cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        processes.append(process)
+                                   cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        processes.append((process, log))
         return process
 
     yield start
-    for process in processes:
+    for process, _log in processes:
         process.terminate()
-    for process in processes:
+    for process, log in processes:
         try:
-            process.communicate(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            process.wait(timeout=15)
+        log.close()

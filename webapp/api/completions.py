@@ -17,14 +17,10 @@ from dataclasses import dataclass, field
 
 import redis
 from flask import current_app
-from rq.command import send_stop_job_command
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job
-from sqlalchemy import update
 
 from .. import live
 from ..extensions import db
-from ..generations import LimitReached, QueueUnavailable, enqueue
+from ..generations import LimitReached, QueueUnavailable, enqueue, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
 from ..models import Generation, GenerationStatus, User, utcnow
 from ..queue import get_redis, job_id_for
@@ -348,37 +344,14 @@ def stream_events(generation: Generation, include_usage: bool):
 
 # -- cancelling -----------------------------------------------------------------------
 
-def _mark_cancelled(generation_id: int, from_status: str, text: str | None = None) -> bool:
-    """One conditional UPDATE, so it never races the worker's own status change."""
-    values = {"status": GenerationStatus.CANCELLED, "finished_at": utcnow()}
-    if text is not None:
-        values["text"] = text
-    result = db.session.execute(update(Generation).where(Generation.id == generation_id,
-                                                         Generation.status == from_status)
-                                .values(**values).execution_options(synchronize_session=False))
-    db.session.commit()
-    return result.rowcount == 1
-
-
 def cancel(generation_id: int) -> None:
-    """Cancel a generation nobody is waiting for: a queued one never runs, a running one is stopped."""
+    """Cancel a generation nobody is waiting for: the same stop as the chat's Stop button
+    (a queued one never runs; a running one closes its provider stream and keeps its text)."""
     db.session.rollback()
+    generation = db.session.get(Generation, generation_id)
+    if generation is None:
+        return
     try:
-        connection = get_redis()
-        live.request_stop(connection, generation_id)  # the worker checks this between chunks
-        job_id = job_id_for(generation_id)
-        if _mark_cancelled(generation_id, GenerationStatus.QUEUED):
-            try:
-                Job.fetch(job_id, connection=connection).cancel()
-            except (NoSuchJobError, InvalidJobOperation):
-                pass
-            live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
-            return
-        if _reload(generation_id).status == GenerationStatus.RUNNING:
-            try:
-                send_stop_job_command(connection, job_id)
-            except (NoSuchJobError, InvalidJobOperation):
-                pass
-            _mark_cancelled(generation_id, GenerationStatus.RUNNING, text=live.read_all(connection, generation_id))
-    except redis.RedisError:
-        log.warning("could not cancel generation %s: Redis is unavailable", generation_id, exc_info=True)
+        stop(generation)
+    except QueueUnavailable:
+        log.warning("could not cancel generation %s: Redis is unavailable", generation_id)
