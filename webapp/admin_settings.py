@@ -12,6 +12,7 @@ that saves a change), so a worker sees an admin's change within seconds.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import time
@@ -39,6 +40,12 @@ DISABLED_MODELS = "disabled_models"
 ROLE_MODELS = "role_models"  # {"user": [model ids] | None (all), "admin": ...}
 DEFAULT_REQUESTS_PER_MINUTE = "default_requests_per_minute"  # per-user limits when a user has none (webapp.limits)
 DEFAULT_TOKENS_PER_DAY = "default_tokens_per_day"
+LLM_MODELS = "llm_models_encrypted"  # the litellm models dict, Fernet-encrypted JSON (it may hold api keys)
+INHOUSE_MODEL = "inhouse_model"
+# Provider -> the llm setting an admin may store for it besides key and base URL.
+MODEL_SETTINGS = {"litellm": "LLM_MODELS", "inhouse": "INHOUSE_MODEL"}
+SECRET_MASK = "********"
+_SECRET_FIELD_HINTS = ("key", "token", "secret", "password")
 
 _EXTENSION = "switchboard_admin_settings"
 _HKDF_INFO = b"switchboard provider api keys v1"
@@ -135,11 +142,63 @@ def llm_override(name: str):
         return disabled or None
     if name == "DEFAULT_LLM_MODEL":
         return snap.site.get(DEFAULT_MODEL) or None
+    if name == "LLM_MODELS":
+        return stored_llm_models(snap.site.get(LLM_MODELS))
+    if name == "INHOUSE_MODEL":
+        return snap.site.get(INHOUSE_MODEL) or None
     for provider, setting_name in BASE_URL_SETTINGS.items():
         if name == setting_name:
             setting = snap.providers.get(provider)
             return setting.base_url if setting is not None and setting.base_url else None
     return None
+
+
+def stored_llm_models(encrypted: str | None) -> dict | None:
+    """The litellm models dict an admin stored (decrypted), or None."""
+    if not encrypted:
+        return None
+    plaintext = decrypt_key(encrypted)
+    if plaintext is None:
+        return None
+    try:
+        models = json.loads(plaintext)
+    except ValueError:
+        return None
+    return models if isinstance(models, dict) and models else None
+
+
+def _is_secret_field(name: str) -> bool:
+    return any(hint in name.lower() for hint in _SECRET_FIELD_HINTS)
+
+
+def masked_llm_models(models: dict | None) -> dict:
+    """The models dict with every secret-looking value replaced by SECRET_MASK: safe to render."""
+    return {model: {field: (SECRET_MASK if _is_secret_field(field) and value else value)
+                    for field, value in (options or {}).items()}
+            for model, options in (models or {}).items()}
+
+
+def parse_llm_models(text: str, stored: dict | None) -> dict:
+    """Validate the admin's JSON; a masked secret keeps the stored value. Raises ValueError with a plain message."""
+    text = (text or "").strip()
+    if not text:
+        return {}
+    try:
+        models = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"Not valid JSON: {exc}") from None
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise ValueError('Give an object of model name to litellm arguments, e.g. '
+                         '{"ollama_chat/llama3": {"api_base": "http://localhost:11434"}}.')
+    stored = stored or {}
+    for model, options in models.items():
+        for field, value in list(options.items()):
+            if value == SECRET_MASK:
+                previous = (stored.get(model) or {}).get(field)
+                if previous is None:
+                    raise ValueError(f"{model}: enter the value of {field} (nothing is stored for it yet).")
+                options[field] = previous
+    return models
 
 
 def init_app(app: Flask) -> None:
@@ -187,6 +246,17 @@ def update_provider(provider: str, *, enabled: bool, base_url: str | None, api_k
     db.session.flush()
     invalidate()
     return before, provider_state(row)
+
+
+def update_provider_models(provider: str, value) -> tuple[dict, dict]:
+    """Store a provider's model setting (litellm: the models dict, encrypted; inhouse: a model name)."""
+    if provider == "litellm":
+        before = masked_llm_models(stored_llm_models(get_site(LLM_MODELS)))
+        set_site(LLM_MODELS, encrypt_key(json.dumps(value)) if value else None)
+        return {"models": before}, {"models": masked_llm_models(value)}
+    before = get_site(INHOUSE_MODEL)
+    set_site(INHOUSE_MODEL, (value or "").strip() or None)
+    return {"model": before}, {"model": get_site(INHOUSE_MODEL)}
 
 
 def get_site(key: str, default=None):

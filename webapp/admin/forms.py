@@ -1,7 +1,7 @@
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 from wtforms import (BooleanField, HiddenField, IntegerField, PasswordField, SelectField, SelectMultipleField,
-                     StringField, SubmitField)
+                     StringField, SubmitField, TextAreaField)
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 from ..accounts import MIN_PASSWORD_LENGTH
@@ -17,6 +17,10 @@ class ProviderForm(FlaskForm):
     # Never pre-filled: a stored key is not sent back to the browser.
     api_key = PasswordField("New API key", validators=[Optional(), Length(max=500)])
     clear_key = BooleanField("Remove the stored key")
+    # litellm: the LLM_MODELS dict as JSON (secrets shown masked); inhouse: the model name to use.
+    models_json = TextAreaField("Models (JSON: model name → litellm arguments)",
+                                validators=[Optional(), Length(max=20000)], render_kw={"rows": 6})
+    model_name = StringField("Model name (default: the first the server lists)", validators=[Optional(), Length(max=200)])
     submit = SubmitField("Save")
 
 

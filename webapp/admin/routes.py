@@ -26,6 +26,10 @@ def _provider_forms(overview):
         form = ProviderForm(prefix=p["name"], formdata=None)
         form.enabled.data = p["enabled"]
         form.base_url.data = p["base_url"] or ""
+        if p["name"] == "litellm":
+            form.models_json.data = service.provider_models_value("litellm")
+        elif p["name"] == "inhouse":
+            form.model_name.data = service.provider_models_value("inhouse")
         forms[p["name"]] = form
     return forms
 
@@ -43,7 +47,16 @@ def update_provider(name):
     if not service.known_provider(name):
         abort(404)
     form = ProviderForm(prefix=name)
-    if not form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if valid and name in ("litellm", "inhouse"):
+        try:
+            service.update_provider_models(current_user, name,
+                                           form.models_json.data if name == "litellm" else form.model_name.data)
+        except ValueError as exc:
+            form.models_json.errors = [str(exc)]
+            valid = False
+    if not valid:
+        db.session.rollback()
         overview = service.providers_overview()
         forms = _provider_forms(overview)
         forms[name] = form

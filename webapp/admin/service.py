@@ -51,8 +51,31 @@ def providers_overview() -> list[dict]:
             "key_hint": admin_settings.key_hint(row),
             "env_key": env_key,
             "test": connection_test_result(name),
+            "model_setting": admin_settings.MODEL_SETTINGS.get(name),
         })
     return overview
+
+
+def provider_models_value(name: str) -> str:
+    """What the provider's model field shows: litellm's models as JSON with secrets masked; inhouse's model name."""
+    if name == "litellm":
+        stored = admin_settings.stored_llm_models(admin_settings.get_site(admin_settings.LLM_MODELS))
+        return json.dumps(admin_settings.masked_llm_models(stored), indent=2) if stored else ""
+    if name == "inhouse":
+        return admin_settings.get_site(admin_settings.INHOUSE_MODEL) or ""
+    return ""
+
+
+def update_provider_models(actor: User, name: str, raw: str) -> None:
+    """Raises ValueError with a plain message when the litellm JSON is not usable."""
+    if name == "litellm":
+        stored = admin_settings.stored_llm_models(admin_settings.get_site(admin_settings.LLM_MODELS))
+        value = admin_settings.parse_llm_models(raw, stored)
+    else:
+        value = raw
+    before, after = admin_settings.update_provider_models(name, value)
+    if before != after:
+        audit.record(actor, "provider.models", f"provider:{name}", before, after)
 
 
 def known_provider(name: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -107,9 +108,14 @@ def _load_plugins(registry: Registry) -> None:
             log.exception("Could not load LLM provider plugin %s", entry_point.name)
 
 
+def _model_settings_fingerprint() -> str:
+    """Settings that decide which models exist and may change at run time (an admin's overrides)."""
+    return json.dumps([settings.setting("LLM_MODELS"), settings.setting("INHOUSE_MODEL")], sort_keys=True, default=str)
+
+
 def get_registry() -> Registry:
     global _cache
-    generation, _ = settings.get_settings()
+    generation = (settings.get_settings()[0], _model_settings_fingerprint())
     with _cache_lock:
         if _cache is not None and _cache[0] == generation:
             return _cache[1]
