@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import redis
 from rq import SimpleWorker
 
 from webapp import create_app
@@ -135,3 +134,49 @@ def run_jobs(app):
             SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
     return run
+
+
+# Local provider servers (tests/fakes), one per session, reset around each test that uses one.
+@pytest.fixture(scope="session")
+def openai_server_session():
+    from tests.fakes import FakeOpenAIServer
+
+    with FakeOpenAIServer(models=("gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo", "llama-3-8b")) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_server(openai_server_session):
+    openai_server_session.reset()
+    yield openai_server_session
+    openai_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def gemini_server_session():
+    from tests.fakes import FakeGeminiServer
+
+    with FakeGeminiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def gemini_server(gemini_server_session):
+    gemini_server_session.reset()
+    yield gemini_server_session
+    gemini_server_session.reset()
+
+
+@pytest.fixture(scope="session")
+def ollama_server_session():
+    from tests.fakes import FakeOllamaServer
+
+    with FakeOllamaServer(models=("llama3",)) as server:
+        yield server
+
+
+@pytest.fixture
+def ollama_server(ollama_server_session):
+    ollama_server_session.reset()
+    yield ollama_server_session
+    ollama_server_session.reset()

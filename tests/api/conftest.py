@@ -13,7 +13,7 @@ import pytest
 from werkzeug.serving import make_server
 
 import workers.app_context
-from tests.fakes import FakeGeminiServer, FakeOpenAIServer, closed_port_url
+from tests.fakes import closed_port_url
 from webapp.accounts import create_user
 from webapp.api_keys import create_key
 from webapp.extensions import db
@@ -23,32 +23,6 @@ from workers.threaded import ThreadedWorker
 OPENAI_KEY = "sk-test-0123456789abcdef"
 GEMINI_KEY = "AIzaTestKey0123456789abcdef"
 USERNAME, PASSWORD = "charming_user", "secure_pwd"
-
-
-@pytest.fixture(scope="session")
-def openai_server_session():
-    with FakeOpenAIServer(models=("gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo")) as server:
-        yield server
-
-
-@pytest.fixture
-def openai_server(openai_server_session):
-    openai_server_session.reset()
-    yield openai_server_session
-    openai_server_session.reset()
-
-
-@pytest.fixture(scope="session")
-def gemini_server_session():
-    with FakeGeminiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def gemini_server(gemini_server_session):
-    gemini_server_session.reset()
-    yield gemini_server_session
-    gemini_server_session.reset()
 
 
 @pytest.fixture

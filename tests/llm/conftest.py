@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import webapp.llm as llm
-from tests.fakes import FakeGeminiServer, FakeOllamaServer, FakeOpenAIServer
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY", "OPENAI_MODEL", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GEMINI_API_BASE", "GOOGLE_API_KEY",
@@ -42,50 +41,11 @@ def use_settings():
     return apply
 
 
-@pytest.fixture(scope="session")
-def openai_server_session():
-    with FakeOpenAIServer(models=("gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo", "llama-3-8b")) as server:
-        yield server
-
-
-@pytest.fixture
-def openai_server(openai_server_session):
-    openai_server_session.reset()
-    yield openai_server_session
-    openai_server_session.reset()
-
-
 @pytest.fixture
 def openai_settings(openai_server, use_settings):
     """OpenAI pointed at the fake server, with a key."""
     use_settings(OPENAI_BASE_URL=openai_server.base_url, OPENAI_API_KEY=OPENAI_KEY)
     return openai_server
-
-
-@pytest.fixture(scope="session")
-def gemini_server_session():
-    with FakeGeminiServer() as server:
-        yield server
-
-
-@pytest.fixture
-def gemini_server(gemini_server_session):
-    gemini_server_session.reset()
-    yield gemini_server_session
-    gemini_server_session.reset()
-
-
-@pytest.fixture(scope="session")
-def ollama_server_session():
-    with FakeOllamaServer(models=("llama3",)) as server:
-        yield server
-
-
-@pytest.fixture
-def ollama_server(ollama_server_session):
-    ollama_server_session.reset()
-    yield ollama_server_session
-    ollama_server_session.reset()
 
 
 @pytest.fixture(scope="session")
