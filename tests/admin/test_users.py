@@ -129,3 +129,12 @@ def test_default_limits_are_stored_for_the_limits_module(app, client, admin):
     response = post(client, "/admin/users/default-limits", {"defaults-requests_per_minute": "-5"},
                     page="/admin/users", token_field="defaults-csrf_token")
     assert response.status_code == 400
+
+
+def test_users_page_title_is_plain_text(client, admin):
+    import re
+
+    body = client.get("/admin/users").get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", body, re.S).group(1)
+    assert title.strip() == "Users · Admin · Switchboard"
+    assert body.count('id="default-limits"') == 1
