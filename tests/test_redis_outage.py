@@ -58,7 +58,9 @@ def reply_status(app, content):
 def test_outage_and_recovery_without_restarts(client, auth, app, app_config, instance_path, own_valkey):
     _url, start, servers = own_valkey
     env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
-           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0"}
+           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0",
+           # Quick sweeps, so the message held during the outage is queued within seconds of the return.
+           "WORKER_SWEEP_INTERVAL": "0.5", "QUEUED_GRACE": "0.5"}
     worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -77,12 +79,54 @@ def test_outage_and_recovery_without_restarts(client, auth, app, app_config, ins
         assert response.status_code == 302
         page = client.get(conversation_path).get_data(as_text=True)
         assert "queue is unavailable" in page and "during the outage" in page
-        assert reply_status(app, "during the outage") == "failed"
+        assert reply_status(app, "during the outage") == "queued", "saved and held, not failed"
 
         start()
+        # Nobody retries: the held message is answered once Redis is back.
+        wait_for(lambda: reply_status(app, "during the outage") == "succeeded", timeout=60)
         send(client, "after the outage", conversation_id=conversation_id)
         wait_for(lambda: reply_status(app, "after the outage") == "succeeded", timeout=60)
         assert worker.poll() is None  # the same worker process carried on
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+
+
+@pytest.mark.slow
+def test_redis_lost_mid_reply_keeps_the_text_and_says_why(client, auth, app, app_config, instance_path, own_valkey,
+                                                           tmp_path):
+    _url, start, servers = own_valkey
+    env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
+           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0.05"}
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        auth.signup()
+        send(client, "a long message " + " ".join(f"word{n}" for n in range(200)))
+
+        def streamed():
+            with app.app_context():
+                generation = db.session.scalar(select(Generation))
+                return generation.status == "running" and len(client.get(
+                    f"/chat/generations/{generation.id}/status").get_json()["text"]) > 20
+
+        wait_for(streamed, timeout=30, what="the reply streaming")
+        servers[-1].terminate()  # SIGKILL: Valkey vanishes mid-reply
+
+        def finished():
+            with app.app_context():
+                generation = db.session.scalar(select(Generation))
+                return generation if generation.status != "running" else None
+
+        generation = wait_for(finished, timeout=30, what="the reply finishing")
+        assert generation.status == "failed" and generation.error_code == "queue_lost", generation.error
+        assert "queue" in generation.error and "text so far is kept" in generation.error
+        assert len(generation.text) > 20, generation.text  # the partial text is kept
+        page = client.get(f"/chat/{generation.conversation_id}").get_data(as_text=True)
+        assert "went away while this reply was being written" in page
+        assert "Traceback" not in (tmp_path / "worker.log").read_text(errors="replace")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        log.close()

@@ -4,22 +4,9 @@ from __future__ import annotations
 from flask import Flask
 
 from .config import load_config
+from .database import tune_sqlite
 from .extensions import csrf, db, login_manager, migrate
 from .paths import PROJECT_ROOT, ensure_instance_path
-
-
-def _tune_sqlite(engine) -> None:
-    """WAL lets the web read while a worker writes; the busy timeout waits out short write locks."""
-    if engine.dialect.name != "sqlite":
-        return
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def sqlite_wal(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -35,7 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        _tune_sqlite(db.engine)
+        tune_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)

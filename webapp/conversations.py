@@ -5,11 +5,13 @@ import json
 
 from flask import abort
 from sqlalchemy import exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .access import check_model_allowed, usable_model_id
+from .database import write
 from .extensions import db
-from .generations import create_generation, current_text, enqueue, forget_live, regenerate, stop_all
+from .generations import NotQueued, create_generation, current_text, enqueue, forget_live, regenerate, stop_all
 from .llm import get_default_model, get_model
 from .model_options import ModelUnavailable, applicable_options, usable_model
 from .models import Conversation, Generation, Message, User, utcnow
@@ -108,13 +110,38 @@ def active_reply(conversation: Conversation) -> Generation | None:
 def send_message(conversation: Conversation, content: str, submission_token: str | None = None) -> Message:
     """Save the user's message (committed first, so it is never lost), then queue its reply.
 
-    A repeated ``submission_token`` returns the message it already created.
-    Raises ``generations.QueueUnavailable`` after saving when Redis is down.
+    A repeated ``submission_token`` returns the message it already created, also when the
+    two posts arrive at once. Raises ``generations.QueueUnavailable`` after saving when Redis
+    is down (the reply then waits for it), ``access.ModelNotAllowed`` with nothing saved.
     """
+    conversation_id = conversation.id
+    return _save_and_queue(
+        lambda: _add_message(db.session.get(Conversation, conversation_id), content, submission_token),
+        submission_token,
+    )
+
+
+def start_chat(user: User, content: str, submission_token: str | None = None, model=None) -> Message:
+    """A new conversation (with ``model``, else the user's default) and its first message, saved as one."""
+    user_id = user.id
+
+    def save():
+        owner = db.session.get(User, user_id)
+        conversation = start_conversation(owner)
+        if model is not None and model.model_id != conversation.model_id:
+            conversation.model_id = model.model_id
+            conversation.options = applicable_options(model, owner.default_options)
+        return _add_message(conversation, content, submission_token)
+
+    return _save_and_queue(save, submission_token)
+
+
+def _add_message(conversation: Conversation, content: str, submission_token: str | None):
+    """The message and its generation, added to the session (not committed); an earlier send's message if any."""
     if submission_token:
         existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
-        if existing is not None and existing.conversation_id == conversation.id:
-            return existing
+        if existing is not None and existing.conversation.user_id == conversation.user_id:
+            return existing, None
     try:
         check_model_allowed(conversation.user, conversation.model_id)  # access.ModelNotAllowed: nothing saved
     except KeyError:
@@ -124,9 +151,25 @@ def send_message(conversation: Conversation, content: str, submission_token: str
     message = Message(conversation=conversation, role="user", content=content, submission_token=submission_token)
     conversation.updated_at = utcnow()
     db.session.add(message)
-    generation = create_generation(message)
-    db.session.commit()
-    enqueue(generation)
+    return message, create_generation(message)
+
+
+def _save_and_queue(add, submission_token: str | None) -> Message:
+    try:
+        message, generation = write(add)
+    except IntegrityError:
+        # The same form sent twice at once: the other request saved it first.
+        existing = submission_token and db.session.scalar(
+            select(Message).where(Message.submission_token == submission_token))
+        if not existing:
+            raise
+        return existing
+    if generation is not None:
+        try:
+            enqueue(generation, hold_on_outage=True)
+        except NotQueued as exc:
+            exc.conversation_id = message.conversation_id
+            raise
     return message
 
 

@@ -12,6 +12,7 @@ from rq.job import Job
 from sqlalchemy import update
 
 from . import limits, live
+from .database import write
 from .extensions import db
 from .llm import get_model
 from .models import Generation, GenerationStatus, Message, User, utcnow
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 JOB_FUNCTION = "workers.generation.run_generation"
 QUEUE_UNAVAILABLE = "The job queue is unavailable right now. Your message is saved; try again in a moment."
+QUEUE_HELD = ("The job queue is unavailable right now. Your message is saved and will be answered "
+              "as soon as the queue is back; there is nothing you need to do.")
 # How long a stop waits for the worker to notice the stop key (it checks between chunks)
 # before asking RQ to stop the job, and then for the worker to finish after that.
 STOP_GRACE_MS = 3000
@@ -39,6 +42,8 @@ FAILURE_HEADLINES = {
     "unknown_model": "This conversation's model is no longer available; pick another one in the settings.",
     "model_not_allowed": "This model is not available to your account; pick another one in the settings.",
     "queue_unavailable": "The job queue was unavailable, so the reply was never started.",
+    "queue_lost": "The job queue went away while this reply was being written.",
+    "not_started": "The reply could not be started.",
     "limit_exceeded": "You have reached your usage limit.",
     "job_timeout": "The reply took longer than the time limit.",
     "internal_error": "The worker hit an internal error while writing this reply.",
@@ -51,6 +56,7 @@ class NotQueued(RuntimeError):
 
     status_code = 503
     retry_after: int | None = None
+    conversation_id: int | None = None  # where the page goes next, when the message was saved
 
 
 class QueueUnavailable(NotQueued):
@@ -87,6 +93,7 @@ def create_generation(message: Message, source: str = "web") -> Generation:
         provider=provider,
         system_prompt=conversation.system_prompt,
         options=dict(conversation.options or {}),
+        enqueued_at=utcnow(),
     )
     if error:  # recorded, never queued: the page shows why
         generation.status, generation.error, generation.error_code = GenerationStatus.FAILED, error, error_code
@@ -106,50 +113,69 @@ def model_refusal(user, model) -> str | None:
     return refusal(user, model)
 
 
-def enqueue(generation: Generation) -> None:
-    """Queue the job for a committed generation. On a Redis failure the generation fails with a plain reason."""
+def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
+    """Queue the job for a committed generation.
+
+    When Redis is down: with ``hold_on_outage`` (a chat message, saved and shown) the
+    generation stays queued and the workers' recovery sweep queues it once Redis is back;
+    otherwise (an API caller waiting on the answer) it fails with a plain reason. Either
+    way ``QueueUnavailable`` says so.
+    """
     if generation.is_finished:  # refused when created (unknown or disallowed model)
         return
-    generation.enqueued_at = utcnow()
-    db.session.commit()
+    generation_id = generation.id
     try:
         limits.reserve(db.session.get(User, generation.user_id), generation)
+        enqueue_job(generation_id, generation.job_id, generation.model_id)
     except limits.LimitExceeded as exc:
-        _refuse(generation, str(exc), "limit_exceeded")
+        _refuse(generation_id, str(exc), "limit_exceeded")
         raise LimitReached(str(exc), exc.retry_after) from None
     except redis.RedisError:
-        _refuse(generation, QUEUE_UNAVAILABLE, "queue_unavailable")
+        log.warning("queue unavailable while enqueuing generation %s", generation_id)
+        if hold_on_outage:
+            raise QueueUnavailable(QUEUE_HELD) from None
+        _refuse(generation_id, QUEUE_UNAVAILABLE, "queue_unavailable")
         raise QueueUnavailable(QUEUE_UNAVAILABLE) from None
-    try:
-        get_queue().enqueue(
-            JOB_FUNCTION,
-            generation.id,
-            job_id=generation.job_id,
-            job_timeout=current_app.config["JOB_TIMEOUT"],
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"generation {generation.id} ({generation.model_id})",
+
+
+def enqueue_job(generation_id: int, job_id: str, model_id: str, note: str = "") -> None:
+    """The RQ job for a generation: its id only, never objects or secrets."""
+    get_queue().enqueue(
+        JOB_FUNCTION,
+        generation_id,
+        job_id=job_id,
+        job_timeout=current_app.config["JOB_TIMEOUT"],
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"generation {generation_id} ({model_id}){note}",
+    )
+
+
+def _refuse(generation_id: int, error: str, error_code: str) -> None:
+    """Fail a generation that never ran (only if it is still queued)."""
+    def refuse():
+        db.session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.status == GenerationStatus.QUEUED)
+            .values(status=GenerationStatus.FAILED, error=error, error_code=error_code, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
         )
-    except redis.RedisError:
-        log.warning("queue unavailable while enqueuing generation %s", generation.id, exc_info=True)
-        _refuse(generation, QUEUE_UNAVAILABLE, "queue_unavailable")
-        raise QueueUnavailable(QUEUE_UNAVAILABLE) from None
-
-
-def _refuse(generation: Generation, error: str, error_code: str) -> None:
-    generation.status = GenerationStatus.FAILED
-    generation.error = error
-    generation.error_code = error_code
-    generation.finished_at = utcnow()
-    db.session.commit()
+    write(refuse)
+    db.session.expire_all()
 
 
 def regenerate(message: Message, source: str = "web") -> Generation:
     """A new generation for ``message`` with the conversation's current settings; older ones are kept."""
-    generation = create_generation(message, source=source)
-    message.conversation.updated_at = utcnow()
-    db.session.commit()
-    enqueue(generation)
+    message_id = message.id
+
+    def record():
+        message = db.session.get(Message, message_id)
+        generation = create_generation(message, source=source)
+        message.conversation.updated_at = utcnow()
+        return generation
+
+    generation = write(record)
+    enqueue(generation, hold_on_outage=source == "web")
     return generation
 
 
@@ -197,14 +223,16 @@ def _finish_cancelled(generation_id: int, *from_statuses: str, text: str | None 
     values = {"status": GenerationStatus.CANCELLED, "finished_at": utcnow(), "error": None, "error_code": None}
     if text is not None:
         values["text"] = text
-    result = db.session.execute(
-        update(Generation)
-        .where(Generation.id == generation_id, Generation.status.in_(from_statuses))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return result.rowcount == 1
+
+    def cancel() -> bool:
+        return db.session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.status.in_(from_statuses))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+
+    return write(cancel)
 
 
 def _cancel_job(connection: redis.Redis, job_id: str | None) -> None:

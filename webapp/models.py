@@ -143,6 +143,8 @@ class Generation(db.Model):
     input_tokens: Mapped[int | None] = mapped_column()
     output_tokens: Mapped[int | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(default=0)
+    # Times the recovery sweep queued a new job for it (a lost worker or job); bounded by recovery.MAX_REQUEUES.
+    requeues: Mapped[int] = mapped_column(default=0, server_default="0")
     enqueued_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()

@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> None:
             sweeper.start()
         try:
             worker.work(burst=args.burst)  # no scheduler process: nothing here is scheduled for later
-        except redis.RedisError:
-            log.warning("worker %s: lost Redis", worker.name, exc_info=True)
+        except redis.RedisError as exc:
+            log.warning("worker %s: lost Redis (%s); waiting for it", worker.name, exc.__class__.__name__)
         finally:
             sweeper.stopped.set()
             liveness.stopped.set()

@@ -11,12 +11,15 @@ import random
 import time
 from dataclasses import dataclass
 
+import redis
 from flask import current_app
 from sqlalchemy import update
+from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from webapp import limits, live
 from webapp.access import ModelNotAllowed, check_model_allowed
+from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
@@ -31,6 +34,8 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The worker hit an internal error while writing this reply."
 TIME_LIMIT_ERROR = "The reply took longer than the job time limit and was cut off."
+QUEUE_LOST_ERROR = ("The job queue (Redis) became unavailable while this reply was being written. "
+                    "The text so far is kept; retry to get a full reply.")
 BACKOFF_CAP_SECONDS = 20.0
 
 
@@ -66,8 +71,19 @@ def _start(generation_id: int) -> dict | None:
 
     Everything is read first and the status changes in one conditional UPDATE, so the
     write lock (SQLite) is held only for that statement, and a generation that was
-    cancelled or taken by another worker meanwhile is left alone.
+    cancelled or taken by another worker meanwhile is left alone. A lock is waited out
+    and the claim tried again; if it still fails the generation stays queued, untouched,
+    for the recovery sweep to queue again.
     """
+    return write(lambda: _claim(generation_id, _current_job_id()))
+
+
+def _current_job_id() -> str | None:
+    job = get_current_job()
+    return job.id if job is not None else None
+
+
+def _claim(generation_id: int, job_id: str | None) -> dict | None:
     generation = db.session.get(Generation, generation_id)
     if generation is None or generation.status != GenerationStatus.QUEUED:
         return None  # a duplicate job, or cancelled before it started
@@ -85,13 +101,15 @@ def _start(generation_id: int) -> dict | None:
         "options": dict(generation.options or {}),
         "refusal": _refusal(generation),
     }
+    claim = {"status": GenerationStatus.RUNNING, "started_at": utcnow()}
+    if job_id:  # the job that claims it is the one that may finish it (recovery may queue another)
+        claim["job_id"] = job_id
     claimed = db.session.execute(
         update(Generation)
         .where(Generation.id == generation_id, Generation.status == GenerationStatus.QUEUED)
-        .values(status=GenerationStatus.RUNNING, started_at=utcnow())
+        .values(**claim)
     ).rowcount
-    # Commit now: no database connection is held while the reply streams.
-    db.session.commit()
+    # write() commits at once: no database connection is held while the reply streams.
     return call if claimed else None
 
 
@@ -107,20 +125,19 @@ def _refusal(generation: Generation) -> str | None:
 
 
 def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> None:
-    db.session.rollback()
-    generation = db.session.get(Generation, generation_id)
-    if generation is None:  # its conversation was deleted while the reply ran
-        return
-    generation.text = text
-    generation.status = outcome.status
-    generation.error = outcome.error
-    generation.error_code = outcome.error_code
-    generation.attempts = (generation.attempts or 0) + attempts
-    generation.finished_at = utcnow()
+    """The final record, in one short write transaction (retried when it meets a lock)."""
+    values = {"text": text, "status": outcome.status, "error": outcome.error, "error_code": outcome.error_code,
+              "attempts": Generation.attempts + attempts, "finished_at": utcnow()}
     if usage is not None:
-        generation.input_tokens = usage.input_tokens
-        generation.output_tokens = usage.output_tokens
-    db.session.commit()
+        values.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+    mine = [Generation.id == generation_id]
+    job_id = _current_job_id()
+    if job_id:  # re-queued by recovery meanwhile (another job owns it now): leave it to that job
+        mine.append(Generation.job_id == job_id)
+    db.session.rollback()
+    write(lambda: db.session.execute(
+        update(Generation).where(*mine).values(**values).execution_options(synchronize_session=False)
+    ))
 
 
 def run_generation(generation_id: int) -> str | None:
@@ -183,6 +200,10 @@ def _run(generation_id: int) -> str | None:
         except JobTimeoutException as exc:
             outcome = Outcome(GenerationStatus.FAILED, TIME_LIMIT_ERROR, "job_timeout")
             reraise = exc
+        except redis.RedisError:
+            log.warning("generation %s: Redis went away mid-reply; %d characters kept", generation_id,
+                        sum(map(len, parts)))
+            outcome = Outcome(GenerationStatus.FAILED, QUEUE_LOST_ERROR, "queue_lost")
         except Exception:
             log.exception("generation %s failed", generation_id)
         finally:
@@ -191,8 +212,11 @@ def _run(generation_id: int) -> str | None:
                     response.close()
                 usage = response.usage if response is not None else None
                 _finish(generation_id, "".join(parts), outcome, attempts, usage)
-                limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0)
-                writer.mark(outcome.status)
+                try:
+                    limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0)
+                    writer.mark(outcome.status)
+                except redis.RedisError:  # the record is saved; readers fall back to the database
+                    log.warning("generation %s: could not mark the end in Redis", generation_id)
         if reraise is not None:
             raise reraise
         return outcome.status

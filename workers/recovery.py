@@ -1,11 +1,15 @@
-"""Finding and finishing generations whose worker died (SIGKILL, crash, host restart) or hung.
+"""Finding and finishing generations whose worker died (SIGKILL, crash, host restart) or hung,
+and queued generations whose job never ran.
 
 Every worker process keeps a short-lived "alive" key in Redis fresh from a
 background thread. A running generation whose job's worker has no alive key is
 orphaned: it is re-queued when nothing had streamed yet, otherwise failed with
-its partial text and a plain reason. Each worker sweeps every few seconds (one
-at a time, under a Redis lock) and once at start, so after a restart nothing is
-left "running".
+its partial text and a plain reason. A queued generation whose job is missing
+(Redis was down when it was sent, or lost it), failed, or ended without claiming
+it (e.g. the claim met a database lock) is queued again. Re-queueing is bounded
+(``MAX_REQUEUES``); past that the generation fails with a plain reason. Each
+worker sweeps every few seconds (one at a time, under a Redis lock) and once at
+start, so after a restart nothing is left "running" or stuck "queued".
 """
 from __future__ import annotations
 
@@ -17,13 +21,13 @@ from datetime import timedelta
 import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from webapp import live
+from webapp.database import write
 from webapp.extensions import db
-from webapp.generations import JOB_FUNCTION
+from webapp.generations import enqueue_job
 from webapp.models import Generation, GenerationStatus, utcnow
-from webapp.queue import get_queue
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,13 @@ ALIVE_REFRESH_SECONDS = ALIVE_TTL_SECONDS / 3
 SWEEP_INTERVAL_SECONDS = float(os.environ.get("WORKER_SWEEP_INTERVAL", "10"))
 # A generation just marked running may not show its worker yet: leave it this long.
 START_GRACE = timedelta(seconds=30)
+# A queued generation is saved just before its job is queued: give the web this long to queue it.
+QUEUED_GRACE = timedelta(seconds=float(os.environ.get("QUEUED_GRACE", "10")))
+MAX_REQUEUES = 3
+NOT_STARTED = ("The reply could not be started: its job was lost {count} times (the queue or a worker failed). "
+               "Retry to ask again.")
+# RQ states in which a job is still on its way to a worker (or running on a live one).
+WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 WORKER_LOST = "The worker writing this reply stopped unexpectedly (it was killed or restarted). The text so far is kept; retry to get a full reply."
 SWEEP_LOCK = "switchboard:recovery:lock"
 
@@ -95,33 +106,59 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
     text = live.read_all(connection, generation.id)
     if text:
         # Conditional: a worker that was only slow, not dead, may have finished meanwhile.
-        if not _still_running(generation, status=GenerationStatus.FAILED, text=text, error=WORKER_LOST,
-                              error_code="worker_lost", finished_at=utcnow()):
+        if not _still(generation, GenerationStatus.RUNNING, status=GenerationStatus.FAILED, text=text,
+                      error=WORKER_LOST, error_code="worker_lost", finished_at=utcnow()):
             return None
         live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(GenerationStatus.FAILED)
         log.warning("generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text))
         return "failed"
     # Nothing streamed: run it again on a live worker, under a new job id.
-    job_id = f"generation-{generation.id}-r{generation.attempts + 1}"
-    if not _still_running(generation, status=GenerationStatus.QUEUED, started_at=None, job_id=job_id,
-                          enqueued_at=utcnow()):
+    return _requeue(generation, GenerationStatus.RUNNING, f"worker {worker_name} lost before any text")
+
+
+def recover_queued(generation: Generation, connection: redis.Redis) -> str | None:
+    """Queue again a generation that waits for a job that will never run it. Returns what was done, or None."""
+    if generation.status != GenerationStatus.QUEUED:
         return None
-    get_queue().enqueue(JOB_FUNCTION, generation.id, job_id=job_id,
-                        description=f"generation {generation.id} ({generation.model_id}), re-queued")
-    log.warning("generation %s: worker %s lost before any text; re-queued", generation.id, worker_name)
+    if generation.enqueued_at is not None and utcnow() - generation.enqueued_at < QUEUED_GRACE:
+        return None
+    worker_name, job_status = job_state(connection, generation.job_id)
+    if job_status in WAITING_JOB_STATES:
+        return None
+    if job_status == JobStatus.STARTED and worker_alive(connection, worker_name):
+        return None  # claiming it right now
+    return _requeue(generation, GenerationStatus.QUEUED, f"job {job_status or 'missing'}")
+
+
+def _requeue(generation: Generation, from_status: str, why: str) -> str | None:
+    """A new job for the generation, or a plain failure once it has been re-queued ``MAX_REQUEUES`` times."""
+    if generation.requeues >= MAX_REQUEUES:
+        if not _still(generation, from_status, status=GenerationStatus.FAILED,
+                      error=NOT_STARTED.format(count=generation.requeues + 1), error_code="not_started",
+                      finished_at=utcnow()):
+            return None
+        log.warning("generation %s: %s, and re-queued %d times already; failed", generation.id, why,
+                    generation.requeues)
+        return "failed"
+    count = generation.requeues + 1
+    job_id = f"generation-{generation.id}-r{count}"
+    if not _still(generation, from_status, status=GenerationStatus.QUEUED, started_at=None, job_id=job_id,
+                  requeues=count, enqueued_at=utcnow()):
+        return None
+    enqueue_job(generation.id, job_id, generation.model_id, note=", re-queued")
+    log.warning("generation %s: %s; re-queued (%d of %d)", generation.id, why, count, MAX_REQUEUES)
     return "requeued"
 
 
-def _still_running(generation: Generation, **values) -> bool:
-    """Apply ``values`` only if the generation is still running (one conditional UPDATE); True if applied."""
-    generation_id = generation.id
-    changed = db.session.execute(
+def _still(generation: Generation, current_status: str, **values) -> bool:
+    """Apply ``values`` only if the generation is still ``current_status`` under the same job (one conditional UPDATE)."""
+    generation_id, job_id = generation.id, generation.job_id
+    return write(lambda: bool(db.session.execute(
         update(Generation)
-        .where(Generation.id == generation_id, Generation.status == GenerationStatus.RUNNING)
+        .where(Generation.id == generation_id, Generation.status == current_status, Generation.job_id == job_id)
         .values(**values)
-    ).rowcount
-    db.session.commit()
-    return bool(changed)
+        .execution_options(synchronize_session=False)
+    ).rowcount))
 
 
 def sweep(connection: redis.Redis) -> dict[int, str]:
@@ -130,9 +167,16 @@ def sweep(connection: redis.Redis) -> dict[int, str]:
         return {}
     done = {}
     try:
-        running = db.session.scalars(select(Generation).where(Generation.status == GenerationStatus.RUNNING)).all()
-        for generation in running:
-            action = recover(generation, connection)
+        settled = utcnow() - QUEUED_GRACE
+        active = db.session.scalars(select(Generation).where(or_(
+            Generation.status == GenerationStatus.RUNNING,
+            and_(Generation.status == GenerationStatus.QUEUED,
+                 or_(Generation.enqueued_at.is_(None), Generation.enqueued_at < settled)),
+        ))).all()
+        db.session.expunge_all()  # keep what was read, detached: each row is then changed by its own UPDATE
+        db.session.rollback()  # and no transaction is held while each is looked at
+        for generation in active:
+            action = (recover if generation.status == GenerationStatus.RUNNING else recover_queued)(generation, connection)
             if action:
                 done[generation.id] = action
     finally:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable
 
+import redis
 from rq.command import parse_payload
 from rq.executions import Execution
 from rq.job import Job
@@ -106,6 +107,9 @@ class ThreadedWorker(BaseWorker):
             self._running[execution.id] = (job, execution, threading.get_ident())
         try:
             self.perform_job(job, queue, execution)
+        except redis.RedisError as exc:  # RQ's bookkeeping met a Redis outage; the job recorded its own end
+            self.log.warning("Worker %s: job %s ended while Redis was unavailable (%s)", self.name, job.id,
+                             exc.__class__.__name__)
         except BaseException:  # perform_job handles job errors; anything else must not kill the pool thread
             self.log.exception("Worker %s: job %s crashed its thread", self.name, job.id)
         finally:

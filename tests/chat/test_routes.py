@@ -5,6 +5,8 @@ from sqlalchemy import func, select
 from tests.conftest import csrf_token
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, Message
+from webapp.queue import get_redis
+from workers import recovery
 
 FORM_TOKEN_RE = re.compile(r'name="submission_token"[^>]*value="([^"]+)"')
 
@@ -133,19 +135,31 @@ def test_status_endpoint_needs_login_and_answers_json(client):
     assert response.get_json()["error"]["code"] == 401
 
 
-def test_queue_down_keeps_the_message_and_says_so(client, auth, app, tmp_path):
+def test_queue_down_keeps_the_message_and_answers_it_when_the_queue_is_back(client, auth, app, tmp_path, run_jobs):
     auth.signup()
+    redis_url = app.config["REDIS_URL"]
     app.config["REDIS_URL"] = f"unix://{tmp_path / 'nothing-listens-here.sock'}"
     app.extensions.pop("switchboard_redis", None)
     response = send(client, "do not lose me")
     assert response.status_code == 302
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
-    assert "queue is unavailable" in page
+    assert "queue is unavailable" in page and "will be answered as soon as the queue is back" in page
     assert "do not lose me" in page
     with app.app_context():
         generation = db.session.scalar(select(Generation))
-        assert generation.status == "failed" and generation.error_code == "queue_unavailable"
+        assert generation.status == "queued", "held for the queue, not failed"
         assert generation.message.content == "do not lose me"
+        # The queue comes back; the workers' next sweep (once the web's grace has passed) queues it.
+        app.config["REDIS_URL"] = redis_url
+        app.extensions.pop("switchboard_redis", None)
+        generation.enqueued_at -= recovery.QUEUED_GRACE
+        db.session.commit()
+        assert recovery.sweep(get_redis()) == {generation.id: "requeued"}
+    run_jobs()
+    with app.app_context():
+        generation = db.session.scalar(select(Generation))
+        assert generation.status == "succeeded" and "do not lose me" in generation.text
+        assert generation.requeues == 1
 
 
 def test_welcome_json_for_api_clients_and_redirect_for_browsers(client):

@@ -89,11 +89,13 @@ def index():
             except ModelUnavailable as exc:
                 flash(str(exc), "error")
                 return _render(None, form, 400)
-        conversation = convs.start_conversation(current_user)
-        if model is not None and model.model_id != conversation.model_id:
-            conversation.model_id = model.model_id
-            conversation.options = applicable_options(model, current_user.default_options)
-        return _send(conversation, form)
+        try:
+            message = convs.start_chat(current_user, form.content.data.strip(), form.submission_token.data or None,
+                                       model)
+        except NotQueued as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id) + "#latest")
+        return redirect(url_for("chat.conversation", conversation_id=message.conversation_id) + "#latest")
     return _render(None, form)
 
 
@@ -113,11 +115,13 @@ def post_message(conversation_id):
 
 
 def _send(conv, form):
+    conversation_id = conv.id
     try:
-        convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None)
+        message = convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None)
+        conversation_id = message.conversation_id
     except NotQueued as exc:
         flash(str(exc), "error")
-    return redirect(_conversation_url(conv) + "#latest")
+    return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
 
 
 @bp.route("/<int:conversation_id>/rename", methods=["GET", "POST"])
