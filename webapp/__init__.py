@@ -6,6 +6,7 @@ from flask import Flask
 from .config import load_config
 from .database import tune_sqlite
 from .extensions import csrf, db, login_manager, migrate
+from .json_input import StrictJSONProvider
 from .paths import PROJECT_ROOT, ensure_instance_path
 
 
@@ -18,6 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
+    app.json = StrictJSONProvider(app)  # request bodies: no lone surrogates, NaN or runaway nesting
     app.config.update(load_config(test_config))
 
     db.init_app(app)

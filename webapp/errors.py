@@ -1,14 +1,33 @@
-"""Error responses: HTML for pages, JSON for endpoints that scripts and API clients call."""
+"""Error responses: HTML for pages, JSON for endpoints that scripts and API clients call.
+
+An error handler must not fail itself: it rolls the database session back first (the error
+may have left it needing one), and if the full page still cannot be drawn (the database is
+down, so the signed-in user cannot be loaded for the top bar) it answers a plain page that
+needs nothing but the error.
+"""
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .database import is_transient, rollback_quietly
+
 log = logging.getLogger(__name__)
+
+DATABASE_UNAVAILABLE = "The database is unavailable right now. Please try again shortly."
+DATABASE_BUSY = "The server is very busy right now and could not save this in time. Nothing was lost: try again."
+
+PLAIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark"><title>{code} {name} · Switchboard</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem">
+<h1>{code} · {name}</h1><p>{description}</p><p><a href="/chat/">Back to your chats</a></p></body></html>
+"""
 
 
 def wants_json() -> bool:
@@ -21,9 +40,26 @@ def wants_json() -> bool:
 
 
 def error_response(exc: HTTPException):
+    rollback_quietly()
+    code = exc.code or 500
     if wants_json():
-        return jsonify({"error": {"message": exc.description, "code": exc.code, "type": exc.name}}), exc.code
-    return render_template("errors/error.html", error=exc), exc.code
+        return jsonify({"error": {"message": exc.description, "code": code, "type": exc.name}}), code
+    try:
+        return render_template("errors/error.html", error=exc), code
+    except Exception:  # e.g. the top bar's user cannot be loaded: the database is down
+        log.warning("error page for %s drawn plain (%s)", code, "the full page failed", exc_info=False)
+        rollback_quietly()
+        page = PLAIN_PAGE.format(code=code, name=escape(exc.name), description=escape(exc.description))
+        return page, code, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def database_error(exc: DBAPIError) -> HTTPException:
+    """What a page or API client is told about a database failure (never the driver's own words)."""
+    if is_transient(exc):
+        log.error("database busy beyond the retry time: %s", exc.orig.__class__.__name__)
+        return ServiceUnavailable(DATABASE_BUSY)
+    log.error("database unavailable: %s", exc.__class__.__name__)
+    return ServiceUnavailable(DATABASE_UNAVAILABLE)
 
 
 def init_errors(app: Flask) -> None:
@@ -39,10 +75,11 @@ def init_errors(app: Flask) -> None:
         )
         return error_response(exc)
 
-    @app.errorhandler(OperationalError)
-    def handle_database_down(exc: OperationalError):
-        log.error("database unavailable: %s", exc.__class__.__name__)
-        return error_response(ServiceUnavailable("The database is unavailable right now. Please try again shortly."))
+    @app.errorhandler(DBAPIError)
+    def handle_database_error(exc: DBAPIError):
+        if isinstance(exc, OperationalError) or is_transient(exc):
+            return error_response(database_error(exc))
+        return handle_unexpected(exc)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -1,5 +1,8 @@
+import concurrent.futures
 import re
+import threading
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import csrf_token
@@ -180,3 +183,33 @@ def test_unknown_page_is_an_html_404(client):
     response = client.get("/no/such/page", headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert "<html" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("new_chat", [True, False], ids=["new chat", "existing chat"])
+def test_the_same_form_posted_twice_at_once_saves_one_message_and_redirects_both(client, auth, app, new_chat):
+    auth.signup()
+    conversation_id = None
+    if not new_chat:
+        conversation_id = int(send(client, "first").headers["Location"].split("#")[0].rsplit("/", 1)[1])
+    twin = app.test_client()
+    twin.set_cookie("session", client.get_cookie("session").value)
+    for attempt in range(10):
+        path = f"/chat/{conversation_id}" if conversation_id else "/chat/"
+        page = client.get(path).get_data(as_text=True)
+        data = {"content": f"twice {attempt}", "csrf_token": csrf_token(client, path),
+                "submission_token": FORM_TOKEN_RE.search(page).group(1)}
+        post_path = f"/chat/{conversation_id}/messages" if conversation_id else "/chat/"
+        barrier = threading.Barrier(2)
+
+        def post(c):
+            barrier.wait()
+            return c.post(post_path, data=data)
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            responses = list(pool.map(post, [client, twin]))
+        assert [r.status_code for r in responses] == [302, 302], [r.get_data(as_text=True)[:300] for r in responses]
+        locations = {r.headers["Location"] for r in responses}
+        assert len(locations) == 1, locations  # both land on the one conversation
+        with app.app_context():
+            saved = db.session.scalars(select(Message).where(Message.content == f"twice {attempt}")).all()
+            assert len(saved) == 1 and len(saved[0].generations) == 1

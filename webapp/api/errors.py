@@ -7,6 +7,9 @@ from flask import jsonify
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from ..database import is_transient, rollback_quietly
+from ..errors import database_error
+
 log = logging.getLogger(__name__)
 
 ERROR_TYPES = {
@@ -54,7 +57,8 @@ def error_response(error: ApiError):
 
 
 def handle_error(exc: Exception):
-    """The one error handler of the API blueprints."""
+    """The one error handler of the API blueprints (it starts by leaving the database session usable)."""
+    rollback_quietly()
     if isinstance(exc, ApiError):
         return error_response(exc)
     if isinstance(exc, HTTPException):
@@ -66,9 +70,7 @@ def handle_error(exc: Exception):
     if getattr(exc, "status_code", None) == 429:  # webapp.limits.LimitExceeded: the user's own limits
         retry_after = getattr(exc, "retry_after", None) or 1
         return error_response(ApiError(429, str(exc), "rate_limit_exceeded", headers={"Retry-After": retry_after}))
-    if isinstance(exc, OperationalError):
-        log.error("database unavailable: %s", exc.__class__.__name__)
-        return error_response(ApiError(503, "The database is unavailable right now. Please try again shortly.",
-                                       "database_unavailable"))
+    if isinstance(exc, OperationalError) or is_transient(exc):
+        return error_response(ApiError(503, database_error(exc).description, "database_unavailable"))
     log.exception("unhandled error in the API")
     return error_response(ApiError(500, "Something went wrong on our side. It has been logged.", "internal_error"))

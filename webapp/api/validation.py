@@ -6,6 +6,7 @@ import re
 from flask import request
 
 from ..accounts import MIN_PASSWORD_LENGTH, username_taken
+from ..json_input import InvalidJSON, loads
 from .errors import ApiError
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -13,7 +14,15 @@ REQUIRED = "This field is required."
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
+    """The request's JSON object, strictly parsed (webapp.json_input); a 400 that says why otherwise."""
+    if not request.is_json:
+        raise ApiError(400, "Send a JSON object with 'Content-Type: application/json'.", "invalid_json")
+    try:
+        body = loads(request.get_data(cache=True))
+    except InvalidJSON as exc:
+        raise ApiError(400, str(exc), "invalid_json") from None
+    except ValueError as exc:
+        raise ApiError(400, f"The body is not valid JSON: {str(exc)[:200]}", "invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Send a JSON object with 'Content-Type: application/json'.", "invalid_json")
     return body

@@ -1,6 +1,8 @@
+import math
 import secrets
 
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import BadRequest
 from wtforms import HiddenField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
@@ -55,3 +57,31 @@ class SettingsForm(FlaskForm):
     model = StringField("Model", validators=[DataRequired(message="Pick a model.")])
     system_prompt = TextAreaField("System prompt", validators=[Length(max=MAX_SYSTEM_PROMPT_LENGTH)])
     submit = SubmitField("Save settings")
+
+
+# -- the status endpoint's query -------------------------------------------------------
+MAX_WAIT_SECONDS = 10.0
+MAX_CURSOR = 50_000_000  # characters; far beyond any reply
+
+
+def progress_query(args) -> tuple[int, float]:
+    """``cursor`` (characters the reader has) and ``wait`` (seconds to hold the request for new text).
+
+    Both are optional; anything that is not a number in range is a 400 that says so.
+    """
+    cursor = _number(args, "cursor", int, 0, MAX_CURSOR, "a whole number of characters")
+    wait = _number(args, "wait", float, 0.0, MAX_WAIT_SECONDS, "a number of seconds")
+    return cursor, wait
+
+
+def _number(args, name, kind, low, high, meaning):
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return low
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not low <= value <= high:
+        raise BadRequest(f"'{name}' must be {meaning} from {low:g} to {high:g}.")
+    return value

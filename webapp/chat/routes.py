@@ -10,9 +10,7 @@ from ..markdown import render_markdown
 from ..model_options import (ModelUnavailable, applicable_options, models_by_provider, option_fields,
                              parse_options, usable_model, usable_models)
 from . import bp
-from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm
-
-MAX_WAIT_SECONDS = 10.0
+from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm, progress_query
 
 
 @bp.before_request
@@ -242,10 +240,8 @@ def _wants_json():
 
 @bp.route("/generations/<int:generation_id>/status")
 def generation_status(generation_id):
+    cursor, wait_seconds = progress_query(request.args)
     generation = convs.owned_generation(current_user, generation_id)
-    cursor = request.args.get("cursor", 0, type=int)
-    # ?wait=S holds the request until new text arrives or S seconds pass (long polling).
-    wait_seconds = min(max(request.args.get("wait", 0.0, type=float), 0.0), MAX_WAIT_SECONDS)
     payload = progress(generation, cursor, int(wait_seconds * 1000))
     db.session.remove()
     return jsonify(payload)
