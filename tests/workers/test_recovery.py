@@ -115,3 +115,107 @@ def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(fault, c
         second.wait(timeout=15)
         first.kill()  # a stopped (hung) process still needs ending
         first.wait(timeout=10)
+
+
+# -- queued generations whose job will never run them -------------------------------------------
+def age(app, generation_id):
+    """As if the web's grace for queueing the job had passed."""
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        generation.enqueued_at = utcnow() - recovery.QUEUED_GRACE - timedelta(seconds=1)
+        db.session.commit()
+
+
+def only_generation_id(app):
+    with app.app_context():
+        return db.session.scalar(select(Generation.id))
+
+
+def test_queued_generation_whose_job_is_gone_is_requeued_and_answered(client, auth, app, run_jobs):
+    auth.signup()
+    send(client, "my job vanished")
+    generation_id = only_generation_id(app)
+    with app.app_context():
+        get_queue().empty()  # Redis lost the job (or never got it)
+        assert recovery.sweep(get_redis()) == {}, "within the grace the web may still be queueing it"
+    age(app, generation_id)
+    with app.app_context():
+        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
+        assert recovery.sweep(get_redis()) == {}, "its new job is waiting: left alone"
+    run_jobs()
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        assert generation.status == "succeeded" and "my job vanished" in generation.text
+        assert generation.requeues == 1 and generation.job_id == f"generation-{generation_id}-r1"
+
+
+def test_job_that_failed_before_its_claim_leaves_the_generation_queued_and_is_requeued(
+        client, auth, app, app_config, tmp_path, run_jobs):
+    from rq import SimpleWorker
+    from rq.registry import FailedJobRegistry
+
+    from webapp import create_app
+
+    auth.signup()
+    send(client, "the database was away")
+    generation_id = only_generation_id(app)
+    # A worker whose database cannot be reached: the claim fails, the job fails.
+    unreachable = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'gone' / 'nowhere.db'}"})
+    with unreachable.app_context():
+        queue = get_queue()
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        assert FailedJobRegistry(queue=queue).get_job_ids() == [f"generation-{generation_id}"]
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        assert generation.status == "queued" and generation.started_at is None  # consistent: untouched
+    age(app, generation_id)
+    with app.app_context():
+        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
+    run_jobs()
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).status == "succeeded"
+
+
+def test_requeueing_is_bounded(client, auth, app):
+    auth.signup()
+    send(client, "never runs")
+    generation_id = only_generation_id(app)
+    with app.app_context():
+        for count in range(1, recovery.MAX_REQUEUES + 1):
+            get_queue().empty()
+            age(app, generation_id)
+            assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
+            assert db.session.get(Generation, generation_id).requeues == count
+            db.session.rollback()
+        get_queue().empty()
+        age(app, generation_id)
+        assert recovery.sweep(get_redis()) == {generation_id: "failed"}
+        generation = db.session.get(Generation, generation_id)
+        assert generation.status == "failed" and generation.error_code == "not_started"
+        assert "Retry to ask again" in generation.error
+    page = client.get(f"/chat/{generation.conversation_id}").get_data(as_text=True)
+    assert "The reply could not be started." in page
+
+
+def test_a_finished_job_whose_generation_is_still_queued_is_requeued(client, auth, app, run_jobs):
+    auth.signup()
+    send(client, "claimed by nobody")
+    generation_id = only_generation_id(app)
+    with app.app_context():
+        # What a job leaves when it ended without claiming: e.g. it found the row still
+        # being written by another process and returned. Here: it ran for a generation that was
+        # cancelled, then the row was put back to queued by hand.
+        generation = db.session.get(Generation, generation_id)
+        generation.status = "cancelled"
+        db.session.commit()
+    run_jobs()
+    with app.app_context():
+        generation = db.session.get(Generation, generation_id)
+        generation.status = "queued"
+        db.session.commit()
+    age(app, generation_id)
+    with app.app_context():
+        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
+    run_jobs()
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).status == "succeeded"
