@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import redis
-from rq import Queue, Worker
+from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .extensions import db
 from .models import Generation, utcnow
 from .observability import LATENCY_BUCKETS, METRICS_KEY
-from .queue import get_queue, get_redis
+from .queue import get_queue, get_redis, live_worker_names
 
 
 def readiness() -> dict:
@@ -27,7 +27,7 @@ def readiness() -> dict:
         connection = get_redis()
         connection.ping()
         checks["redis"] = {"ok": True}
-        workers = Worker.all(connection=connection)
+        workers = live_worker_names(connection)
         checks["workers"] = {"ok": bool(workers), "count": len(workers)}
     except redis.RedisError as exc:
         checks["redis"] = {"ok": False, "error": type(exc).__name__}
@@ -109,7 +109,7 @@ def metrics_text() -> str:
         lines.append("# TYPE switchboard_jobs_failed gauge")
         lines.append(_line("switchboard_jobs_failed", FailedJobRegistry(queue=queue).count, {"queue": queue.name}))
         lines.append("# TYPE switchboard_workers gauge")
-        lines.append(_line("switchboard_workers", len(Worker.all(connection=connection))))
+        lines.append(_line("switchboard_workers", len(live_worker_names(connection))))
         lines.extend(_http_metrics(connection))
         lines.append(_line("switchboard_redis_up", 1))
     except redis.RedisError:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import redis
 from flask import current_app
-from rq import Queue
+from rq import Queue, Worker
 
 # Timeouts keep a page from hanging when Redis is gone; the error is then caught
 # and shown as "queue unavailable" instead. The read timeout must outlast the
@@ -31,3 +31,19 @@ def get_queue() -> Queue:
 
 def job_id_for(generation_id: int) -> str:
     return f"generation-{generation_id}"
+
+
+def worker_alive_key(worker_name: str) -> str:
+    """Kept fresh by each worker process (workers.recovery.Liveness); gone within its TTL when the process dies."""
+    return f"switchboard:worker:{worker_name}:alive"
+
+
+def live_worker_names(connection: redis.Redis) -> list[str]:
+    """Workers registered with RQ whose process is alive (RQ keeps a killed worker registered for minutes)."""
+    names = [worker.name for worker in Worker.all(connection=connection)]
+    if not names:
+        return []
+    pipe = connection.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(worker_alive_key(name))
+    return [name for name, alive in zip(names, pipe.execute()) if alive]

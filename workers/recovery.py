@@ -28,6 +28,7 @@ from webapp.database import write
 from webapp.extensions import db
 from webapp.generations import enqueue_job
 from webapp.models import Generation, GenerationStatus, utcnow
+from webapp.queue import worker_alive_key
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,8 @@ WORKER_LOST = "The worker writing this reply stopped unexpectedly (it was killed
 SWEEP_LOCK = "switchboard:recovery:lock"
 
 
-def alive_key(worker_name: str) -> str:
-    return f"switchboard:worker:{worker_name}:alive"
-
-
 def worker_alive(connection: redis.Redis, worker_name: str | None) -> bool:
-    return bool(worker_name) and bool(connection.exists(alive_key(worker_name)))
+    return bool(worker_name) and bool(connection.exists(worker_alive_key(worker_name)))
 
 
 class Liveness(threading.Thread):
@@ -62,7 +59,7 @@ class Liveness(threading.Thread):
     def __init__(self, connection: redis.Redis, worker_name: str):
         super().__init__(name="switchboard-liveness", daemon=True)
         self.connection = connection
-        self.key = alive_key(worker_name)
+        self.key = worker_alive_key(worker_name)
         self.stopped = threading.Event()
 
     def run(self) -> None:
