@@ -24,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     with app.app_context():
-        tune_sqlite(db.engine)
+        tune_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -23,7 +23,6 @@ from .extensions import db
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
 # How long a unit of work keeps trying after lock errors, and the backoff between tries.
 WRITE_RETRY_SECONDS = 30.0
 _FIRST_DELAY, _MAX_DELAY = 0.005, 0.5
@@ -32,7 +31,7 @@ _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
 _SQLITE_LOCK_MESSAGES = ("database is locked", "database table is locked", "database schema has changed")
 
 
-def tune_sqlite(engine) -> None:
+def tune_sqlite(engine, busy_timeout_ms: int) -> None:
     """WAL (a setting of the file, kept), plus busy timeout and synchronous=NORMAL on every connection."""
     if engine.dialect.name != "sqlite":
         return
@@ -40,7 +39,7 @@ def tune_sqlite(engine) -> None:
     @event.listens_for(engine, "connect")
     def sqlite_pragmas(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         # WAL needs no lock once set; setting it on an in-memory database is a harmless no-op.
         if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             cursor.execute("PRAGMA journal_mode=WAL")
