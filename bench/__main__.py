@@ -321,18 +321,17 @@ def table(results: dict) -> str:
             f"{fmt(base['p50'])} / {fmt(base['p95'])} / {fmt(base['p99'])}",
             "p50 ≤ 25, p99 ≤ 100" if last else "",
             (lat["p50"] is not None and lat["p50"] <= 25 and lat["p99"] <= 100) if last else None)
-        if entry["incomplete_count"] or entry["error_count"]:
-            add(f"  failed turns / incomplete replies, {level} chats",
-                f"{entry['error_count']} / {entry['incomplete_count']}", "", "0 / 0", False)
+        failures = entry["incomplete_count"] + entry["error_count"]
+        add(f"  failed turns / incomplete replies, {level} chats",
+            f"{entry['error_count']} / {entry['incomplete_count']}", "", "0 / 0", failures == 0)
     cap = results["capacity"]
     add("streaming generations in flight in one worker", f"{cap['peak_in_flight']} ({cap['succeeded']} ok)",
         str(cap["baseline_peak_in_flight"]), "≥ 100", cap["peak_in_flight"] >= 100 and cap["succeeded"] == cap["jobs"])
     thr = results["throughput"]
     add("complete chat turns/s (zero delay)", fmt(thr["turns_per_second"]),
         f"{fmt(thr['baseline_calls_per_second'])} calls/s", "≥ 200", thr["turns_per_second"] >= 200)
-    if thr["incomplete_count"] or thr["error_count"]:
-        add("  failed turns / incomplete replies (zero delay)",
-            f"{thr['error_count']} / {thr['incomplete_count']}", "", "0 / 0", False)
+    add("  failed turns / incomplete replies (zero delay)", f"{thr['error_count']} / {thr['incomplete_count']}",
+        "", "0 / 0", thr["incomplete_count"] + thr["error_count"] == 0)
     if thr.get("cpu_ms_per_turn"):
         add("  CPU ms per turn: " + ", ".join(f"{k} {v:.0f}" for k, v in thr["cpu_ms_per_turn"].items()),
             "", "", "", None)

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.slow
 STARTED_RE = re.compile(r"\[switchboard\] (\w+) started \(pid (\d+)\)")
 GUNICORN_CHILD_RE = re.compile(r"Booting worker with pid: (\d+)")
 ALIVE_TTL = 2
+# gunicorn closes idle connections after 2 s; a request racing that close would fail for nothing.
+NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 
 
 def supervisor_env(instance: Path, port: int) -> dict:
@@ -111,7 +113,7 @@ def status(client: httpx.Client, url: str, generation_id: int) -> dict:
 
 def test_a_killed_worker_is_restarted_and_its_reply_resolved_while_pages_keep_answering(supervisor):
     url = supervisor.url
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, limits=NO_KEEPALIVE) as client:
         sign_up(client, url)
         generation_id = send(client, url, "a long one " + " ".join(f"word{n}" for n in range(300)))
         wait_for(lambda: len(status(client, url, generation_id)["text"]) > 30, 30, "the reply streaming")
@@ -147,7 +149,7 @@ def test_a_killed_worker_is_restarted_and_its_reply_resolved_while_pages_keep_an
 
 def test_a_killed_valkey_is_restarted_and_work_goes_on(supervisor):
     url = supervisor.url
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, limits=NO_KEEPALIVE) as client:
         sign_up(client, url)
         first = send(client, url, "before")
         wait_for(lambda: status(client, url, first)["done"], 30, "the first reply")
