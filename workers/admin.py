@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import time
 
+from rq import get_current_job
+
+from webapp.connection_tests import check_connection, write_connection_test
+
 from .app_context import app_context
 
 
 def check_provider_connection(provider: str) -> bool:
-    from rq import get_current_job
-
-    from webapp.admin.service import check_connection, write_connection_test
-
     with app_context():
         ok, message = check_connection(provider)
         job = get_current_job()

@@ -3,6 +3,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 
 from .. import audit, usage
+from ..connection_tests import start_connection_test
 from ..extensions import db
 from ..llm import UnknownModelError, get_models
 from ..models import User
@@ -76,7 +77,7 @@ def test_provider(name):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        service.start_connection_test(current_user, name)
+        start_connection_test(current_user, name)
     except redis.RedisError:
         flash("The job queue is unavailable, so the test could not start.", "error")
         return redirect(url_for("admin.providers"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import datetime, timedelta, timezone
 
 import redis
@@ -13,19 +12,16 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, or_, select
 
 from .. import admin_settings, audit
+from ..connection_tests import connection_test_result
 from ..accounts import create_user, find_user
 from ..extensions import db
-from ..llm import get_aliases, get_model, get_models, get_providers, remove_alias, set_alias
+from ..llm import get_aliases, get_models, get_providers, remove_alias, set_alias
 from ..llm import settings as llm_settings
-from ..llm.errors import LLMError, redact
 from ..models import User
-from ..queue import get_queue, get_redis
+from ..queue import get_queue
 
 log = logging.getLogger(__name__)
 
-CONNECTION_TEST_JOB = "workers.admin.check_provider_connection"
-CONNECTION_TEST_TTL = 24 * 3600
-CONNECTION_TEST_STALE = 120  # seconds without a worker answer before the page says so
 
 
 class ActionRefused(Exception):
@@ -87,62 +83,6 @@ def update_provider(actor: User, name: str, *, enabled: bool, base_url: str | No
     before, after = admin_settings.update_provider(name, enabled=enabled, base_url=base_url, api_key=api_key,
                                                    clear_key=clear_key)
     audit.record(actor, "provider.update", f"provider:{name}", before, after)
-
-
-def _test_key(provider: str) -> str:
-    return f"switchboard:admin:connection-test:{provider}"
-
-
-def start_connection_test(actor: User, provider: str) -> str:
-    """Queue a job that makes a real request to ``provider``; the job gets only the provider name."""
-    job = get_queue().enqueue(CONNECTION_TEST_JOB, provider, job_timeout=120, result_ttl=600, failure_ttl=3600,
-                              description=f"connection test: {provider}")
-    write_connection_test(provider, {"status": "pending", "job_id": job.id, "at": time.time()})
-    audit.record(actor, "provider.test", f"provider:{provider}")
-    return job.id
-
-
-def write_connection_test(provider: str, result: dict) -> None:
-    get_redis().set(_test_key(provider), json.dumps(result), ex=CONNECTION_TEST_TTL)
-
-
-def connection_test_result(provider: str) -> dict | None:
-    try:
-        raw = get_redis().get(_test_key(provider))
-    except redis.RedisError:
-        return None
-    if not raw:
-        return None
-    result = json.loads(raw)
-    result["when"] = datetime.fromtimestamp(result.get("at", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    result["stale"] = result.get("status") == "pending" and time.time() - result.get("at", 0) > CONNECTION_TEST_STALE
-    return result
-
-
-def check_connection(provider: str) -> tuple[bool, str]:
-    """Make one real request to ``provider`` with the current settings: (ok, message for the admin)."""
-    info = get_providers().get(provider)
-    if info is None:
-        return False, f"Unknown provider {provider!r}."
-    try:
-        if info["needs_key"] and not llm_settings.resolve_key(provider, info["key_env_var"]):
-            return False, "No API key is set."
-        if provider in ("echo", "litellm"):
-            # Their model lists are local; send a tiny prompt to the first model instead.
-            if not info["models"]:
-                return False, "No models are configured (LLM_MODELS)."
-            text = get_model(info["models"][0]).prompt("Reply with OK.", stream=False).text()
-            return True, f"{info['models'][0]} answered: {text[:80]}"
-        from ..llm import list_provider_models
-
-        models = list_provider_models(provider)
-        sample = ", ".join(models[:5]) + (", …" if len(models) > 5 else "")
-        return True, f"Connected: {len(models)} models available ({sample})."
-    except LLMError as exc:
-        return False, redact(str(exc))
-    except Exception as exc:  # the admin needs a reason, not a stack trace
-        log.warning("connection test for %s failed with %s", provider, exc.__class__.__name__)
-        return False, redact(f"Unexpected error: {exc.__class__.__name__}: {exc}")
 
 
 # -- models ------------------------------------------------------------------------------
