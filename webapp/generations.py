@@ -43,6 +43,7 @@ FAILURE_HEADLINES = {
     "model_not_allowed": "This model is not available to your account; pick another one in the settings.",
     "queue_unavailable": "The job queue was unavailable, so the reply was never started.",
     "queue_lost": "The job queue went away while this reply was being written.",
+    "worker_stopped": "The worker was shut down while writing this reply.",
     "not_started": "The reply could not be started.",
     "limit_exceeded": "You have reached your usage limit.",
     "job_timeout": "The reply took longer than the time limit.",

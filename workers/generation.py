@@ -28,12 +28,14 @@ from webapp.models import Generation, GenerationStatus, Message, User, utcnow
 from webapp.queue import get_redis
 
 from .app_context import app_context
-from .threaded import JobStopRequested, on_stop, shielded
+from .threaded import JobStopRequested, WorkerStopping, on_stop, shielded
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The worker hit an internal error while writing this reply."
 TIME_LIMIT_ERROR = "The reply took longer than the job time limit and was cut off."
+WORKER_STOPPED_ERROR = ("The worker was shut down while writing this reply. The text so far is kept; "
+                        "retry to get a full reply.")
 QUEUE_LOST_ERROR = ("The job queue (Redis) became unavailable while this reply was being written. "
                     "The text so far is kept; retry to get a full reply.")
 BACKOFF_CAP_SECONDS = 20.0
@@ -194,6 +196,9 @@ def _run(generation_id: int) -> str | None:
             outcome = Outcome(GenerationStatus.FAILED, str(exc), exc.code)
         except KeyError as exc:  # UnknownModelError: the model was removed since the message was sent
             outcome = Outcome(GenerationStatus.FAILED, str(exc).strip("'\""), "unknown_model")
+        except WorkerStopping as exc:  # a cold shutdown, not the user's Stop
+            outcome = Outcome(GenerationStatus.FAILED, WORKER_STOPPED_ERROR, "worker_stopped")
+            reraise = exc
         except JobStopRequested as exc:
             outcome = Outcome(GenerationStatus.CANCELLED, None, None)
             reraise = exc  # so RQ records the job as stopped

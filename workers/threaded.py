@@ -6,6 +6,16 @@ It is built on RQ's own ``BaseWorker``: each job still gets an RQ execution,
 sits in the StartedJobRegistry, has its heartbeats maintained, is bounded by its
 job timeout (``TimerDeathPenalty`` works in threads) and answers RQ's
 stop-job command, so rq-dashboard and RQ's maintenance keep working.
+
+What this relies on beyond RQ's documented API is listed in ``RQ_INTERNALS`` and
+checked by ``tests/workers/test_threaded.py``; the range in pyproject.toml
+(``rq>=3.0,<3.1``) is the one it was verified against. Before widening it, run
+that test file: every stop path (job timeout, stop-job, hang-up, warm and cold
+shutdown) is exercised there and in tests/api/test_streaming.py.
+
+A stop is delivered to a job's thread as an asynchronous exception
+(``PyThreadState_SetAsyncExc``), plus callbacks the job registered to unblock a
+socket read; a job shields its final record from it (``shielded``).
 """
 from __future__ import annotations
 
@@ -24,8 +34,25 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import BaseWorker, WorkerStatus
 
 
-class JobStopRequested(Exception):
-    """Raised inside a job's thread when RQ's stop-job command names it."""
+# RQ internals used here and in workers/__main__.py (private fields or undocumented hooks of BaseWorker).
+RQ_INTERNALS = (
+    "_stop_requested", "_stopped_job_id", "_shutdown_requested_date",  # fields
+    "prepare_execution", "perform_job", "maintain_heartbeats", "handle_payload", "request_stop_execution",
+    "request_force_stop", "kill_horse", "dequeue_job_and_maintain_ttl", "execute_job", "teardown",
+    "handle_job_failure", "set_state",  # methods overridden or called
+)
+
+
+class JobStopRequested(BaseException):
+    """Raised inside a job's thread when RQ's stop-job command names it.
+
+    A BaseException, like KeyboardInterrupt: library code that catches ``Exception``
+    around a network read (the LLM layer, the SDKs) must not swallow a stop.
+    """
+
+
+class WorkerStopping(JobStopRequested):
+    """Raised inside every job's thread on a cold shutdown (a second Ctrl-C or SIGTERM)."""
 
 
 # Per-thread callbacks a job registers to unblock itself when stopped (e.g. close its HTTP stream).
@@ -180,7 +207,7 @@ class ThreadedWorker(BaseWorker):
             self._stop_thread(job.id, ident)
         return True
 
-    def _stop_thread(self, job_id: str, ident: int) -> None:
+    def _stop_thread(self, job_id: str, ident: int, exception: type[JobStopRequested] = JobStopRequested) -> None:
         self.log.info("Worker %s: stopping job %s", self.name, job_id)
         self._stopped_job_ids.add(job_id)
         with self._running_lock:
@@ -188,7 +215,7 @@ class ThreadedWorker(BaseWorker):
                 return  # finished meanwhile
             with _stop_callbacks_lock:
                 if ident not in _shielded:
-                    _raise_in_thread(ident, JobStopRequested)
+                    _raise_in_thread(ident, exception)
         with _stop_callbacks_lock:
             callbacks = list(_stop_callbacks.get(ident, []))
         for callback in callbacks:  # unblock a thread waiting on a socket so it sees the exception
@@ -209,4 +236,15 @@ class ThreadedWorker(BaseWorker):
         with self._running_lock:
             running = list(self._running.values())
         for job, _execution, ident in running:
-            self._stop_thread(job.id, ident)
+            self._stop_thread(job.id, ident, WorkerStopping)
+
+    def request_force_stop(self, signum, frame):
+        """Cold shutdown (a second Ctrl-C or SIGTERM): stop every job thread, then exit.
+
+        RQ's own version kills a work-horse, which this worker does not have, so its teardown
+        would wait for the running jobs: a warm shutdown after all. (RQ also ignores a second
+        signal within a second of the first, for worker pools; no pool runs this worker.)
+        """
+        self.log.warning("Worker %s: cold shut down", self.name)
+        self.kill_horse()
+        raise SystemExit()
