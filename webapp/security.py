@@ -71,4 +71,7 @@ def init_security(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if request.endpoint != "static" and (request.blueprint in API_BLUEPRINTS or signed_in_request()):
+            # Nothing personal is kept by a shared browser's cache or a proxy (overrides SSE's "no-cache").
+            headers["Cache-Control"] = "no-store"
         return response
