@@ -40,7 +40,8 @@ def signed_in_request() -> bool:
     (a health check must not need the database): the loaded user if a view asked for it, else the cookie."""
     user = g.get("_login_user")
     if user is not None:
-        return user.is_authenticated
+        # is_anonymous reads no column: the view may have released its database session (long polls do).
+        return not user.is_anonymous
     return "_user_id" in session or request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME",
                                                                                 "remember_token")) is not None
 
