@@ -8,15 +8,19 @@ everywhere", an admin's disable or password reset, or a replayed refresh token.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db
 from .models import User, UserSession, utcnow
+
+log = logging.getLogger(__name__)
 
 WEB, API = "web", "api"
 # last_seen_at is written at most this often per sign-in, so most requests cost one read and no write.
@@ -74,10 +78,14 @@ def touch(record: UserSession) -> None:
     now = utcnow()
     if now - record.last_seen_at < TOUCH_INTERVAL:
         return
-    with db.engine.begin() as connection:
-        connection.execute(update(UserSession)
-                           .where(UserSession.id == record.id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
-                           .values(last_seen_at=now))
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(update(UserSession)
+                               .where(UserSession.id == record.id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
+                               .values(last_seen_at=now))
+    except OperationalError:  # e.g. SQLite busy under load: "last seen" may lag, the request goes on
+        log.warning("could not note the last use of sign-in %s", record.id)
+        return
     set_committed_value(record, "last_seen_at", now)  # the page shows it; no second write at commit
 
 
