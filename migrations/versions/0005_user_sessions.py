@@ -1,7 +1,7 @@
 """user sessions: one server-side record per sign-in (browser or API token family); replaces session_version
 
 Revision ID: i15_user_sessions
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 04:50:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'i15_user_sessions'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
