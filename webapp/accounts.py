@@ -42,7 +42,7 @@ def _duration(seconds: int) -> str:
 class LoginThrottled(Exception):
     def __init__(self, retry_after: int):
         self.retry_after = retry_after
-        super().__init__(f"Too many failed sign-in attempts from your network for this account. "
+        super().__init__(f"Too many failed sign-in attempts from your address. "
                          f"Try again in {_duration(retry_after)}.")
 
 

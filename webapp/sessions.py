@@ -95,7 +95,7 @@ def revoke(record: UserSession) -> None:
 
 
 def revoke_all(user: User) -> int:
-    """End every sign-in of ``user`` (browsers and API token families); returns how many were live."""
+    """End every sign-in of ``user`` (browsers and API token families); returns how many it ended."""
     result = db.session.execute(update(UserSession)
                                 .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
                                 .values(revoked_at=utcnow()))
