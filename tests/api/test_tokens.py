@@ -1,9 +1,12 @@
 """Refresh tokens rotate (webapp/api/tokens.py): each refresh answers a new pair and retires the token sent;
 a retired token replayed revokes its whole family (every token from that sign-in) and answers 401."""
+import concurrent.futures
+import threading
+
 import jwt
 from sqlalchemy import select
 
-from tests.api.conftest import PASSWORD, USERNAME
+from tests.api.conftest import PASSWORD, USERNAME, http
 from webapp.extensions import db
 from webapp.models import UserSession
 
@@ -64,3 +67,21 @@ def test_the_refresh_state_is_in_the_database_not_the_token(app, client, user):
         record = db.session.scalar(select(UserSession))
         assert record.kind == "api" and record.refresh_jti == claims["jti"]
         assert record.token_hash != claims["sid"]  # only the hash of the family id is stored
+
+
+def test_two_refreshes_racing_with_one_token_cannot_both_win(server, user):
+    """Both present the same refresh token at once (a thief and the client): one conditional UPDATE decides,
+    so at most one gets a new pair, and the loser's replay revokes the family."""
+    pair = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD}).json
+    start = threading.Barrier(2)
+
+    def refresh_now():
+        start.wait(timeout=10)
+        return http("POST", f"{server}/api/token/refresh/", {"refresh": pair["refresh"]})
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: refresh_now(), range(2)))
+    assert sorted(reply.status for reply in replies) == [200, 401]
+    winner = next(reply for reply in replies if reply.status == 200).json
+    # The family is revoked: even the winner's new tokens are refused.
+    assert http("POST", f"{server}/api/token/refresh/", {"refresh": winner["refresh"]}).status == 401
