@@ -9,7 +9,8 @@ from tests.conftest import AuthActions, csrf_token
 from webapp.accounts import create_user
 from webapp.api_keys import create_key
 from webapp.extensions import db
-from webapp.models import ApiKey, Conversation, Generation, User
+from webapp.admin import RQ_DASHBOARD_READ_ONLY
+from webapp.models import ApiKey, Conversation, Generation, User, UserSession
 
 PUBLIC = ["root.welcome", "auth.login", "auth.signup", "ops.healthz", "ops.readyz", "static",
           "api.docs", "api.openapi", "api.signup", "api.token_obtain", "api.token_refresh"]
@@ -17,7 +18,9 @@ SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout"]
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]
 API_TOKEN = ["api.chat_completions", "api.supported_models", "v1.*"]
 # URL arguments that name one user's own objects: anyone else gets 404, never a hint it exists.
-OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id"}
+OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id"}
+# Routes that sign the caller out: judged last, or not at all, so they do not end the visitor's session mid-test.
+SIGNS_OUT = {"auth.logout", "settings.end_all_sessions"}
 
 
 def rule_class(endpoint: str) -> str | None:
@@ -50,6 +53,7 @@ def world(app, client, run_jobs):
             "queue_name": "switchboard-test", "registry_name": "queued", "job_id": PROBE_JOB,
             "instance_number": 0, "per_page": 10, "order": "asc", "page": 1, "filename": "app.css",
             "model_id": "echo",
+            "session_id": db.session.scalar(select(UserSession.id).where(UserSession.user_id == alice.id)),
         }
 
 
@@ -91,12 +95,18 @@ def call(client, app, rule, method, values):
             response = client.get(response.headers["Location"])
         response.close()  # static files are streamed from open files
         return response
-    data = {}
+    data, headers = {}, {}
+    if rule.endpoint.startswith("rq_dashboard."):
+        headers["Origin"] = "http://localhost"  # its actions need a same-origin POST (tests/admin/test_rq_dashboard.py)
     if not rule.endpoint.startswith(("api.", "v1.")):
         # A valid CSRF token, so what is judged is the authorization, not the missing token.
         signed_in = client.get("/chat/").status_code == 200
         data["csrf_token"] = csrf_token(client, "/chat/" if signed_in else "/auth/login")
-    return client.post(url, data=data)
+    return client.post(url, data=data, headers=headers)
+
+
+def rq_dashboard_action(rule) -> bool:
+    return rule.endpoint.startswith("rq_dashboard.") and rule.endpoint.split(".", 1)[1] not in RQ_DASHBOARD_READ_ONLY
 
 
 def signed_in_client(app, username):
@@ -154,7 +164,7 @@ def test_authorization_matrix(app, client, world):
             if owned:
                 check("other user", rule, method, call(mallory, app, rule, method, world),
                       lambda r: r.status_code == 404)
-            elif rule.endpoint != "auth.logout":
+            elif rule.endpoint not in SIGNS_OUT:
                 check("user", rule, method, call(mallory, app, rule, method, world),
                       lambda r: r.status_code not in (401, 403) and not to_login(r))
 
@@ -164,9 +174,62 @@ def test_authorization_matrix(app, client, world):
             continue  # changes alice's account; covered by the admin tests
         with app.app_context():  # the previous action may have deleted, requeued or emptied it
             ensure_probe_job()
+        if method == "GET" and rq_dashboard_action(rule):  # a queue action by GET is refused, even for admins
+            check("admin", rule, method, call(root, app, rule, method, world), lambda r: r.status_code == 403)
+            continue
         check("admin", rule, method, call(root, app, rule, method, world),
               lambda r: r.status_code not in (401, 403) and not to_login(r))
 
     assert not problems, "\n".join(problems)
     # The owner still sees her own things.
     assert alice.get(f"/chat/{world['conversation_id']}").status_code == 200
+
+
+def test_every_signed_in_page_and_every_api_response_is_no_store(app, client, world):
+    """Cache-Control: no-store on every route of the map, answered to a signed-in visitor (pages) and to
+    any caller (API), whatever the status; only static files may be cached."""
+    root = signed_in_client(app, "root")
+    alice = client
+    with app.app_context():
+        access = tokens_for(app, "alice")
+    bearer = {"Authorization": f"Bearer {access}"}
+    anonymous = app.test_client()
+    problems, judged = [], 0
+
+    def check(who, method, rule, response):
+        nonlocal judged
+        judged += 1
+        if response.headers.get("Cache-Control") != "no-store":
+            problems.append(f"{who} {method} {rule.rule} -> {response.status_code} "
+                            f"Cache-Control={response.headers.get('Cache-Control')!r}")
+
+    for rule, method in routes(app):
+        kind = rule_class(rule.endpoint)
+        if rule.endpoint == "static" or rule.endpoint in SIGNS_OUT:
+            continue
+        if kind == "api" or rule.endpoint.startswith(("api.", "v1.")):
+            url = rule.build({arg: world[arg] for arg in rule.arguments}, append_unknown=False)[1]
+            for who, headers in (("bearer", bearer), ("anonymous", {})):
+                response = anonymous.open(url, method=method, headers=headers, json={} if method == "POST" else None)
+                response.close()
+                check(f"api {who}", method, rule, response)
+            continue
+        visitor = root if kind == "admin" else alice
+        if method == "POST" and kind == "signed_in" and OWNED_ARGUMENTS & set(rule.arguments):
+            continue  # would delete alice's things (or end her session) before the GETs are judged
+        if kind == "admin" and rule.endpoint in ("admin.user_status", "admin.user_role", "admin.user_password"):
+            continue
+        with app.app_context():
+            ensure_probe_job()
+        check("signed in", method, rule, call(visitor, app, rule, method, world))
+    assert not problems, "\n".join(problems)
+    assert judged > 60
+    # A static file may be cached; a signed-out page needs no rule of its own.
+    static = alice.get("/static/app.css")
+    static.close()
+    assert static.headers.get("Cache-Control") != "no-store"
+
+
+def tokens_for(app, username: str) -> str:
+    with app.test_client() as api:
+        return api.post("/api/token/", json={"username": username, "password": "correct horse"}).get_json()["access"]

@@ -32,15 +32,23 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def _duration(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)  # rounded up: "try again in 1 minute" must not be too early
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 class LoginThrottled(Exception):
     def __init__(self, retry_after: int):
         self.retry_after = retry_after
-        minutes = max(1, round(retry_after / 60))
-        super().__init__(f"Too many failed sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        super().__init__(f"Too many failed sign-in attempts from your address. "
+                         f"Try again in {_duration(retry_after)}.")
 
 
 def authenticate_throttled(username: str, password: str, address: str) -> User | None:
-    """``authenticate``, refused early (LoginThrottled) after too many failures for this name or address."""
+    """``authenticate``, refused early (LoginThrottled) after too many failures from this client
+    (see webapp.throttle: failures elsewhere never refuse a client that has not failed)."""
     from . import throttle
 
     wait = throttle.seconds_blocked(username, address)
@@ -50,5 +58,5 @@ def authenticate_throttled(username: str, password: str, address: str) -> User |
     if user is None:
         throttle.record_failure(username, address)
     else:
-        throttle.clear(username)
+        throttle.clear(username, address)
     return user

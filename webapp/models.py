@@ -24,8 +24,6 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_disabled: Mapped[bool] = mapped_column(default=False)
-    # Bumped to end every session of this user at once (logout everywhere, disable).
-    session_version: Mapped[int] = mapped_column(default=1)
     default_model: Mapped[str | None] = mapped_column(String(200))
     default_system_prompt: Mapped[str | None] = mapped_column(Text)
     default_options: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -53,8 +51,13 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # flask-login refuses inactive users
         return not self.is_disabled
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+    # The sign-in this request runs under (set by webapp.sessions); flask-login stores its token in the
+    # session and remember-me cookies, so the cookies name a revocable server-side record, not the user.
+    current_session = None  # UserSession
+    current_session_token = None  # str
+
+    def get_id(self) -> str | None:
+        return self.current_session_token
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
@@ -214,3 +217,30 @@ class ApiKey(db.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class UserSession(db.Model):
+    """One sign-in: a browser (the session and remember-me cookies carry its token) or an API token
+    family (every refresh token descended from one POST /api/token/). Revoking it ends that sign-in."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8), default="web")  # "web" or "api"
+    # SHA-256 of the random token the client holds: a copy of the database gives no usable cookie.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # API families: the jti of the one refresh token that may still be used; any other is a replay.
+    refresh_jti: Mapped[str | None] = mapped_column(String(64))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and self.expires_at > utcnow()

@@ -1,12 +1,13 @@
 """Response headers and the user loader shared by every page."""
 from __future__ import annotations
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Unauthorized
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .extensions import db, login_manager
+from . import sessions
+from .extensions import login_manager
 from .models import User
 
 CONTENT_SECURITY_POLICY = (
@@ -16,16 +17,10 @@ CONTENT_SECURITY_POLICY = (
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    # The id carries the session version so a bump ends every older session.
-    try:
-        raw_id, raw_version = user_id.split(":", 1)
-        user = db.session.get(User, int(raw_id))
-    except (ValueError, TypeError):
-        return None
-    if user is None or str(user.session_version) != raw_version or user.is_disabled:
-        return None
-    return user
+def load_user(session_token: str) -> User | None:
+    # The "user id" flask-login keeps in the session and remember-me cookies is the token of a server-side
+    # sign-in record: revoking the record ends both cookies (see webapp.sessions).
+    return sessions.load_user(session_token, sessions.WEB)
 
 
 @login_manager.unauthorized_handler
@@ -35,6 +30,20 @@ def unauthorized():
     if wants_json():
         return error_response(Unauthorized("Sign in first."))
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+API_BLUEPRINTS = ("api", "v1")
+
+
+def signed_in_request() -> bool:
+    """Whether this response was made for a signed-in user, without loading the user just to ask
+    (a health check must not need the database): the loaded user if a view asked for it, else the cookie."""
+    user = g.get("_login_user")
+    if user is not None:
+        # is_anonymous reads no column: the view may have released its database session (long polls do).
+        return not user.is_anonymous
+    return "_user_id" in session or request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME",
+                                                                                "remember_token")) is not None
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -63,4 +72,7 @@ def init_security(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if request.endpoint != "static" and (request.blueprint in API_BLUEPRINTS or signed_in_request()):
+            # Nothing personal is kept by a shared browser's cache or a proxy (overrides SSE's "no-cache").
+            headers["Cache-Control"] = "no-store"
         return response

@@ -43,6 +43,9 @@ def gunicorn_command(bind: str, workers: int, threads: int, access_log: str = "-
         "--workers", str(workers),
         "--worker-class", "gthread", "--threads", str(threads),
         "--access-logfile", access_log,
+        # gunicorn 25+ otherwise opens a control socket at one fixed path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn/gunicorn.ctl), which every instance on the host shares. Switchboard never uses it.
+        "--no-control-socket",
     ]
     if access_log_format:
         command += ["--access-logformat", access_log_format]

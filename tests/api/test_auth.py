@@ -7,6 +7,7 @@ import jwt
 import pytest
 
 from tests.api.conftest import PASSWORD, USERNAME, bearer, http
+from webapp import sessions
 from webapp.api import tokens
 from webapp.extensions import db
 from webapp.models import ApiKey, User
@@ -69,19 +70,26 @@ def test_missing_fields_are_400_per_field(server):
     assert_error(http("POST", f"{server}/api/token/", raw=b"not json", headers={"Content-Type": "text/plain"}), 400)
 
 
-def forge(app, user_id, **changes):
+def forge(app, template: str, **changes):
+    """A token signed like the server's, with the claims of ``template`` (its family) and ``changes``."""
     with app.app_context():
         now = int(time.time())
-        user = db.session.get(User, user_id)
-        claims = {"sub": str(user_id), "type": "access", "ver": user.session_version, "iat": now, "exp": now + 60}
+        claims = {**jwt.decode(template, options={"verify_signature": False}), "iat": now, "exp": now + 60}
         claims.update(changes)
         return jwt.encode(claims, tokens._signing_key(), algorithm="HS256")
 
 
 def test_expired_tampered_and_unsigned_tokens_are_401(app, server, user, access_token):
-    assert models(server, forge(app, user)).status == 200  # the forger signs like the server
-    error = assert_error(models(server, forge(app, user, iat=int(time.time()) - 120, exp=int(time.time()) - 60)),
-                         401, "token_not_valid")
+    assert models(server, forge(app, access_token)).status == 200  # the forger signs like the server
+    error = assert_error(models(server, forge(app, access_token, iat=int(time.time()) - 120,
+                                              exp=int(time.time()) - 60)), 401, "token_not_valid")
+    # Signed correctly but naming no sign-in of ours (or another user's): refused.
+    assert_error(models(server, forge(app, access_token, sid="made-up")), 401, "token_not_valid")
+    assert_error(models(server, forge(app, access_token, sub="999")), 401, "token_not_valid")
+    no_family = {k: v for k, v in jwt.decode(access_token, options={"verify_signature": False}).items() if k != "sid"}
+    with app.app_context():
+        assert_error(models(server, jwt.encode(no_family, tokens._signing_key(), algorithm="HS256")), 401,
+                     "token_not_valid")
     assert "expired" in error["message"]
 
     header, payload, signature = access_token.split(".")
@@ -106,11 +114,11 @@ def test_token_types_are_not_interchangeable(server, user):
     assert_error(http("POST", f"{server}/api/token/refresh/", {"refresh": pair["access"]}), 401, "token_not_valid")
 
 
-def test_disabled_user_and_session_version_bump_revoke_tokens_and_keys(app, server, user, api_key):
+def test_disabled_user_and_sign_out_everywhere_revoke_tokens_and_keys(app, server, user, api_key):
     pair = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD}).json
     assert models(server, api_key).status == 200
     with app.app_context():
-        db.session.get(User, user).session_version += 1
+        sessions.revoke_all(db.session.get(User, user))
         db.session.commit()
     assert_error(models(server, pair["access"]), 401, "token_not_valid")
     assert_error(http("POST", f"{server}/api/token/refresh/", {"refresh": pair["refresh"]}), 401)

@@ -5,8 +5,11 @@ anonymous visitors are sent to sign in, signed-in non-admins get 403.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, request
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, abort, jsonify, request
 from flask_login import current_user
+from werkzeug.exceptions import MethodNotAllowed
 
 from ..extensions import csrf, login_manager
 
@@ -19,6 +22,40 @@ RQ_DASHBOARD_CSP = (
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
     "object-src 'none'"
 )
+
+
+RQ_DASHBOARD_PREFIX = "/admin/rq"
+# rq-dashboard 0.9's views that only read (rq_dashboard/web.py). Everything else it serves changes the
+# queue (delete_job_view, requeue_job_view, requeue_all, empty_queue, compact_queue; requeue_all even
+# answers GET) and is exempt from our CSRF tokens, so it must be a POST from one of our own pages.
+# A view a later version adds is treated as state-changing until it is listed here.
+RQ_DASHBOARD_READ_ONLY = frozenset({
+    "favicon", "queues_overview", "workers_overview", "jobs_overview", "job_view",
+    "list_queues", "list_jobs", "job_info", "list_workers", "static",
+})
+
+
+def same_origin() -> bool:
+    """The browser says this request comes from a page of ours: Origin, or (older browsers, some
+    privacy settings) Referer, names this very scheme, host and port. Neither header: refused."""
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if not source or source == "null":
+        return False
+    parts = urlsplit(source)
+    return (parts.scheme, parts.netloc) == (request.scheme, request.host)
+
+
+def refuse_unsafe_dashboard_request():
+    if request.endpoint is None and not isinstance(request.routing_exception, MethodNotAllowed):
+        return None  # no such view: the 404 follows
+    view = (request.endpoint or "").rpartition(".")[2]
+    if view in RQ_DASHBOARD_READ_ONLY and request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    if request.method == "POST" and same_origin():
+        return None
+    reason = ("This queue action needs a POST from the queue dashboard's own page."
+              if request.method == "POST" else "This queue action needs a POST; nothing was changed.")
+    return jsonify({"error": {"message": reason, "code": 403, "type": "Forbidden"}}), 403
 
 
 def require_admin():
@@ -47,23 +84,19 @@ def init_app(app: Flask) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 5000)
     rq_dashboard.web.setup_rq_connection(app)
-    csrf.exempt(rq_dashboard.blueprint)  # its POST actions send no CSRF token; see the origin check below
-    app.register_blueprint(rq_dashboard.blueprint, url_prefix="/admin/rq")
+    csrf.exempt(rq_dashboard.blueprint)  # its POST actions send no CSRF token; see refuse_unsafe_dashboard_request
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=RQ_DASHBOARD_PREFIX)
 
     @app.before_request
     def guard_rq_dashboard():
         # App-level: a blueprint-level hook would run after rq-dashboard's own connection hook.
-        if request.blueprint != "rq_dashboard":
+        # A wrong method under /admin/rq/ matches no view (no blueprint) but is refused here all the same.
+        if request.blueprint != "rq_dashboard" and not request.path.startswith(RQ_DASHBOARD_PREFIX + "/"):
             return None
         refused = require_admin()
         if refused is not None:
             return refused
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            # Its actions are CSRF-exempt: accept them only from our own pages.
-            origin = request.headers.get("Origin") or request.headers.get("Referer")
-            if origin and not (origin + "/").startswith(request.host_url):
-                abort(403, "Cross-site request refused.")
-        return None
+        return refuse_unsafe_dashboard_request()
 
     @app.after_request
     def rq_dashboard_csp(response):

@@ -11,7 +11,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, or_, select
 
-from .. import admin_settings, audit
+from .. import admin_settings, audit, sessions
 from ..connection_tests import connection_test_result
 from ..accounts import create_user, find_user
 from ..extensions import db
@@ -180,14 +180,14 @@ def set_disabled(actor: User, user: User, disabled: bool) -> None:
     before = user_state(user)
     user.is_disabled = disabled
     if disabled:
-        user.session_version += 1  # ends every session at once
+        sessions.revoke_all(user)  # ends every sign-in at once, browsers and API tokens
     audit.record(actor, "user.disable" if disabled else "user.enable", f"user:{user.username}", before,
                  user_state(user))
 
 
 def reset_password(actor: User, user: User, password: str) -> None:
     user.set_password(password)
-    user.session_version += 1  # sessions signed in with the old password end
+    sessions.revoke_all(user)  # sign-ins made with the old password end
     audit.record(actor, "user.password_reset", f"user:{user.username}", {"password": "old"}, {"password": "new"})
 
 

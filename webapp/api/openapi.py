@@ -76,7 +76,6 @@ SPEC = {
             "TokenPair": {"type": "object", "required": ["access", "refresh"],
                           "properties": {"access": {"type": "string"}, "refresh": {"type": "string"}}},
             "Refresh": {"type": "object", "required": ["refresh"], "properties": {"refresh": {"type": "string"}}},
-            "Access": {"type": "object", "required": ["access"], "properties": {"access": {"type": "string"}}},
             "SupportedModels": {"type": "object", "required": ["models"],
                                 "properties": {"models": {"type": "array", "items": {"type": "string"}}}},
             "ChatMessage": {"type": "object", "required": ["role", "content"], "properties": {
@@ -133,9 +132,14 @@ SPEC = {
             "responses": {"200": {"description": "Two JSON Web Tokens (HS256).", "content": _json(_ref("TokenPair"))},
                           **COMMON_ERRORS, "429": COMPLETION_ERRORS["429"]}}},
         "/api/token/refresh/": {"post": {
-            "summary": "Get a new access token", "tags": ["LLM service API"], "security": [],
+            "summary": "Get a new access token (and a new refresh token)", "tags": ["LLM service API"],
+            "security": [],
+            "description": "Refresh tokens rotate: the answer carries a new `refresh` token and the one sent is "
+                           "retired. Sending a retired refresh token again answers 401 and revokes every token "
+                           "of that sign-in (the whole family, from one `POST /api/token/`): sign in again.",
             "requestBody": {"required": True, "content": _json(_ref("Refresh"))},
-            "responses": {"200": {"description": "A new access token.", "content": _json(_ref("Access"))},
+            "responses": {"200": {"description": "A new access token and the refresh token to use next time.",
+                                  "content": _json(_ref("TokenPair"))},
                           **COMMON_ERRORS}}},
         "/api/supported-models/": {"get": {
             "summary": "Models a provider supports", "tags": ["LLM service API"], "security": BEARER,

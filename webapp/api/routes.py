@@ -6,6 +6,7 @@ from flask import Response, jsonify, render_template, request, stream_with_conte
 from ..accounts import LoginThrottled, authenticate_throttled, create_user
 from ..extensions import db
 from ..llm import get_aliases
+from ..throttle import client_address
 from . import api_bp, completions, tokens, v1_bp
 from .auth import api_login_required, current_api_user
 from .errors import ApiError
@@ -40,12 +41,14 @@ def token_obtain():
     if errors:
         raise field_errors(errors)
     try:  # failures count towards the same throttle as the sign-in page's
-        user = authenticate_throttled(body["username"], body["password"], request.remote_addr or "-")
+        user = authenticate_throttled(body["username"], body["password"], client_address())
     except LoginThrottled as exc:
         raise ApiError(429, str(exc), "login_throttled", headers={"Retry-After": exc.retry_after}) from None
     if user is None:
         raise ApiError(401, "No active account found with the given credentials.", "invalid_credentials")
-    return jsonify(tokens.issue_pair(user))
+    pair = tokens.issue_pair(user)
+    db.session.commit()
+    return jsonify(pair)
 
 
 @api_bp.post("/token/refresh/")
@@ -54,8 +57,9 @@ def token_refresh():
     errors = token_request_errors(body, ("refresh",))
     if errors:
         raise field_errors(errors)
-    user = tokens.user_for_token(body["refresh"], tokens.REFRESH)
-    return jsonify({"access": tokens.issue(user, tokens.ACCESS)})
+    pair = tokens.rotate(body["refresh"])  # the presented refresh token is retired
+    db.session.commit()
+    return jsonify(pair)
 
 
 # -- models ------------------------------------------------------------------------------

@@ -1,6 +1,15 @@
-"""JSON Web Tokens for the API: HS256 only, with ``exp``, ``iat``, ``type``, ``sub`` and the user's session version.
+"""JSON Web Tokens for the API: HS256 only, with ``exp``, ``iat``, ``type``, ``sub``, ``jti`` and ``sid``.
 
-Bumping a user's ``session_version`` (sign out everywhere, disable) makes every token issued before invalid.
+``sid`` names the token family: a server-side sign-in record (webapp.sessions, kind "api") made by one
+``POST /api/token/``. Every access and refresh token of the family dies with that record (sign out
+everywhere, ending it on the sessions page, an admin's disable or password reset).
+
+Refresh tokens rotate: each refresh returns a new one and retires the one presented. The record keeps the
+``jti`` of the single refresh token that may still be used, in the database rather than Redis: this is
+authentication state that must survive a Redis flush or outage (a lost record would let a retired token
+work again), and it sits in the same row the access check already reads. Presenting any other refresh token
+of the family (a retired one, replayed by whoever stole it, or by the victim after the thief used it)
+revokes the whole family.
 """
 from __future__ import annotations
 
@@ -8,12 +17,15 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import timedelta
 
 import jwt
-from flask import current_app
+from flask import current_app, request
 
+from .. import sessions
 from ..extensions import db
-from ..models import User
+from ..models import User, UserSession, utcnow
+from ..throttle import client_address
 from .errors import ApiError
 
 ALGORITHM = "HS256"
@@ -31,38 +43,76 @@ def _lifetime(kind: str) -> int:
     return int(current_app.config["JWT_REFRESH_DAYS"]) * 24 * 3600
 
 
-def issue(user: User, kind: str) -> str:
+def _encode(user: User, kind: str, family_token: str, jti: str) -> str:
     now = int(time.time())
-    payload = {"sub": str(user.id), "type": kind, "ver": user.session_version, "iat": now,
-               "exp": now + _lifetime(kind), "jti": secrets.token_hex(8)}
+    payload = {"sub": str(user.id), "type": kind, "sid": family_token, "iat": now,
+               "exp": now + _lifetime(kind), "jti": jti}
     return jwt.encode(payload, _signing_key(), algorithm=ALGORITHM)
 
 
+def _pair(user: User, family_token: str, refresh_jti: str) -> dict:
+    return {"access": _encode(user, ACCESS, family_token, secrets.token_hex(8)),
+            "refresh": _encode(user, REFRESH, family_token, refresh_jti)}
+
+
 def issue_pair(user: User) -> dict:
-    return {"access": issue(user, ACCESS), "refresh": issue(user, REFRESH)}
+    """A new token family (a sign-in record) and its first access and refresh tokens; flushed, not committed."""
+    family_token = sessions.start(user, sessions.API, timedelta(seconds=_lifetime(REFRESH)), client_address(),
+                                  request.user_agent.string)
+    refresh_jti = secrets.token_hex(16)
+    user.current_session.refresh_jti = refresh_jti
+    return _pair(user, family_token, refresh_jti)
 
 
 def invalid(message: str = "Token is invalid or expired.") -> ApiError:
     return ApiError(401, message, "token_not_valid")
 
 
-def user_for_token(token: str, kind: str) -> User:
-    """The active user a valid token of ``kind`` names; ``ApiError(401)`` otherwise."""
+def _claims(token: str, kind: str) -> dict:
     try:
         payload = jwt.decode(token, _signing_key(), algorithms=[ALGORITHM],
-                             options={"require": ["exp", "iat", "sub", "type"]})
+                             options={"require": ["exp", "iat", "sub", "type", "sid", "jti"]})
     except jwt.ExpiredSignatureError:
         raise invalid("Token has expired; get a new one.") from None
     except jwt.InvalidTokenError:
         raise invalid() from None
     if payload.get("type") != kind:
         raise invalid(f"Token is not an {kind} token." if kind == ACCESS else f"Token is not a {kind} token.")
-    try:
-        user = db.session.get(User, int(payload["sub"]))
-    except (TypeError, ValueError):
-        raise invalid() from None
-    if user is None or user.is_disabled:
+    if not isinstance(payload["sid"], str) or not isinstance(payload["jti"], str):
+        raise invalid()
+    return payload
+
+
+def _family(payload: dict) -> UserSession:
+    record = sessions.find(payload["sid"], sessions.API)
+    if record is None or str(record.user_id) != str(payload["sub"]):
+        raise invalid()
+    if record.user.is_disabled:
         raise invalid("This account is disabled or no longer exists.")
-    if payload.get("ver") != user.session_version:
+    if not record.is_live:
         raise invalid("Token has been revoked; sign in again.")
-    return user
+    return record
+
+
+def user_for_token(token: str, kind: str) -> User:
+    """The active user a valid, unrevoked token of ``kind`` names; ``ApiError(401)`` otherwise."""
+    record = _family(_claims(token, kind))
+    sessions.touch(record)
+    return record.user
+
+
+def rotate(refresh_token: str) -> dict:
+    """A new access and refresh token for a valid refresh token, which is retired.
+
+    A retired refresh token revokes its whole family and is refused: the revocation is committed here,
+    before the 401, so the error path's rollback cannot undo it."""
+    payload = _claims(refresh_token, REFRESH)
+    record = _family(payload)
+    new_jti = secrets.token_hex(16)
+    new_expiry = utcnow() + timedelta(seconds=_lifetime(REFRESH))
+    if not sessions.rotate_refresh(record, payload["jti"], new_jti, new_expiry):
+        sessions.revoke(record)
+        db.session.commit()
+        raise invalid("This refresh token was already used: every token of this sign-in is now revoked; "
+                      "sign in again.")
+    return _pair(record.user, payload["sid"], new_jti)

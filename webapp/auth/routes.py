@@ -1,10 +1,13 @@
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import flash, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from .. import sessions
 from ..accounts import LoginThrottled, authenticate_throttled, create_user
 from ..extensions import db
+from ..throttle import client_address
 from . import bp
 from .forms import LoginForm, SignupForm
 
@@ -18,6 +21,18 @@ def safe_next(target: str | None) -> str:
     return url_for("chat.index")
 
 
+def sign_in(user, remember: bool) -> None:
+    """A server-side session record for this browser, then flask-login's cookies naming it."""
+    config = current_app.config
+    lifetime = config.get("REMEMBER_COOKIE_DURATION", timedelta(days=365)) if remember \
+        else config["PERMANENT_SESSION_LIFETIME"]
+    if not isinstance(lifetime, timedelta):  # Flask and flask-login also accept seconds
+        lifetime = timedelta(seconds=int(lifetime))
+    sessions.start(user, sessions.WEB, lifetime, client_address(), request.user_agent.string)
+    db.session.commit()
+    login_user(user, remember=remember)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
@@ -25,7 +40,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = authenticate_throttled(form.username.data, form.password.data, request.remote_addr or "-")
+            user = authenticate_throttled(form.username.data, form.password.data, client_address())
         except LoginThrottled as exc:
             flash(str(exc), "error")
             response = make_response(render_template("auth/login.html", form=form), 429)
@@ -34,7 +49,7 @@ def login():
         if user is None:
             flash("Wrong username or password.", "error")
         else:
-            login_user(user, remember=form.remember.data)
+            sign_in(user, remember=form.remember.data)
             return redirect(safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form)
 
@@ -46,8 +61,7 @@ def signup():
     form = SignupForm()
     if form.validate_on_submit():
         user = create_user(form.username.data, form.password.data)
-        db.session.commit()
-        login_user(user)
+        sign_in(user, remember=False)
         flash("Welcome to Switchboard.", "success")
         return redirect(url_for("chat.index"))
     return render_template("auth/signup.html", form=form)
@@ -56,6 +70,9 @@ def signup():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    # Revoked on the server first: a copy of the session or remember-me cookie is worthless afterwards.
+    sessions.revoke(current_user.current_session)
+    db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

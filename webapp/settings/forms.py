@@ -11,3 +11,11 @@ class CreateApiKeyForm(FlaskForm):
 
 class RevokeApiKeyForm(FlaskForm):
     submit = SubmitField("Revoke")
+
+
+class EndSessionForm(FlaskForm):
+    submit = SubmitField("End")
+
+
+class EndAllSessionsForm(FlaskForm):
+    submit = SubmitField("Sign out everywhere")

@@ -1,10 +1,11 @@
 from flask import abort, flash, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, logout_user
 
+from .. import sessions
 from ..api_keys import create_key, list_keys, revoke_key
 from ..extensions import db
 from . import bp
-from .forms import CreateApiKeyForm, RevokeApiKeyForm
+from .forms import CreateApiKeyForm, EndAllSessionsForm, EndSessionForm, RevokeApiKeyForm
 
 
 def _page(form: CreateApiKeyForm, new_key: str | None = None, status: int = 200):
@@ -42,3 +43,40 @@ def revoke_api_key(key_id: int):
     db.session.commit()
     flash(f"The key “{api_key.name}” is revoked; programs using it can no longer sign in.", "success")
     return redirect(url_for("settings.api_keys"))
+
+
+@bp.get("/sessions")
+@login_required
+def sessions_page():
+    return render_template("settings/sessions.html", records=sessions.list_live(current_user),
+                           current=current_user.current_session, end_form=EndSessionForm(),
+                           end_all_form=EndAllSessionsForm())
+
+
+@bp.post("/sessions/<int:session_id>/end")
+@login_required
+def end_session(session_id: int):
+    if not EndSessionForm().validate_on_submit():
+        abort(400)
+    record = sessions.revoke_own(current_user, session_id)
+    if record is None:
+        abort(404)
+    db.session.commit()
+    if record.id == current_user.current_session.id:
+        logout_user()
+        flash("This device is signed out.", "info")
+        return redirect(url_for("auth.login"))
+    flash("That session is ended: it is signed out.", "success")
+    return redirect(url_for("settings.sessions_page"))
+
+
+@bp.post("/sessions/end-all")
+@login_required
+def end_all_sessions():
+    if not EndAllSessionsForm().validate_on_submit():
+        abort(400)
+    sessions.revoke_all(current_user)
+    db.session.commit()
+    logout_user()
+    flash("Signed out everywhere: every session of yours, API tokens included, is ended.", "info")
+    return redirect(url_for("auth.login"))

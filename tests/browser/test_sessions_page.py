@@ -1,0 +1,41 @@
+"""The sessions page in Chromium with scripting off: lists this browser and another, ends the other (that
+browser is signed out on its next request), then signs out everywhere."""
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.helpers import LONG, sign_in, unlabelled_controls
+
+
+def test_sessions_page_ends_another_browser_and_signs_out_everywhere(browser, web_server, make_user):
+    make_user("hopper")
+    laptop_context = browser.new_context(java_script_enabled=False, user_agent="LaptopChromium/1.0")
+    phone_context = browser.new_context(user_agent="PhoneChromium/2.0")
+    try:
+        laptop, phone = laptop_context.new_page(), phone_context.new_page()
+        sign_in(phone, web_server, "hopper")
+        sign_in(laptop, web_server, "hopper")
+
+        laptop.goto(web_server + "/settings/api-keys")
+        laptop.get_by_role("link", name="Sessions").click()
+        expect(laptop.get_by_role("heading", name="Sessions", exact=True)).to_be_visible(timeout=LONG)
+        rows = laptop.locator(".session-list li")
+        expect(rows).to_have_count(2)
+        this = rows.filter(has_text="this device")
+        expect(this).to_contain_text("LaptopChromium/1.0")
+        expect(rows.filter(has_text="PhoneChromium/2.0")).to_contain_text("127.0.0.1")
+        assert unlabelled_controls(laptop) == []
+
+        rows.filter(has_text="PhoneChromium/2.0").get_by_role("button", name="End").click()
+        expect(laptop.get_by_text("That session is ended")).to_be_visible(timeout=LONG)
+        expect(laptop.locator(".session-list li")).to_have_count(1)
+        phone.goto(web_server + "/chat/")
+        expect(phone).to_have_url(re.compile(r"/auth/login"), timeout=LONG)
+
+        laptop.get_by_role("button", name="Sign out everywhere").click()
+        expect(laptop.get_by_text("Signed out everywhere")).to_be_visible(timeout=LONG)
+        laptop.goto(web_server + "/chat/")
+        expect(laptop).to_have_url(re.compile(r"/auth/login"), timeout=LONG)
+    finally:
+        laptop_context.close()
+        phone_context.close()

@@ -1,0 +1,130 @@
+"""Server-side sign-ins: one ``UserSession`` record per browser sign-in or API token family.
+
+The client holds a random token (in the signed session and remember-me cookies, or as the ``sid`` claim of
+its JWTs); the database keeps only its SHA-256. Every request looks the record up by that hash (one indexed
+query, joined with the user), so revoking the record ends the sign-in at once: sign-out, "sign out
+everywhere", an admin's disable or password reset, or a replayed refresh token.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
+
+from .extensions import db
+from .models import User, UserSession, utcnow
+
+log = logging.getLogger(__name__)
+
+WEB, API = "web", "api"
+# last_seen_at is written at most this often per sign-in, so most requests cost one read and no write.
+TOUCH_INTERVAL = timedelta(seconds=60)
+# Dead records (revoked or expired) are kept this long for the sessions page, then pruned at sign-in.
+KEEP_DEAD = timedelta(days=7)
+
+
+def hash_token(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def start(user: User, kind: str, lifetime: timedelta, ip_address: str | None, user_agent: str | None) -> str:
+    """Record a new sign-in for ``user`` and return the raw token its client will hold (flushed, not committed)."""
+    now = utcnow()
+    db.session.execute(delete(UserSession).where(
+        UserSession.user_id == user.id,
+        or_(UserSession.expires_at < now - KEEP_DEAD, UserSession.revoked_at < now - KEEP_DEAD)))
+    raw_token = secrets.token_urlsafe(32)
+    record = UserSession(user_id=user.id, kind=kind, token_hash=hash_token(raw_token), created_at=now,
+                         last_seen_at=now, expires_at=now + lifetime, ip_address=(ip_address or "")[:64] or None,
+                         user_agent=(user_agent or "")[:255] or None)
+    db.session.add(record)
+    db.session.flush()
+    user.current_session, user.current_session_token = record, raw_token
+    return raw_token
+
+
+def find(raw_token: str, kind: str) -> UserSession | None:
+    """The record of this token (live or not), with its user loaded in the same query."""
+    if not raw_token or not isinstance(raw_token, str):
+        return None
+    return db.session.scalar(
+        select(UserSession).join(UserSession.user).options(contains_eager(UserSession.user))
+        .where(UserSession.token_hash == hash_token(raw_token), UserSession.kind == kind))
+
+
+def load_user(raw_token: str, kind: str) -> User | None:
+    """The active user signed in by this token, or None when its sign-in is revoked, expired or disabled."""
+    record = find(raw_token, kind)
+    if record is None or not record.is_live or record.user.is_disabled:
+        return None
+    touch(record)
+    user = record.user
+    user.current_session, user.current_session_token = record, raw_token
+    return user
+
+
+def touch(record: UserSession) -> None:
+    """Note that the sign-in was used, at most once per TOUCH_INTERVAL.
+
+    Written on its own short transaction: the user loader runs inside whatever request asked for the
+    user, and must neither commit that request's work nor leave it a write to commit.
+    """
+    now = utcnow()
+    if now - record.last_seen_at < TOUCH_INTERVAL:
+        return
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(update(UserSession)
+                               .where(UserSession.id == record.id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
+                               .values(last_seen_at=now))
+    except OperationalError:  # e.g. SQLite busy under load: "last seen" may lag, the request goes on
+        log.warning("could not note the last use of sign-in %s", record.id)
+        return
+    set_committed_value(record, "last_seen_at", now)  # the page shows it; no second write at commit
+
+
+def revoke(record: UserSession) -> None:
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+
+
+def revoke_all(user: User) -> int:
+    """End every sign-in of ``user`` (browsers and API token families); returns how many it ended."""
+    result = db.session.execute(update(UserSession)
+                                .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+                                .values(revoked_at=utcnow()))
+    return result.rowcount
+
+
+def revoke_own(user: User, session_id: int) -> UserSession | None:
+    """End one of ``user``'s own sign-ins; None when it is not theirs (the page answers 404)."""
+    record = db.session.get(UserSession, session_id)
+    if record is None or record.user_id != user.id:
+        return None
+    revoke(record)
+    return record
+
+
+def list_live(user: User) -> list[UserSession]:
+    return list(db.session.scalars(
+        select(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow())
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())))
+
+
+def rotate_refresh(record: UserSession, presented_jti: str, new_jti: str, new_expiry: datetime) -> bool:
+    """Retire ``presented_jti`` in favour of ``new_jti``. False when it was not the family's current refresh
+    token: already rotated (a replay) or used by a concurrent request; the caller then revokes the family.
+    One conditional UPDATE, so two requests racing with the same token cannot both win."""
+    result = db.session.execute(update(UserSession)
+                                .where(UserSession.id == record.id, UserSession.refresh_jti == presented_jti,
+                                       UserSession.revoked_at.is_(None))
+                                .values(refresh_jti=new_jti, expires_at=new_expiry, last_seen_at=utcnow())
+                                .execution_options(synchronize_session=False))
+    return result.rowcount == 1
