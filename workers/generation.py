@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
@@ -42,13 +43,20 @@ BACKOFF_CAP_SECONDS = 20.0
 
 
 def conversation_history(message: Message) -> list[dict]:
-    """The turns before ``message``: each earlier user message and the text of its latest reply."""
+    """The turns before ``message``: each earlier user message and the text of its latest reply.
+
+    Two queries whatever the length of the conversation (the messages, then their replies).
+    """
+    earlier = db.session.scalars(
+        select(Message)
+        .where(Message.conversation_id == message.conversation_id, Message.id < message.id)
+        .order_by(Message.id)
+        .options(selectinload(Message.generations))
+    ).all()
     history = []
-    for earlier in message.conversation.messages:
-        if earlier.id == message.id:
-            break
-        history.append({"role": "user", "content": earlier.content})
-        reply = earlier.reply
+    for turn in earlier:
+        history.append({"role": "user", "content": turn.content})
+        reply = turn.reply
         if reply is not None and reply.text:
             history.append({"role": "assistant", "content": reply.text})
     return history
