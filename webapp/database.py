@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -31,10 +32,23 @@ _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
 _SQLITE_LOCK_MESSAGES = ("database is locked", "database table is locked", "database schema has changed")
 
 
+# Under gevent (gunicorn's gevent workers) SQLite's busy wait blocks the whole process, every open
+# stream with it: wait only this long there, and let write() back off cooperatively instead.
+COOPERATIVE_BUSY_TIMEOUT_MS = 50
+
+
+def cooperative() -> bool:
+    """True when gevent has patched the standard library (a blocking C call would stall every greenlet)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("socket"))
+
+
 def tune_sqlite(engine, busy_timeout_ms: int) -> None:
     """WAL (a setting of the file, kept), plus busy timeout and synchronous=NORMAL on every connection."""
     if engine.dialect.name != "sqlite":
         return
+    if cooperative():
+        busy_timeout_ms = min(busy_timeout_ms, COOPERATIVE_BUSY_TIMEOUT_MS)
 
     @event.listens_for(engine, "connect")
     def sqlite_pragmas(dbapi_connection, _record):
