@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from .. import settings
 from ..errors import ProviderUnavailable
 from ..models import SharedOptions
-from .openai import OpenAIChat, translate_openai_error
+from .openai import OpenAIChat, served_model_ids, translate_openai_error
 
 PREFIX = "inhouse/"
 LABEL = "in-house model server"
@@ -84,17 +84,7 @@ def _model_class(model_id: str) -> type[InhouseChat]:
 
 
 def list_models() -> list[str]:
-    model = InhouseDefault()
-    client = model.make_client(model.get_key())
-    try:
-        return [PREFIX + m.id for m in client.models.list()]
-    except Exception as exc:
-        error = model.translate_error(exc, None)
-        if error is None:
-            raise
-        raise error from exc
-    finally:
-        client.close()
+    return [PREFIX + model_id for model_id in served_model_ids(InhouseDefault())]
 
 
 def register(registry):

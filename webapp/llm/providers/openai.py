@@ -218,14 +218,11 @@ def _model_class(model_id: str, aliases=(), label: str | None = None) -> type[Op
     })
 
 
-def list_models() -> list[str]:
-    model = _model_class("gpt-4o")()
-    key = model.get_key()
-    if not key:
-        return list(STATIC_MODELS)
-    client = model.make_client(key)
+def served_model_ids(model: OpenAIChat) -> list[str]:
+    """What the model's server lists (``GET /models``), with errors translated as a chat call's are."""
+    client = model.make_client(model.get_key())
     try:
-        return sorted(m.id for m in client.models.list())
+        return [m.id for m in client.models.list()]
     except Exception as exc:
         error = model.translate_error(exc, None)
         if error is None:
@@ -233,6 +230,13 @@ def list_models() -> list[str]:
         raise error from exc
     finally:
         client.close()
+
+
+def list_models() -> list[str]:
+    model = _model_class("gpt-4o")()
+    if not model.get_key():
+        return list(STATIC_MODELS)
+    return sorted(served_model_ids(model))
 
 
 def register(registry):
