@@ -1,6 +1,4 @@
 """Steps the browser tests share."""
-import time
-
 from playwright.sync_api import expect
 
 PASSWORD = "correct horse battery"
@@ -35,13 +33,27 @@ def wait_done(reply, status="succeeded"):
     expect(reply).to_have_attribute("data-status", status, timeout=LONG)
 
 
-def reload_until_done(page, timeout=40.0):
-    deadline = time.monotonic() + timeout
-    while page.locator(".message.assistant").last.get_attribute("data-status") in ("queued", "running"):
-        assert time.monotonic() < deadline, "the reply did not finish"
-        page.wait_for_timeout(2000)  # the meta refresh interval
-        page.reload()
-    assert page.locator(".message.assistant").last.get_attribute("data-status") == "succeeded"
+def refreshes_until_done(page, timeout=LONG):
+    """With scripting off the page reloads itself (its <noscript> meta refresh) until the reply is done.
+
+    Nothing here reloads: the test only watches the page's own navigations and waits for the
+    finished reply, then checks the page landed at the latest message.
+    """
+    navigations = []
+
+    def navigated(frame):
+        if frame == page.main_frame:
+            navigations.append(frame.url)
+
+    page.on("framenavigated", navigated)
+    try:
+        expect(page.locator(".message.assistant").last).to_have_attribute("data-status", "succeeded",
+                                                                           timeout=timeout)
+    finally:
+        page.remove_listener("framenavigated", navigated)
+    assert page.url.endswith("#latest")
+    expect(page.locator("#latest")).to_be_in_viewport()
+    return navigations
 
 
 UNLABELLED = """() => Array.from(document.querySelectorAll(

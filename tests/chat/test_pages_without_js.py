@@ -25,7 +25,10 @@ def test_every_chat_page_is_plain_html_with_forms(client, auth, app, run_jobs):
     generation = latest_generation(app)
     active = check_page(client.get(f"/chat/{conversation_id}"))
     # While the reply is active a browser without JavaScript refreshes the page, and Stop is a form.
-    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in active
+    # Its target is never the current URL plus a fragment (Chromium would not reload): the r= parameter alternates.
+    assert f'<noscript><meta http-equiv="refresh" content="2; url=/chat/{conversation_id}?r=1#latest"></noscript>' in active
+    again = check_page(client.get(f"/chat/{conversation_id}?r=1"))
+    assert f'content="2; url=/chat/{conversation_id}#latest"' in again
     assert f'action="/chat/generations/{generation.id}/stop"' in active
     run_jobs()
     done = check_page(client.get(f"/chat/{conversation_id}"))

@@ -98,7 +98,7 @@ def test_reload_mid_stream_picks_the_reply_up_where_it_stands(client, auth, app,
     wait_for(lambda: len(status(client, generation.id)["text"]) > 40, timeout=40, what="some text streamed")
     # A reload (or another device) renders what has streamed so far, with the cursor after it.
     page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
-    assert 'data-status="running"' in page and '<meta http-equiv="refresh" content="2">' in page
+    assert 'data-status="running"' in page and '<meta http-equiv="refresh" content="2; url=' in page
     cursor = int(page.split('data-cursor="')[1].split('"')[0])
     assert cursor > 40 and "tok0 tok1 tok2" in page
     text = fake_openai.reply[:cursor]

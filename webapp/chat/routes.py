@@ -34,6 +34,18 @@ def _conversation_url(conv, **params):
     return url_for("chat.conversation", conversation_id=conv.id, **params)
 
 
+def _refresh_url(conv) -> str:
+    """Where the no-JS page's meta refresh goes: this page, at its latest message.
+
+    Chromium treats a refresh to the current URL plus a fragment as a jump within the page and never
+    reloads, so the target alternates a ``r`` query parameter: it always differs from the current URL.
+    """
+    params = {key: request.args.getlist(key) for key in request.args if key != "r"}
+    if request.args.get("r") != "1":
+        params["r"] = "1"
+    return _conversation_url(conv, **params) + "#latest"
+
+
 def _model_or_none(model_id):
     try:
         return get_model(model_id)
@@ -64,6 +76,7 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
         form=form,
         shown=shown,
         active=convs.active_reply(conv) if conv is not None else None,
+        refresh_url=_refresh_url(conv) if conv is not None else None,
         model=model,
         model_groups=models_by_provider(models),
         default_model_id=convs.default_model_id(current_user),
