@@ -169,6 +169,7 @@ def _save_and_queue(add, submission_token: str | None) -> Message:
             enqueue(generation, hold_on_outage=True)
         except NotQueued as exc:
             exc.conversation_id = message.conversation_id
+            exc.message_id = message.id  # saved: over a limit, the page puts its text back in the composer
             raise
     return message
 

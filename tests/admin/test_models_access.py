@@ -65,9 +65,11 @@ def test_role_allow_list_is_enforced_in_chat_and_worker(app, client, auth, admin
     page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
     assert "not available to your account" in page
     response = send(client, "second", conversation_id=conversation_id)
-    assert response.status_code == 303
-    page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    # Refused in place: the typed text stays in the composer, with the reason beside it.
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
     assert "Not sent: The model echo is not available to your account." in page
+    assert re.search(r'<textarea[^>]*name="content"[^>]*>\s*second</textarea>', page)
     with app.app_context():
         assert db.session.scalar(select(func.count(Message.id))) == before
 
@@ -103,16 +105,18 @@ def test_disabled_model_disappears_and_conversations_say_so(app, client, auth, a
     assert '<option value="echo"' not in client.get("/chat/").get_data(as_text=True)  # gone from the picker
     page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
     assert "The model echo has been disabled by an administrator." in page
-    send(client, "again", conversation_id=conversation_id)
-    assert "Not sent" in client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    response = send(client, "again", conversation_id=conversation_id)
+    assert response.status_code == 403 and "Not sent" in response.get_data(as_text=True)
 
 
 def test_no_allowed_model_is_a_plain_refusal(app, client, auth, admin):
     save_models(client, enabled=all_model_ids(client), user_models=[])
     login_bob(client, auth, app)
     response = send(client, "anything")
-    assert response.status_code == 303
-    assert "No model is available to your account" in client.get("/chat/").get_data(as_text=True)
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    assert "No model is available to your account" in page
+    assert re.search(r'<textarea[^>]*name="content"[^>]*>\s*anything</textarea>', page)
     with app.app_context():
         assert db.session.scalar(select(func.count(Conversation.id))) == 0
 

@@ -1,5 +1,6 @@
 """Per-user limits: reserved before a job is queued, so concurrent requests cannot overshoot;
 settled with the real usage afterwards; 429 with Retry-After from the API, a plain message on the page."""
+import re
 import threading
 import time
 
@@ -86,6 +87,8 @@ def test_the_page_says_when_the_limit_resets(app, client, auth):
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
     assert "1 requests per minute" in page and "resets in" in page
     assert "second" in page  # the message itself is kept
+    # ... and its text is back in the composer, to send again later
+    assert re.search(r'<textarea[^>]*name="content"[^>]*>\s*second</textarea>', page)
 
 
 def test_site_default_applies_when_the_user_has_none(app, client, auth):

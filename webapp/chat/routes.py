@@ -1,9 +1,11 @@
 from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from sqlalchemy import inspect as sa_inspect
 
 from .. import conversations as convs
+from ..access import ModelNotAllowed
 from ..extensions import db
-from ..generations import (NotQueued, current_text, failure_headline, progress, queue_position,
+from ..generations import (LimitReached, NotQueued, current_text, failure_headline, progress, queue_position,
                            retry_after_seconds, stop)
 from ..llm import get_model
 from ..markdown import render_markdown
@@ -53,7 +55,8 @@ def _model_or_none(model_id):
         return None
 
 
-def _render(conv, form, status=200, settings_form=None, option_errors=None, option_raw=None):
+def _render(conv, form, status=200, settings_form=None, option_errors=None, option_raw=None,
+            composer_error=None):
     query = request.args.get("q", "").strip()
     shown = {}
     show_ids = request.args.getlist("show", type=int)
@@ -85,7 +88,18 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
         option_fields=option_fields(model, conv.options, option_errors, option_raw) if model is not None else [],
         option_errors=option_errors or {},
         rename_form=rename_form,
+        composer_error=composer_error,
     ), status
+
+
+def _draft(conv, form):
+    """``?draft=<message id>``: a message that was saved but not answered (limits, queue down) goes back in the composer."""
+    draft_id = request.args.get("draft", type=int)
+    if conv is None or draft_id is None or form.content.data:
+        return
+    draft = next((m for m in conv.messages if m.id == draft_id), None)
+    if draft is not None:
+        form.content.data = draft.content
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -98,14 +112,14 @@ def index():
             try:
                 model = usable_model(current_user, chosen)
             except ModelUnavailable as exc:
-                flash(str(exc), "error")
-                return _render(None, form, 400)
+                return _render(None, form, 400, composer_error=f"Not sent: {exc}")
         try:
             message = convs.start_chat(current_user, form.content.data.strip(), form.submission_token.data or None,
                                        model)
+        except ModelNotAllowed as exc:
+            return _refused(None, form, exc)
         except NotQueued as exc:
-            flash(str(exc), "error")
-            return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id) + "#latest")
+            return _not_queued(exc)
         return redirect(url_for("chat.conversation", conversation_id=message.conversation_id) + "#latest")
     return _render(None, form)
 
@@ -113,7 +127,9 @@ def index():
 @bp.route("/<int:conversation_id>", methods=["GET"])
 def conversation(conversation_id):
     conv = convs.owned_conversation(current_user, conversation_id)
-    return _render(conv, MessageForm())
+    form = MessageForm()
+    _draft(conv, form)
+    return _render(conv, form)
 
 
 @bp.route("/<int:conversation_id>/messages", methods=["POST"])
@@ -125,14 +141,34 @@ def post_message(conversation_id):
     return _send(conv, form)
 
 
+def _refused(conv, form, exc):
+    """Nothing was saved: the same page again, the typed text still in the composer, and why."""
+    db.session.rollback()
+    if conv is not None and not sa_inspect(conv).persistent:
+        conv = None  # a new chat: it was never saved
+    return _render(conv, form, 403, composer_error=f"Not sent: {exc}")
+
+
 def _send(conv, form):
     conversation_id = conv.id
     try:
         message = convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None)
         conversation_id = message.conversation_id
+    except ModelNotAllowed as exc:
+        return _refused(conv, form, exc)
     except NotQueued as exc:
-        flash(str(exc), "error")
+        return _not_queued(exc)
     return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
+
+
+def _not_queued(exc):
+    """The message is saved. Over a limit its reply was refused: its text goes back in the composer.
+    With the queue down it waits for the queue (and is answered then): nothing to send again."""
+    flash(str(exc), "error")
+    if isinstance(exc, LimitReached) and getattr(exc, "message_id", None):
+        return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id, draft=exc.message_id)
+                        + "#composer")
+    return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id) + "#latest")
 
 
 @bp.route("/<int:conversation_id>/rename", methods=["GET", "POST"])
