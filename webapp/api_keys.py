@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .extensions import db
 from .models import ApiKey, User, utcnow
@@ -28,13 +29,27 @@ def looks_like_key(token: str) -> bool:
     return token.startswith(KEY_PREFIX)
 
 
+class DuplicateKeyName(ValueError):
+    """The user already has a key of that name (revoked ones included); ``str(exc)`` says so."""
+
+
 def create_key(user: User, name: str) -> tuple[ApiKey, str]:
-    """A new key for ``user``: the record and the raw key (the only time it exists in clear)."""
+    """A new key for ``user``: the record and the raw key (the only time it exists in clear).
+
+    Names are unique per user (a database constraint too): ``DuplicateKeyName`` otherwise.
+    """
+    name = " ".join(name.split()) or "API key"
+    taken = db.session.scalar(select(ApiKey.id).where(ApiKey.user_id == user.id, ApiKey.name == name))
+    if taken is not None:
+        raise DuplicateKeyName(f"You already have a key named “{name}”: choose another name.")
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
-    api_key = ApiKey(user_id=user.id, name=name.strip() or "API key", prefix=raw_key[:DISPLAY_PREFIX_LENGTH],
-                     key_hash=hash_key(raw_key))
+    api_key = ApiKey(user_id=user.id, name=name, prefix=raw_key[:DISPLAY_PREFIX_LENGTH], key_hash=hash_key(raw_key))
     db.session.add(api_key)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError:  # the same name from a simultaneous request
+        raise DuplicateKeyName(f"You already have a key named “{name}”: choose another name.") from None
     return api_key, raw_key
 
 

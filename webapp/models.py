@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -202,6 +202,8 @@ class ApiKey(db.Model):
     """A personal key for the JSON and OpenAI-compatible APIs. Shown once; only its SHA-256 is stored."""
 
     __tablename__ = "api_keys"
+    # A user tells their keys apart by name.
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_api_keys_user_id_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

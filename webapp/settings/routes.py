@@ -1,8 +1,9 @@
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required, logout_user
 
 from .. import sessions
-from ..api_keys import create_key, list_keys, revoke_key
+from ..admin_settings import decrypt_key, encrypt_key
+from ..api_keys import DuplicateKeyName, create_key, list_keys, revoke_key
 from ..extensions import db
 from . import bp
 from .forms import CreateApiKeyForm, EndAllSessionsForm, EndSessionForm, RevokeApiKeyForm
@@ -13,10 +14,18 @@ def _page(form: CreateApiKeyForm, new_key: str | None = None, status: int = 200)
                            keys=list_keys(current_user), new_key=new_key), status
 
 
+# The session slot that carries a new key from the POST to the page that shows it, once.
+# Signed session cookies are readable by their holder, so the key travels Fernet-encrypted.
+NEW_KEY_SLOT = "new_api_key"
+
+
 @bp.get("/api-keys")
 @login_required
 def api_keys():
-    return _page(CreateApiKeyForm())
+    sealed = session.pop(NEW_KEY_SLOT, None)
+    new_key = decrypt_key(sealed) if sealed else None
+    response, status = _page(CreateApiKeyForm(), new_key=new_key)
+    return response, status, {"Cache-Control": "no-store"}
 
 
 @bp.post("/api-keys")
@@ -25,11 +34,15 @@ def create_api_key():
     form = CreateApiKeyForm()
     if not form.validate_on_submit():
         return _page(form, status=400)
-    _api_key, raw_key = create_key(current_user, form.name.data)
+    try:
+        _api_key, raw_key = create_key(current_user, form.name.data)
+    except DuplicateKeyName as exc:
+        form.name.errors.append(str(exc))
+        return _page(form, status=400)
     db.session.commit()
-    # Rendered, not redirected: the key is shown this once and never stored in clear (nor in the session).
-    response, status = _page(CreateApiKeyForm(formdata=None), new_key=raw_key, status=201)
-    return response, status, {"Cache-Control": "no-store"}
+    # Post/redirect/get: reloading the page that shows the key creates nothing. The next GET shows it once.
+    session[NEW_KEY_SLOT] = encrypt_key(raw_key)
+    return redirect(url_for("settings.api_keys"), code=303)
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
