@@ -7,6 +7,10 @@ never the only protection:
 
     check_model_allowed(user, "gpt-4o")   # -> "gpt-4o", or raises ModelNotAllowed
     allowed_models(user)                  # -> [Model, ...] for pickers
+
+A model the policy allows can still be unusable because its provider is not set up
+(no API key or base URL): such models are left out of pickers (admins see them as
+"needs setup") and refused before anything is saved or queued (``check_model_usable``).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from flask import has_app_context
 from . import admin_settings
 from .llm import LLMError, Model, get_model, get_models
 from .llm import settings as llm_settings
+from .llm.registry import provider_configured, provider_label
 
 
 class ModelNotAllowed(LLMError):
@@ -25,6 +30,12 @@ class ModelNotAllowed(LLMError):
 
     code = "model_not_allowed"
     retryable = False
+
+
+class ModelNeedsSetup(ModelNotAllowed):
+    """The model's provider is not configured (no key or base URL): not a temporary failure."""
+
+    code = "model_not_configured"
 
 
 def _policy() -> tuple[set[str], dict]:
@@ -62,6 +73,34 @@ def check_model_allowed(user, model_id: str) -> str:
     return model.model_id
 
 
+def setup_problem(model: Model, for_admin: bool = False) -> str | None:
+    """Why ``model`` cannot run until its provider is set up, or None. Admins are told what to set."""
+    if provider_configured(model.provider):
+        return None
+    label = provider_label(model.provider)
+    if for_admin:
+        needs = f"an API key ({model.key_env_var})" if model.needs_key else "its base URL or models"
+        return f"The model {model.model_id} needs setup: {label} needs {needs} on the Providers page."
+    return (f"The model {model.model_id} is not set up on this server yet. "
+            "Pick another model, or ask an administrator to set it up.")
+
+
+def check_model_usable(user, model_id: str) -> str:
+    """``check_model_allowed``, and the provider is set up (``ModelNeedsSetup`` otherwise)."""
+    model_id = check_model_allowed(user, model_id)
+    problem = setup_problem(get_model(model_id), for_admin=getattr(user, "is_admin", False))
+    if problem is not None:
+        raise ModelNeedsSetup(problem)
+    return model_id
+
+
+def needs_setup_models(user) -> list[Model]:
+    """Models ``user`` may use once their provider is set up (shown to admins as "needs setup")."""
+    policy = _policy()
+    return [model for model in get_models()
+            if refusal(user, model, policy) is None and not provider_configured(model.provider)]
+
+
 def is_model_allowed(user, model_id: str) -> bool:
     try:
         check_model_allowed(user, model_id)
@@ -71,15 +110,16 @@ def is_model_allowed(user, model_id: str) -> bool:
 
 
 def allowed_models(user) -> list[Model]:
-    """The registered models ``user`` may use (for pickers and the API's model list)."""
+    """The registered models ``user`` may use now (for pickers and the API's model list): allowed and set up."""
     policy = _policy()
-    return [model for model in get_models() if refusal(user, model, policy) is None]
+    return [model for model in get_models()
+            if refusal(user, model, policy) is None and provider_configured(model.provider)]
 
 
 def model_notice(user, model_id: str) -> str | None:
     """A plain sentence for a conversation whose model the user can no longer use, or None."""
     try:
-        check_model_allowed(user, model_id)
+        check_model_usable(user, model_id)
     except ModelNotAllowed as exc:
         return f"{exc} Choose another model in this conversation's settings, or start a new chat."
     except KeyError:
@@ -88,9 +128,11 @@ def model_notice(user, model_id: str) -> str | None:
 
 
 def usable_model_id(user, model_id: str) -> str:
-    """``model_id`` if ``user`` may use it, else the first model they may use (``ModelNotAllowed`` if none)."""
-    if is_model_allowed(user, model_id):
-        return model_id
+    """``model_id`` if ``user`` may use it now, else the first model they may use (``ModelNotAllowed`` if none)."""
+    try:
+        return check_model_usable(user, model_id)
+    except (ModelNotAllowed, KeyError):
+        pass
     allowed = allowed_models(user)
     if not allowed:
         raise ModelNotAllowed("No model is available to your account right now; ask an administrator.")
@@ -114,6 +156,18 @@ def init_app(app) -> None:
         if not target.startswith(request.host_url):
             target = url_for("chat.index")
         return redirect(target, code=303)
+
+    @app.context_processor
+    def model_setup_helpers():
+        # For pickers: admins see the models that need setup, greyed, with why (users never see them).
+        from flask_login import current_user
+
+        def models_needing_setup():
+            if not getattr(current_user, "is_admin", False):
+                return []
+            return [(model, setup_problem(model, for_admin=True)) for model in needs_setup_models(current_user)]
+
+        return {"models_needing_setup": models_needing_setup}
 
     @app.before_request
     def conversation_model_notice():

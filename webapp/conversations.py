@@ -8,7 +8,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from .access import check_model_allowed, usable_model_id
+from .access import check_model_usable, usable_model_id
 from .database import write
 from .extensions import db
 from .generations import NotQueued, create_generation, current_text, enqueue, forget_live, regenerate, stop_all
@@ -143,7 +143,8 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
         if existing is not None and existing.conversation.user_id == conversation.user_id:
             return existing, None
     try:
-        check_model_allowed(conversation.user, conversation.model_id)  # access.ModelNotAllowed: nothing saved
+        # access.ModelNotAllowed (or ModelNeedsSetup: no key or base URL): nothing saved
+        check_model_usable(conversation.user, conversation.model_id)
     except KeyError:
         pass  # an unknown model: the worker records the plain reason on the reply
     if conversation.title == "New chat":

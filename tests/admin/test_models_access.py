@@ -1,6 +1,7 @@
 """Enabled models, default model, aliases and role allow-lists, enforced in the chat pages and the worker."""
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.chat.test_routes import send
@@ -10,6 +11,12 @@ from webapp.llm import get_aliases
 from webapp.models import Conversation, Generation, Message, User
 
 from .helpers import make_user, post, save_models
+
+
+@pytest.fixture
+def app_config(app_config):
+    # OpenAI counts as set up (a key; nothing here calls it), so its models are offered.
+    return {**app_config, "OPENAI_API_KEY": "sk-test-not-called"}
 
 
 def all_model_ids(client):

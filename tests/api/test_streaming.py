@@ -66,24 +66,48 @@ def test_hanging_up_mid_stream_cancels_the_running_job_and_keeps_the_partial_tex
 
 
 def test_hanging_up_while_queued_cancels_before_it_runs(app, server, api_key):
-    connection, response = open_stream(server, api_key, {"model": "echo", "stream": True,
-                                                         "messages": [{"role": "user", "content": "never run"}]})
-    read_event(response)
-    hang_up(connection, response)
+    # No worker: the answer's headers wait for the first text, so the client hangs up before any byte.
+    url = urlsplit(server)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions",
+                       json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user", "content": "never run"}]}),
+                       {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    wait_for(lambda: generation(app) is not None, what="the generation recorded")
+    connection.sock.shutdown(socket.SHUT_RDWR)
+    connection.close()
     cancelled = wait_for(lambda: (g := generation(app)).status == "cancelled" and g)
     assert cancelled.text == "" and cancelled.started_at is None
     with app.app_context():
         assert get_queue().count == 0
 
 
-def test_a_failed_generation_ends_the_stream_with_an_error_event(app, server, api_key, worker, openai_server):
+def test_a_failure_before_the_first_token_is_an_http_error_not_a_stream(app, server, api_key, worker, openai_server):
     app.config["RETRY_MAX_ATTEMPTS"] = 1
     openai_server.fail_next("unauthorized")
+    url = urlsplit(server)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions",
+                       json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
+                       {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    assert response.status == 502 and response.getheader("Content-Type") == "application/json"
+    assert body["error"]["code"] == "authentication_failed" and body["error"]["message"]
+
+
+def test_a_failure_after_the_first_token_ends_the_stream_with_an_error_event(app, server, api_key, worker,
+                                                                              openai_server):
+    app.config["RETRY_MAX_ATTEMPTS"] = 1
+    openai_server.queue_reply("one two three four five six seven eight")
+    openai_server.fail_next("cut", after=3)
     connection, response = open_stream(server, api_key, {"model": "gpt-4o", "stream": True,
                                                          "messages": [{"role": "user", "content": "hi"}]})
     events = [line[len("data: "):] for line in response.read().decode().splitlines() if line.startswith("data: ")]
     response.close()
     connection.close()
     assert events[-1] == "[DONE]"
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-2])
+    assert text.startswith("one two")
     error = json.loads(events[-2])["error"]
-    assert error["code"] == "authentication_failed" and error["message"]
+    assert error["code"] == "content_cut_off" and error["message"]

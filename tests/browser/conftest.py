@@ -15,6 +15,7 @@ from webapp.paths import PROJECT_ROOT
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSED_TO_WORKER = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RETRY_MAX_ATTEMPTS")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -68,6 +69,8 @@ def start_worker(app_config, instance_path):
             "REDIS_URL": app_config["REDIS_URL"],
             "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
             "ECHO_DELAY": "0.08",
+            # Provider settings a test module gives the app reach its worker too.
+            **{name: str(app_config[name]) for name in PASSED_TO_WORKER if app_config.get(name) is not None},
         }
         workers.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -2,9 +2,18 @@
 import json
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.helpers import LONG, send, sign_up, wait_done
+from tests.fakes import closed_port_url
+
+
+@pytest.fixture
+def app_config(app_config):
+    # OpenAI is set up but its server is down: its models are offered, and their replies fail plainly.
+    return {**app_config, "OPENAI_API_KEY": "sk-test-unreachable", "OPENAI_BASE_URL": closed_port_url() + "/v1",
+            "RETRY_MAX_ATTEMPTS": 1}
 
 
 def save_settings(page, model=None, system_prompt=None):
@@ -22,10 +31,10 @@ def test_switch_models_and_system_prompts_error_card_and_retry(page, live_server
     sign_up(page, live_server, "hopper")
     page.get_by_label("Model", exact=True).select_option("gpt-4o")  # the new chat's model picker
     reply = send(page, "are you there?")
-    # No OpenAI key on this server: the reply fails with a clear card and a Retry button.
+    # The OpenAI server is down: the reply fails with a clear card and a Retry button.
     wait_done(reply, "failed")
     card = reply.locator(".failure[role=alert]")
-    expect(card).to_contain_text("No API key is configured for this model")
+    expect(card).to_contain_text("The model provider is unavailable right now.")
     expect(reply.locator(".model-name")).to_have_text("gpt-4o")
     expect(card.get_by_role("button", name="Retry")).to_be_visible()
     page.mouse.move(0, 0)

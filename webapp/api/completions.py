@@ -12,11 +12,13 @@ import calendar
 import json
 import logging
 import re
+import select
+import socket
 import time
 from dataclasses import dataclass, field
 
 import redis
-from flask import current_app
+from flask import current_app, request
 
 from .. import live
 from ..extensions import db
@@ -96,9 +98,10 @@ def model_refusal(user: User, model: Model) -> str | None:
 
 
 def usable_models(user: User) -> list[Model]:
-    from ..llm import get_models
+    """The models ``user`` may call now: allowed, and their provider set up."""
+    from ..access import allowed_models
 
-    return [model for model in get_models() if model_refusal(user, model) is None]
+    return allowed_models(user)
 
 
 def resolve_model(user: User, name, provider: str | None) -> Model:
@@ -125,6 +128,11 @@ def resolve_model(user: User, name, provider: str | None) -> Model:
     reason = model_refusal(user, model)
     if reason is not None:
         raise ApiError(403, reason, "model_not_allowed")
+    from ..access import setup_problem
+
+    problem = setup_problem(model, for_admin=getattr(user, "is_admin", False))
+    if problem is not None:  # not temporary (a 503 would be retried by clients): a plain 400
+        raise ApiError(400, problem, "model_not_configured")
     return model
 
 
@@ -289,8 +297,61 @@ def _event(payload) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
+def _client_gone() -> bool:
+    """Whether the client hung up while no byte of the answer was sent yet (the socket reads as closed)."""
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (BlockingIOError, InterruptedError, ValueError):  # no data after all, or a TLS socket: cannot tell
+        return False
+    except OSError:  # reset by the peer
+        return True
+
+
+def _first_text(generation_id: int) -> tuple[str, int]:
+    """Wait for the reply's first text (or its end) before any header is sent.
+
+    A failure known by then (provider not reachable, key refused, limits...) becomes the
+    HTTP status of the answer instead of an error inside a 200 stream.
+    """
+    connection = get_redis()
+    deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
+    try:
+        while True:
+            update_ = live.read_since(connection, generation_id, 0, STREAM_WAIT_MS)
+            if update_.text:
+                return update_.text, update_.cursor
+            current = _reload(generation_id)
+            db.session.commit()  # hold no database connection while waiting
+            if current.is_finished:
+                if current.status == GenerationStatus.FAILED:
+                    raise failure(current)
+                if current.status == GenerationStatus.CANCELLED:
+                    raise ApiError(409, "The request was cancelled before the reply finished.", "cancelled")
+                return "", 0
+            if time.monotonic() > deadline:
+                cancel(generation_id)
+                raise ApiError(504, "The model did not finish within the job time limit.", "job_timeout")
+            if _client_gone():
+                cancel(generation_id)  # nobody is waiting: a queued job never runs
+                raise ApiError(499, "The client closed the connection.", "client_closed")
+    except redis.RedisError:
+        cancel(generation_id)
+        raise ApiError(503, "The job queue is unavailable right now.", "queue_unavailable") from None
+
+
 def stream_events(generation: Generation, include_usage: bool):
-    """Server-Sent Events for a queued generation; a client that hangs up cancels its job."""
+    """Server-Sent Events for a queued generation, once its first text is there (``ApiError`` if it failed first)."""
+    generation_id = generation.id
+    first_text, cursor = _first_text(generation_id)
+    return _events(_reload(generation_id), include_usage, first_text, cursor)
+
+
+def _events(generation: Generation, include_usage: bool, first_text: str, cursor: int):
+    """The events; a client that hangs up cancels the job."""
     generation_id, model_id, created = generation.id, generation.model_id, _created(generation)
     db.session.commit()
 
@@ -302,8 +363,9 @@ def stream_events(generation: Generation, include_usage: bool):
     finished = False
     try:
         yield chunk({"role": "assistant", "content": ""})
+        if first_text:
+            yield chunk({"content": first_text})
         connection = get_redis()
-        cursor = 0
         deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
         while True:
             update_ = live.read_since(connection, generation_id, cursor, STREAM_WAIT_MS)
@@ -325,7 +387,7 @@ def stream_events(generation: Generation, include_usage: bool):
                 if not update_.text:
                     yield ": keep-alive\n\n"
         finished = True
-        if current.status == GenerationStatus.FAILED:
+        if current.status == GenerationStatus.FAILED:  # failed after the first text: only the stream can say so
             yield _event(failure(current).body())
         else:
             yield chunk({}, "stop")

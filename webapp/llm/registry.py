@@ -199,6 +199,17 @@ def remove_alias(alias: str) -> None:
     alias_file.update_aliases(change)
 
 
+def provider_configured(provider_name: str) -> bool:
+    """Whether a provider has what its models need to run (an API key, a base URL); unknown: False."""
+    provider = get_registry().providers.get(provider_name)
+    return provider is not None and provider.configured()
+
+
+def provider_label(provider_name: str) -> str:
+    provider = get_registry().providers.get(provider_name)
+    return provider.label if provider is not None else provider_name
+
+
 def get_providers() -> dict[str, dict]:
     return {name: info.as_dict() for name, info in get_registry().providers.items()}
 
