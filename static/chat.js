@@ -209,6 +209,83 @@
     el.title = (el.title.split(" ")[0] || "") + " " + when.toLocaleString();
   }
 
+  function randomToken() {
+    var bytes = new Uint8Array(18);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  // Edit a message in place: its text becomes a form posting to the edit page's URL (the form the
+  // no-JS edit page has). The server keeps the original as another version of the message.
+  function enhanceEdit(link) {
+    if (link.dataset.enhanced) return;
+    link.dataset.enhanced = "1";
+    link.addEventListener("click", function (e) {
+      var item = link.closest(".message.user");
+      var csrf = document.querySelector('.composer input[name="csrf_token"]');
+      if (!item || !csrf) return; // no composer: follow the link to the edit page
+      e.preventDefault();
+      if (item.querySelector("form.edit-form")) return;
+      var content = item.querySelector(".content");
+      var actions = link.closest(".actions");
+      var form = document.createElement("form");
+      form.method = "post";
+      form.action = link.href;
+      form.className = "edit-form";
+      [["csrf_token", csrf.value], ["submission_token", randomToken()]].forEach(function (pair) {
+        var input = document.createElement("input");
+        input.type = "hidden";
+        input.name = pair[0];
+        input.value = pair[1];
+        form.appendChild(input);
+      });
+      var label = document.createElement("label");
+      label.className = "visually-hidden";
+      label.htmlFor = "edit-" + item.id;
+      label.textContent = "Edit message";
+      var area = document.createElement("textarea");
+      area.name = "content";
+      area.id = "edit-" + item.id;
+      area.rows = 3;
+      area.value = content.textContent;
+      var buttons = document.createElement("div");
+      buttons.className = "edit-buttons";
+      var cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.textContent = "Cancel";
+      var save = document.createElement("button");
+      save.type = "submit";
+      save.className = "primary";
+      save.textContent = "Save and send";
+      buttons.appendChild(cancel);
+      buttons.appendChild(save);
+      form.appendChild(label);
+      form.appendChild(area);
+      form.appendChild(buttons);
+      function close() {
+        form.remove();
+        content.hidden = false;
+        if (actions) actions.hidden = false;
+        link.focus();
+      }
+      cancel.addEventListener("click", close);
+      area.addEventListener("keydown", function (ev) {
+        if (ev.key === "Escape") {
+          ev.preventDefault(); // not the page's Esc (stop a reply)
+          close();
+        } else if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+          ev.preventDefault();
+          if (area.value.trim()) form.requestSubmit();
+        }
+      });
+      form.addEventListener("submit", function () { save.disabled = true; });
+      content.hidden = true;
+      if (actions) actions.hidden = true;
+      item.appendChild(form);
+      area.focus();
+    });
+  }
+
   function each(root, selector, fn) {
     if (root.matches && root.matches(selector)) fn(root);
     root.querySelectorAll(selector).forEach(fn);
@@ -219,6 +296,7 @@
     each(root, "form.stop-form", enhanceStop);
     each(root, ".content.markdown pre", enhanceCode);
     each(root, ".message time[datetime]", localTime);
+    each(root, ".message.user a.edit-link", enhanceEdit);
   }
 
   enhance(document);

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from .access import check_model_usable, usable_model_id
 from .database import write
 from .extensions import db
-from .generations import NotQueued, create_generation, current_text, enqueue, forget_live, regenerate, stop_all
+from .generations import NotQueued, create_generation, current_text, enqueue, forget_live, stop_all
 from .llm import get_default_model, get_model
 from .model_options import ModelUnavailable, applicable_options, usable_model
 from .models import Conversation, Generation, Message, User, utcnow
@@ -99,11 +99,95 @@ def list_conversations(user: User, query: str | None = None, limit: int = 200) -
     return list(db.session.scalars(statement))
 
 
-def active_reply(conversation: Conversation) -> Generation | None:
-    """The last message's reply while it is queued or running."""
-    if not conversation.messages:
+# -- branches ----------------------------------------------------------------------------
+# Messages form a tree (Message.parent_id); editing a message adds a sibling. The visible path
+# follows the selected sibling of each group from the first message down. Everything below works
+# on the messages already loaded with the conversation: no query per message.
+
+def _groups(conversation: Conversation) -> dict[int | None, list[Message]]:
+    groups: dict[int | None, list[Message]] = {}
+    for message in conversation.messages:  # ordered by id: siblings oldest first
+        groups.setdefault(message.parent_id, []).append(message)
+    return groups
+
+
+def visible_path(conversation: Conversation) -> list[Message]:
+    """The messages shown, first to last: in each group of siblings the selected one (else the newest)."""
+    groups = _groups(conversation)
+    path: list[Message] = []
+    parent_id = None
+    while groups.get(parent_id):
+        group = groups[parent_id]
+        chosen = next((m for m in reversed(group) if m.selected), group[-1])
+        path.append(chosen)
+        parent_id = chosen.id
+    return path
+
+
+def sibling_groups(conversation: Conversation) -> dict[int, list[Message]]:
+    """For each message: the versions of it (itself and its siblings), oldest first."""
+    groups = _groups(conversation)
+    return {m.id: groups[m.parent_id] for m in conversation.messages}
+
+
+def last_message(conversation: Conversation) -> Message | None:
+    path = visible_path(conversation)
+    return path[-1] if path else None
+
+
+def _select(conversation: Conversation, message: Message) -> None:
+    for sibling in conversation.messages:
+        if sibling.parent_id == message.parent_id and sibling is not message:
+            sibling.selected = False
+    message.selected = True
+
+
+def select_version(conversation: Conversation, message: Message) -> None:
+    """Show ``message`` (and the branch below it) instead of its siblings."""
+    _select(conversation, message)
+    db.session.commit()
+
+
+def _turns_to(conversation: Conversation, message: Message) -> list[dict] | None:
+    """The turns a reply to ``message`` is written from (its branch), or None when the conversation has no
+    branches (the worker then reads the messages in order itself)."""
+    path = visible_path(conversation)
+    if len(path) == len(conversation.messages):
         return None
-    reply = conversation.messages[-1].reply
+    turns = []
+    for earlier in path:
+        if earlier is message:
+            break
+        turns.append({"role": "user", "content": earlier.content})
+        reply = earlier.reply
+        if reply is not None and reply.text:
+            turns.append({"role": "assistant", "content": reply.text})
+    turns.append({"role": "user", "content": message.content})
+    return turns
+
+
+def _new_reply(conversation: Conversation, message: Message) -> Generation:
+    """A reply to ``message`` written from its branch's turns, added to the session (not committed)."""
+    generation = create_generation(message)
+    generation.request_messages = _turns_to(conversation, message)
+    conversation.updated_at = utcnow()
+    return generation
+
+
+def _queue_reply(conversation_id: int, message_id: int) -> Generation:
+    """Record a new reply to a saved message (committed first), then queue it."""
+    def record():
+        return _new_reply(db.session.get(Conversation, conversation_id), db.session.get(Message, message_id))
+
+    generation = write(record)
+    enqueue(generation, hold_on_outage=True)
+    return generation
+
+
+def active_reply(conversation: Conversation) -> Generation | None:
+    """The last visible message's reply while it is queued or running."""
+    last = last_message(conversation)
+    reply = last.reply if last is not None else None
     return reply if reply is not None and not reply.is_finished else None
 
 
@@ -149,10 +233,11 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
         pass  # an unknown model: the worker records the plain reason on the reply
     if conversation.title == "New chat":
         conversation.title = _title_from(content)
-    message = Message(conversation=conversation, role="user", content=content, submission_token=submission_token)
-    conversation.updated_at = utcnow()
+    last = last_message(conversation)
+    message = Message(conversation=conversation, role="user", content=content, submission_token=submission_token,
+                      parent_id=last.id if last is not None else None, selected=True)
     db.session.add(message)
-    return message, create_generation(message)
+    return message, _new_reply(conversation, message)
 
 
 def _save_and_queue(add, submission_token: str | None) -> Message:
@@ -176,8 +261,8 @@ def _save_and_queue(add, submission_token: str | None) -> Message:
 
 
 def _last_message(conversation: Conversation, message: Message) -> None:
-    if not conversation.messages or conversation.messages[-1].id != message.id:
-        raise ValueError("Only the last message can be answered again or edited.")
+    if last_message(conversation) is not message:
+        raise ValueError("Only the last message can be answered again.")
 
 
 def regenerate_reply(conversation: Conversation, message: Message, expected_generation_id: int | None) -> Generation:
@@ -192,22 +277,58 @@ def regenerate_reply(conversation: Conversation, message: Message, expected_gene
         return latest
     if latest is not None and not latest.is_finished:
         raise ReplyInProgress("The reply is still being written: stop it first.")
-    return regenerate(message)
+    return _queue_reply(conversation.id, message.id)
 
 
-def edit_and_resend(conversation: Conversation, message: Message, content: str,
-                    expected_generation_id: int | None) -> Generation:
-    """Change the last message's text and answer it again (the earlier replies stay browsable)."""
-    _last_message(conversation, message)
-    latest = message.reply
-    if latest is not None and expected_generation_id is not None and latest.id != expected_generation_id:
-        return latest  # this edit was already sent
-    if latest is not None and not latest.is_finished:
-        raise ReplyInProgress("The reply is still being written: stop it first.")
-    if len(conversation.messages) == 1 and conversation.title == _title_from(message.content):
-        conversation.title = _title_from(content)  # the title was made from the old wording
-    message.content = content
-    return regenerate(message)
+def edit_message(conversation: Conversation, message: Message, content: str,
+                 submission_token: str | None = None) -> Message:
+    """Edit any visible message: a new version beside it (same place in the conversation) with its own reply.
+
+    The original and everything that followed it stay, one "‹ ›" away. A repeated
+    ``submission_token`` returns the version it already created.
+    """
+    if submission_token:
+        existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
+        if existing is not None and existing.conversation_id == conversation.id:
+            return existing
+    if message not in visible_path(conversation):
+        raise ValueError("Only a message that is shown can be edited.")
+    if active_reply(conversation) is not None:
+        raise ReplyInProgress("A reply is still being written: stop it first.")
+    try:
+        # access.ModelNotAllowed (or ModelNeedsSetup): nothing saved
+        check_model_usable(conversation.user, conversation.model_id)
+    except KeyError:
+        pass
+    conversation_id, message_id = conversation.id, message.id
+
+    def record():
+        conv = db.session.get(Conversation, conversation_id)
+        original = db.session.get(Message, message_id)
+        if original.parent_id is None and conv.title == _title_from(original.content):
+            conv.title = _title_from(content)  # the title was made from the old wording
+        edited = Message(conversation=conv, role="user", content=content, submission_token=submission_token,
+                         parent_id=original.parent_id, selected=True)
+        db.session.add(edited)
+        _select(conv, edited)
+        return edited, _new_reply(conv, edited)
+
+    try:
+        edited, generation = write(record)
+    except IntegrityError:
+        # The same form sent twice at once: the other request saved it first.
+        existing = submission_token and db.session.scalar(
+            select(Message).where(Message.submission_token == submission_token))
+        if not existing:
+            raise
+        return existing
+    try:
+        enqueue(generation, hold_on_outage=True)
+    except NotQueued as exc:
+        exc.conversation_id = conversation_id
+        exc.message_id = edited.id
+        raise
+    return edited
 
 
 def rename(conversation: Conversation, title: str) -> None:
@@ -250,8 +371,29 @@ def _iso(value) -> str | None:
     return value.isoformat() + "Z" if value is not None else None
 
 
+def _reply_data(g: Generation) -> dict:
+    return {
+        "id": g.id,
+        "status": g.status,
+        "model": g.model_id,
+        "provider": g.provider,
+        "text": current_text(g),
+        "error": g.error,
+        "error_code": g.error_code,
+        "usage": {"input_tokens": g.input_tokens, "output_tokens": g.output_tokens},
+        "created_at": _iso(g.created_at),
+        "finished_at": _iso(g.finished_at),
+    }
+
+
 def export_data(conversation: Conversation) -> dict:
-    """The whole conversation as plain data: every message and every reply (all versions)."""
+    """The whole conversation as plain data: every message of every branch and every reply (all versions).
+
+    ``parent_id`` links a message to the one before it; ``on_visible_path`` marks the branch the page
+    shows (also listed in order as ``visible_path``).
+    """
+    path = visible_path(conversation)
+    on_path = {m.id for m in path}
     return {
         "id": conversation.id,
         "title": conversation.title,
@@ -260,27 +402,16 @@ def export_data(conversation: Conversation) -> dict:
         "options": conversation.options or {},
         "created_at": _iso(conversation.created_at),
         "updated_at": _iso(conversation.updated_at),
+        "visible_path": [m.id for m in path],
         "messages": [
             {
                 "id": message.id,
+                "parent_id": message.parent_id,
+                "on_visible_path": message.id in on_path,
                 "role": message.role,
                 "content": message.content,
                 "created_at": _iso(message.created_at),
-                "replies": [
-                    {
-                        "id": g.id,
-                        "status": g.status,
-                        "model": g.model_id,
-                        "provider": g.provider,
-                        "text": current_text(g),
-                        "error": g.error,
-                        "error_code": g.error_code,
-                        "usage": {"input_tokens": g.input_tokens, "output_tokens": g.output_tokens},
-                        "created_at": _iso(g.created_at),
-                        "finished_at": _iso(g.finished_at),
-                    }
-                    for g in message.generations
-                ],
+                "replies": [_reply_data(g) for g in message.generations],
             }
             for message in conversation.messages
         ],
@@ -291,25 +422,56 @@ def export_json(conversation: Conversation) -> str:
     return json.dumps(export_data(conversation), ensure_ascii=False, indent=2) + "\n"
 
 
+def _reply_lines(reply: Generation) -> list[str]:
+    lines = ["", f"## {reply.model_id}", ""]
+    text = current_text(reply)
+    if text:
+        lines.append(text)
+    if reply.status == "cancelled":
+        lines += ["", "*(stopped)*"]
+    elif reply.status == "failed":
+        lines += ["", f"*(failed: {reply.error or reply.error_code})*"]
+    elif not reply.is_finished:
+        lines += ["", f"*({reply.status})*"]
+    return lines
+
+
 def export_markdown(conversation: Conversation) -> str:
-    """A readable transcript: each message and its current reply (earlier versions are in the JSON export)."""
+    """A readable transcript: the visible path with each message's current reply, then every other branch
+    (earlier reply versions are in the JSON export)."""
     lines = [f"# {conversation.title}", "", f"- Model: {conversation.model_id}"]
     if conversation.system_prompt:
         lines.append(f"- System prompt: {conversation.system_prompt}")
     lines.append(f"- Exported from Switchboard, conversation {conversation.id}")
-    for message in conversation.messages:
-        lines += ["", "## You", "", message.content]
-        reply = message.reply
-        if reply is None:
+    path = visible_path(conversation)
+    on_path = {m.id for m in path}
+    groups = _groups(conversation)
+    branched = len(path) != len(conversation.messages)
+    if branched:
+        lines.append("- Edited messages made branches: the visible path comes first (its messages marked ▶), "
+                     "then every other branch.")
+    for message in path:
+        versions = groups[message.parent_id]
+        mark = f" ▶ (message #{message.id})" if branched else ""
+        if len(versions) > 1:
+            mark += f" · version {versions.index(message) + 1} of {len(versions)}"
+        lines += ["", f"## You{mark}", "", message.content]
+        if message.reply is not None:
+            lines += _reply_lines(message.reply)
+    printed = set(on_path)
+    for message in conversation.messages:  # every other branch, each message once
+        if message.id in printed:
             continue
-        lines += ["", f"## {reply.model_id}", ""]
-        text = current_text(reply)
-        if text:
-            lines.append(text)
-        if reply.status == "cancelled":
-            lines += ["", "*(stopped)*"]
-        elif reply.status == "failed":
-            lines += ["", f"*(failed: {reply.error or reply.error_code})*"]
-        elif not reply.is_finished:
-            lines += ["", f"*({reply.status})*"]
+        versions = groups[message.parent_id]
+        after = "the start" if message.parent_id is None else f"message #{message.parent_id}"
+        lines += ["", "---", "", f"### Branch at {after}: version {versions.index(message) + 1} of {len(versions)} "
+                                 f"(not on the visible path)"]
+        current = message
+        while current is not None and current.id not in printed:
+            printed.add(current.id)
+            lines += ["", f"## You (message #{current.id})", "", current.content]
+            if current.reply is not None:
+                lines += _reply_lines(current.reply)
+            children = [m for m in groups.get(current.id) or [] if m.id not in printed]
+            current = next((m for m in reversed(children) if m.selected), children[-1] if children else None)
     return "\n".join(lines) + "\n"

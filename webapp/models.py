@@ -85,12 +85,21 @@ class Conversation(db.Model):
 
 
 class Message(db.Model):
-    """A user's turn. The assistant's reply to it is the latest of its generations."""
+    """A user's turn. The assistant's reply to it is the latest of its generations.
+
+    Messages form a tree: ``parent_id`` is the user message before this one (None for the
+    first). Editing a message adds a sibling (same parent) with its own replies; of each
+    group of siblings the ``selected`` one is on the visible path (see webapp.conversations).
+    """
 
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    # No foreign key: messages go with their conversation (its cascade), and the deletion order of
+    # rows in one table would otherwise matter.
+    parent_id: Mapped[int | None] = mapped_column(index=True)
+    selected: Mapped[bool] = mapped_column(default=True)
     role: Mapped[str] = mapped_column(String(16), default="user")
     content: Mapped[str] = mapped_column(Text)
     # One-time token of the form that created it: a resubmitted form finds this row instead of adding another.

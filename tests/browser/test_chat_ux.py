@@ -7,7 +7,7 @@ from webapp import admin_settings
 from webapp.extensions import db
 from webapp.models import User
 
-from .helpers import LONG, sign_up
+from .helpers import LONG, refreshes_until_done, send, sign_up, wait_done
 
 # For each control: is the element at its centre the control itself (or inside it)? False = covered.
 UNCOVERED = """(selectors) => selectors.map((selector) => {
@@ -72,4 +72,50 @@ def test_a_refused_message_keeps_its_text(browser, web_server, app, javascript):
         assert_controls_uncovered(page)
     finally:
         allow_models(app, None)
+        context.close()
+
+
+def test_edit_in_place_makes_a_branch_and_both_stay_browsable(page, live_server):
+    sign_up(page, live_server, "editor")
+    wait_done(send(page, "the first question"))
+    wait_done(send(page, "a second question"))
+    chat_url = page.url
+    first = page.locator(".message.user").first
+    first.get_by_role("link", name="Edit this message").click()
+    box = first.get_by_label("Edit message")
+    expect(box).to_have_value("the first question")  # edited in place: no other page
+    assert page.url == chat_url
+    box.fill("the better question")
+    first.get_by_role("button", name="Save and send").click()
+    wait_done(page.locator(".message.assistant").last)
+    expect(page.locator(".message.user .content")).to_have_text(["the better question"])
+    expect(page.locator(".message.assistant .content")).to_contain_text("the better question")
+    expect(page.locator(".message.user .version-count")).to_have_text("2/2")
+    page.get_by_role("button", name="Previous version of this message").click()
+    expect(page.locator(".message.user .content")).to_have_text(["the first question", "a second question"])
+    expect(page.locator(".message.user .version-count").first).to_have_text("1/2")
+    # Esc leaves an edit without sending anything.
+    page.locator(".message.user").last.get_by_role("link", name="Edit this message").click()
+    page.keyboard.press("Escape")
+    expect(page.locator("form.edit-form")).to_have_count(0)
+    expect(page.locator(".message.user")).to_have_count(2)
+
+
+def test_editing_without_javascript_uses_the_edit_page(browser, live_server):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_up(page, live_server, "plainedit")
+        page.get_by_label("Message").fill("typo heer")
+        page.get_by_role("button", name="Send").click()
+        refreshes_until_done(page)
+        page.get_by_role("link", name="Edit this message").click()
+        expect(page.get_by_role("heading", name="Edit and resend")).to_be_visible()
+        page.get_by_label("Message").fill("typo here")
+        page.get_by_role("button", name="Save and resend").click()
+        expect(page.locator(".message.assistant").last).to_have_attribute("data-status", "succeeded", timeout=LONG)
+        expect(page.locator(".message.user .content")).to_have_text(["typo here"])
+        page.get_by_role("button", name="Previous version of this message").click()
+        expect(page.locator(".message.user .content")).to_have_text(["typo heer"])
+    finally:
         context.close()

@@ -202,28 +202,6 @@ def test_cut_off_keeps_the_partial_text_and_missing_key_says_so(client, auth, ap
     assert "No API key is configured for this model" in client.get(f"/chat/{conversation_id}").get_data(as_text=True)
 
 
-def test_edit_and_resend_the_last_message(client, auth, app, run_jobs):
-    auth.signup()
-    conversation_id = start_chat(client, "helo wrld")
-    run_jobs()
-    first = latest_generation(app)
-    path = f"/chat/{conversation_id}/messages/{first.message_id}/edit"
-    form = client.get(path)
-    assert form.status_code == 200 and "helo wrld" in form.get_data(as_text=True)
-    response = post_form(client, path, {"content": "hello world", "of": first.id})
-    assert response.status_code == 302
-    post_form(client, path, {"content": "hello world", "of": first.id})  # resent: no second new reply
-    run_jobs()
-    with app.app_context():
-        message = db.session.get(Message, first.message_id)
-        assert message.content == "hello world"
-        assert len(message.generations) == 2 and "hello world" in message.generations[-1].text
-        assert message.conversation.title == "hello world"
-    # Only the last message can be edited.
-    send(client, "a follow-up", conversation_id=conversation_id)
-    assert client.get(path).status_code == 404
-
-
 def test_regenerate_while_running_is_refused(client, auth, app):
     auth.signup()
     conversation_id = start_chat(client, "still queued")

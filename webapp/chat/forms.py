@@ -40,9 +40,14 @@ class EditMessageForm(FlaskForm):
         validators=[DataRequired(message="Write a message first."), Length(max=MAX_MESSAGE_LENGTH),
                     _not_blank("Write a message first.")],
     )
-    # The reply shown when the form was rendered: a resent form does not start a second reply.
-    of = HiddenField()
+    # One-time token: a resent form finds the version it already created.
+    submission_token = HiddenField()
     submit = SubmitField("Save and resend")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.submission_token.data:
+            self.submission_token.data = secrets.token_urlsafe(24)
 
 
 class RenameForm(FlaskForm):

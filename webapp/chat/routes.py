@@ -79,6 +79,8 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
         form=form,
         shown=shown,
         active=convs.active_reply(conv) if conv is not None else None,
+        path=convs.visible_path(conv) if conv is not None else [],
+        versions_of=convs.sibling_groups(conv) if conv is not None else {},
         refresh_url=_refresh_url(conv) if conv is not None else None,
         model=model,
         model_groups=models_by_provider(models),
@@ -235,22 +237,38 @@ def export(conversation_id, fmt):
 
 @bp.route("/<int:conversation_id>/messages/<int:message_id>/edit", methods=["GET", "POST"])
 def edit_message(conversation_id, message_id):
+    """The page for editing a message without JavaScript (with it, the chat page edits in place and posts here)."""
     conv = convs.owned_conversation(current_user, conversation_id)
     message = convs.owned_message(conv, message_id)
-    if conv.messages[-1].id != message.id:
+    if message not in convs.visible_path(conv):
         abort(404)
     form = EditMessageForm()
     if form.validate_on_submit():
         try:
-            convs.edit_and_resend(conv, message, form.content.data.strip(), form.of.data and int(form.of.data))
+            edited = convs.edit_message(conv, message, form.content.data.strip(), form.submission_token.data or None)
+        except ModelNotAllowed as exc:
+            db.session.rollback()
+            form.content.errors = [f"Not sent: {exc}"]
+            return render_template("chat/edit.html", conversation=conv, message=message, form=form), 403
         except convs.ReplyInProgress as exc:
             flash(str(exc), "error")
+            return redirect(_conversation_url(conv) + f"#m{message.id}")
         except NotQueued as exc:
             flash(str(exc), "error")
-        return redirect(_conversation_url(conv) + "#latest")
+            return redirect(_conversation_url(conv) + f"#m{exc.message_id}")
+        return redirect(_conversation_url(conv) + f"#m{edited.id}")
     if request.method == "GET":
-        form = EditMessageForm(formdata=None, content=message.content, of=message.reply.id if message.reply else "")
+        form = EditMessageForm(formdata=None, content=message.content)
     return render_template("chat/edit.html", conversation=conv, message=message, form=form), 400 if form.errors else 200
+
+
+@bp.route("/<int:conversation_id>/messages/<int:message_id>/select", methods=["POST"])
+def select_version(conversation_id, message_id):
+    """Show this version of a message (and its branch) instead of its siblings; a form, so it works without JS."""
+    conv = convs.owned_conversation(current_user, conversation_id)
+    message = convs.owned_message(conv, message_id)
+    convs.select_version(conv, message)
+    return redirect(_conversation_url(conv) + f"#m{message.id}", code=303)
 
 
 @bp.route("/<int:conversation_id>/messages/<int:message_id>/regenerate", methods=["POST"])
@@ -305,4 +323,4 @@ def generation_fragment(generation_id):
         abort(404)
     conv = message.conversation
     return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
-                           is_last=conv.messages[-1].id == message.id)
+                           is_last=convs.last_message(conv) is message)
