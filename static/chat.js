@@ -286,6 +286,46 @@
     });
   }
 
+  // A finished reply gets a "Copy reply" button (its whole text, as shown).
+  function enhanceCopyReply(item) {
+    var actions = item.querySelector(".actions");
+    var content = item.querySelector(".content.markdown");
+    if (!actions || !content || actions.querySelector(".copy-reply") || !content.textContent.trim()) return;
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-reply";
+    button.textContent = "Copy reply";
+    var status = document.createElement("span");
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    button.addEventListener("click", function () {
+      copyText(content.innerText.trim()).then(function () {
+        button.textContent = "Copied";
+        status.textContent = "Reply copied to the clipboard.";
+      }, function () {
+        button.textContent = "Press Ctrl+C";
+        var range = document.createRange();
+        range.selectNodeContents(content);
+        var selection = window.getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+      });
+      window.setTimeout(function () {
+        button.textContent = "Copy reply";
+        status.textContent = "";
+      }, 2000);
+    });
+    actions.insertBefore(button, actions.firstChild);
+    actions.appendChild(status);
+  }
+
+  // A chat opened without a place to go (no #fragment) starts at its latest message.
+  function openAtLatest() {
+    if (window.location.hash) return;
+    var latest = document.getElementById("latest");
+    if (latest) latest.scrollIntoView({ block: "start" });
+  }
+
   function each(root, selector, fn) {
     if (root.matches && root.matches(selector)) fn(root);
     root.querySelectorAll(selector).forEach(fn);
@@ -297,9 +337,12 @@
     each(root, ".content.markdown pre", enhanceCode);
     each(root, ".message time[datetime]", localTime);
     each(root, ".message.user a.edit-link", enhanceEdit);
+    each(root, '.message.assistant[data-status="succeeded"], .message.assistant[data-status="cancelled"]',
+         enhanceCopyReply);
   }
 
   enhance(document);
+  openAtLatest();
 
   // Esc stops the reply being written (the newest running one).
   document.addEventListener("keydown", function (e) {

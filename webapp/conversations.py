@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from flask import abort
+from markdown_it import MarkdownIt
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -360,9 +361,37 @@ def delete_conversation(conversation: Conversation) -> None:
     forget_live(generation_ids)
 
 
+_TITLE_MARKDOWN = MarkdownIt("commonmark", {"html": True})
+
+
+def plain_text(markdown: str) -> str:
+    """The words of a Markdown text: no markup, no HTML, one line."""
+    parts: list[str] = []
+    for token in _TITLE_MARKDOWN.parse(markdown):
+        if token.type == "inline":
+            for child in token.children or []:
+                if child.type in ("text", "code_inline"):
+                    parts.append(child.content)
+                elif child.type in ("softbreak", "hardbreak"):
+                    parts.append(" ")
+                elif child.type == "image":  # its alt text
+                    parts.append(child.content)
+            parts.append(" ")
+        elif token.type in ("fence", "code_block"):
+            parts.append(token.content + " ")
+    return " ".join("".join(parts).split())
+
+
 def _title_from(content: str) -> str:
-    line = " ".join(content.split())
-    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+    """A title from the first message: its words without Markdown, cut at a word boundary near TITLE_LENGTH."""
+    text = plain_text(content) or " ".join(content.split())
+    if len(text) <= TITLE_LENGTH:
+        return text or "New chat"
+    cut = text[: TITLE_LENGTH - 1]
+    space = cut.rfind(" ")
+    if space >= TITLE_LENGTH * 2 // 3:  # a word boundary not too far back; else cut the long word
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
 
 
 # -- export ---------------------------------------------------------------------------

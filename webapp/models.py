@@ -30,6 +30,8 @@ class User(UserMixin, db.Model):
     # Per-user limits set by an admin; None means the site default.
     requests_per_minute: Mapped[int | None] = mapped_column()
     tokens_per_day: Mapped[int | None] = mapped_column()
+    # "system" (follow the device), "light" or "dark": rendered into every page, so no script is needed.
+    theme: Mapped[str] = mapped_column(String(8), default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     conversations: Mapped[list[Conversation]] = relationship(

@@ -119,3 +119,51 @@ def test_editing_without_javascript_uses_the_edit_page(browser, live_server):
         expect(page.locator(".message.user .content")).to_have_text(["typo heer"])
     finally:
         context.close()
+
+
+def test_copy_reply_and_a_chat_opens_at_its_latest_message(browser, live_server):
+    context = browser.new_context(viewport={"width": 1000, "height": 500})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
+    page = context.new_page()
+    try:
+        sign_up(page, live_server, "copier")
+        for number in range(4):
+            wait_done(send(page, f"message number {number} " + "with some words " * 12))
+        reply = page.locator(".message.assistant").last
+        reply.get_by_role("button", name="Copy reply").click()
+        expect(reply.get_by_role("button", name="Copied")).to_be_visible()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert "message number 3" in copied and copied == reply.locator(".content").inner_text().strip()
+        # Opened from its address alone, and from the sidebar: the latest message is in view.
+        chat_path = page.url.split("#")[0]
+        page.goto(live_server + "/chat/")
+        page.goto(chat_path)
+        expect(page.locator("#latest")).to_be_in_viewport()
+        expect(page.locator(".message.user").first).not_to_be_in_viewport()
+        page.goto(live_server + "/chat/")
+        page.locator(".conversations a").first.click()
+        expect(page.locator("#latest")).to_be_in_viewport()
+    finally:
+        context.close()
+
+
+def test_theme_switch_is_remembered_and_needs_no_script(browser, live_server):
+    context = browser.new_context(java_script_enabled=False, color_scheme="dark")
+    page = context.new_page()
+    background = "getComputedStyle(document.body).backgroundColor"
+    try:
+        sign_up(page, live_server, "themer")
+        dark = page.evaluate(background)
+        page.get_by_role("button", name="Theme: system").click()  # system -> light
+        expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        light = page.evaluate(background)
+        assert light != dark and light == "rgb(245, 246, 248)"
+        page.get_by_role("link", name="API keys").click()  # remembered on every page
+        expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        page.get_by_role("button", name="Theme: light").click()  # light -> dark
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        expect(page.get_by_role("heading", name="API keys")).to_be_visible()  # back on the same page
+        page.emulate_media(color_scheme="light")
+        assert page.evaluate(background) == dark  # the account's choice wins over the device's
+    finally:
+        context.close()

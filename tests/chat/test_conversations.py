@@ -72,11 +72,11 @@ def test_export_markdown_and_json(client, auth, app, run_jobs):
     assert md.status_code == 200 and md.mimetype == "text/markdown"
     assert md.headers["Content-Disposition"] == f'attachment; filename="conversation-{conversation_id}.md"'
     body = md.get_data(as_text=True)
-    assert body.startswith("# export *this*") and "## You\n\nexport *this*" in body and "## echo" in body
+    assert body.startswith("# export this") and "## You\n\nexport *this*" in body and "## echo" in body
     data = client.get(f"/chat/{conversation_id}/export.json")
     assert data.mimetype == "application/json" and "attachment" in data.headers["Content-Disposition"]
     exported = json.loads(data.get_data(as_text=True))
-    assert exported["title"] == "export *this*" and exported["model"] == "echo"
+    assert exported["title"] == "export this" and exported["model"] == "echo"
     [message] = exported["messages"]
     assert message["content"] == "export *this*"
     assert message["replies"][0]["status"] == "succeeded" and "export *this*" in message["replies"][0]["text"]

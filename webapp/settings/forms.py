@@ -1,6 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, StringField, SubmitField
+from wtforms.validators import AnyOf, DataRequired, Length
+
+THEMES = ("system", "light", "dark")
 
 
 class CreateApiKeyForm(FlaskForm):
@@ -19,3 +21,7 @@ class EndSessionForm(FlaskForm):
 
 class EndAllSessionsForm(FlaskForm):
     submit = SubmitField("Sign out everywhere")
+
+
+class ThemeForm(FlaskForm):
+    theme = HiddenField(validators=[AnyOf(THEMES)])

@@ -1,4 +1,4 @@
-from flask import abort, flash, redirect, render_template, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
 from .. import sessions
@@ -6,7 +6,7 @@ from ..admin_settings import decrypt_key, encrypt_key
 from ..api_keys import DuplicateKeyName, create_key, list_keys, revoke_key
 from ..extensions import db
 from . import bp
-from .forms import CreateApiKeyForm, EndAllSessionsForm, EndSessionForm, RevokeApiKeyForm
+from .forms import CreateApiKeyForm, EndAllSessionsForm, EndSessionForm, RevokeApiKeyForm, ThemeForm
 
 
 def _page(form: CreateApiKeyForm, new_key: str | None = None, status: int = 200):
@@ -93,3 +93,19 @@ def end_all_sessions():
     logout_user()
     flash("Signed out everywhere: every session of yours, API tokens included, is ended.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/theme")
+@login_required
+def set_theme():
+    """Light, dark or the device's setting, remembered for the account; back to the page the switch was on."""
+    form = ThemeForm()
+    if not form.validate_on_submit():
+        flash("That theme does not exist: choose system, light or dark.", "error")
+    else:
+        current_user.theme = form.theme.data
+        db.session.commit()
+    target = request.referrer or ""
+    if not target.startswith(request.host_url):
+        target = url_for("chat.index")
+    return redirect(target, code=303)
