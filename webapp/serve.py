@@ -175,7 +175,7 @@ class Stop(Exception):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webapp.serve")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
     parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "64")))
     args = parser.parse_args(argv)
