@@ -1,7 +1,7 @@
 """api keys: names unique per user
 
 Revision ID: i16a_api_key_names
-Revises: 0004
+Revises: i15_user_sessions
 Create Date: 2026-12-02 04:45:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'i16a_api_key_names'
-down_revision = '0004'
+down_revision = 'i15_user_sessions'
 branch_labels = None
 depends_on = None
 
