@@ -53,7 +53,7 @@ def test_every_curl_example_runs_as_written(server, worker, openai_server, gemin
     assert status == 200
     tokens = json.loads(text)
     status, text = run(refresh, port, REFRESH_TOKEN=tokens["refresh"])
-    assert status == 200 and set(json.loads(text)) == {"access"}
+    assert status == 200 and "access" in json.loads(text)  # (and a rotated refresh token)
     status, text = run(supported, port, ACCESS_TOKEN=tokens["access"])
     assert status == 200 and "gemini-1.5-pro" in json.loads(text)["models"]
     status, text = run(completion, port, ACCESS_TOKEN=tokens["access"])
