@@ -41,7 +41,8 @@ def test_no_page_overflows_390_px(browser, live_server, make_user):
         edit_link = page.locator(".message.user a.edit-link").first.get_attribute("href")
         user_page = None
         pages = [chat, chat + "/rename", chat + "/delete", live_server + edit_link,
-                 live_server + "/settings/api-keys", live_server + "/settings/models/", live_server + "/api/docs",
+                 live_server + "/settings/api-keys", live_server + "/settings/sessions", live_server + "/settings/models/",
+                 live_server + "/api/docs",
                  live_server + "/admin/", live_server + "/admin/providers", live_server + "/admin/models",
                  live_server + "/admin/users", live_server + "/admin/usage", live_server + "/admin/audit"]
         for url in pages:
