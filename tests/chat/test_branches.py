@@ -77,7 +77,8 @@ def test_editing_makes_a_branch_and_keeps_the_original(client, auth, app, run_jo
     with app.app_context():
         newest = db.session.scalar(select(Message).order_by(Message.id.desc()))
         assert newest.parent_id == rows[2][0] + 1  # the better follow-up
-        assert [t["content"] for t in db.session.get(Generation, latest_generation(app).id).request_messages][-1] == "and then?"
+        turns = db.session.get(Generation, latest_generation(app).id).request_messages
+        assert turns[-1]["content"] == "and then?"
 
 
 def test_reply_versions_stay_browsable_within_a_branch(client, auth, app, run_jobs):

@@ -21,7 +21,8 @@ def test_the_theme_is_remembered_and_rendered_without_script(client, auth, app):
     auth.signup()
     page = client.get("/chat/").get_data(as_text=True)
     assert "<html lang=\"en\">" in page and 'name="theme" value="light"' in page  # system: the next is light
-    response = post_form(client, "/settings/theme", {"theme": "dark"}, headers={"Referer": "http://localhost/settings/models/"})
+    response = post_form(client, "/settings/theme", {"theme": "dark"},
+                         headers={"Referer": "http://localhost/settings/models/"})
     assert response.status_code == 303 and response.headers["Location"] == "http://localhost/settings/models/"
     page = client.get("/settings/models/").get_data(as_text=True)
     assert '<html lang="en" data-theme="dark">' in page and '<meta name="color-scheme" content="dark">' in page

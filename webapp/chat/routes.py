@@ -95,7 +95,7 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
 
 
 def _draft(conv, form):
-    """``?draft=<message id>``: a message that was saved but not answered (limits, queue down) goes back in the composer."""
+    """``?draft=<message id>``: a saved message whose reply was refused (a limit) goes back in the composer."""
     draft_id = request.args.get("draft", type=int)
     if conv is None or draft_id is None or form.content.data:
         return
