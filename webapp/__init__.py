@@ -1,77 +1,12 @@
-"""Switchboard: a self-hosted, multi-provider LLM chat service."""
-from __future__ import annotations
+"""Switchboard: a self-hosted, multi-provider LLM chat service.
 
-from flask import Flask
-
-from .config import load_config
-from .database import tune_sqlite
-from .extensions import csrf, db, login_manager, migrate
-from .json_input import StrictJSONProvider
-from .paths import PROJECT_ROOT, ensure_instance_path
+``create_app`` lives in :mod:`webapp.app`; importing this package does not import
+Flask, so the LLM layer (``webapp.llm``) and the other plain modules load without it.
+"""
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    instance = ensure_instance_path()
-    app = Flask(
-        __name__,
-        instance_path=str(instance),
-        instance_relative_config=True,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
-    )
-    app.json = StrictJSONProvider(app)  # request bodies: no lone surrogates, NaN or runaway nesting
-    app.config.update(load_config(test_config))
+def create_app(test_config: dict | None = None):
+    """The Flask app (see :func:`webapp.app.create_app`)."""
+    from .app import create_app as build  # imported here: `import webapp.llm` must not pull in Flask
 
-    db.init_app(app)
-    with app.app_context():
-        tune_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
-    csrf.init_app(app)
-    login_manager.init_app(app)
-
-    from . import llm
-
-    llm.configure(app.config)
-    from . import admin_settings
-
-    admin_settings.init_app(app)  # provider keys, base URLs and on/off stored by admins reach webapp.llm
-
-    from .auth import bp as auth_bp
-    from .chat import bp as chat_bp
-    from .root import bp as root_bp
-
-    app.register_blueprint(root_bp)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(chat_bp)
-
-    from .api import init_app as init_api
-    from .settings import bp as settings_bp
-
-    init_api(app)  # /api/ (llm-service-api.md) and /v1/ (OpenAI-compatible): bearer tokens, no CSRF
-    app.register_blueprint(settings_bp)
-
-    from .model_settings import bp as model_settings_bp
-
-    app.register_blueprint(model_settings_bp)
-
-    from .admin import init_app as init_admin
-
-    init_admin(app)  # /admin/ pages and rq-dashboard at /admin/rq/, admins only
-
-    from .errors import init_errors
-    from .observability import configure_logging, init_request_tracking
-    from .ops import bp as ops_bp
-    from .security import init_security
-
-    app.register_blueprint(ops_bp)
-    init_errors(app)
-    init_security(app)
-    init_request_tracking(app)
-
-    from .cli import register_commands
-
-    register_commands(app)
-
-    if not app.debug and not app.testing:
-        configure_logging()
-    return app
+    return build(test_config)

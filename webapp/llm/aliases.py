@@ -1,4 +1,4 @@
-"""The user's aliases file, ``instance_path()/aliases.json``.
+"""The user's aliases file, ``aliases.json`` in the instance folder (``settings.files_dir()``).
 
 Writes hold an ``fcntl`` lock on a side file (``aliases.json.lock``) for the
 whole read-modify-write and replace the file atomically (temporary file in the
@@ -16,14 +16,14 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from webapp.paths import instance_path
+from .settings import files_dir
 
 FILENAME = "aliases.json"
 _thread_lock = threading.Lock()  # flock is per open file, so also serialise threads explicitly
 
 
 def aliases_path() -> Path:
-    return instance_path() / FILENAME
+    return files_dir() / FILENAME
 
 
 def _parse(text: str) -> dict[str, str]:

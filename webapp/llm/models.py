@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import ClassVar, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

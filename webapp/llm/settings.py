@@ -1,14 +1,18 @@
 """Where :mod:`webapp.llm` gets its settings and API keys.
 
-The Flask app calls :func:`configure` with its config dict. Plain scripts never
-need to: settings then come from :func:`webapp.config.load_config` (environment
-> .env > instance/config.py > defaults), re-read whenever the relevant
-environment variables change.
+The LLM layer stands alone: it imports nothing else of the app (no Flask either), as
+simonw/llm needs no web app. The Flask app fills it with :func:`configure` from its own
+configuration (``webapp.config``: environment > .env > instance/config.py > defaults).
+A plain script need not call anything: settings then come from the environment
+(``OPENAI_API_KEY``, ``LLM_MODELS`` as JSON, ...) and the defaults below, re-read
+whenever those variables change.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 _UNSET: Any = object()
@@ -59,17 +63,38 @@ def configure(settings: dict | None = _UNSET, *, key_resolver: Callable[[str], s
             _overrides = overrides
 
 
+def from_environment() -> dict:
+    """The settings a plain script gets: the environment's variables (``LLM_MODELS`` decoded from JSON)."""
+    settings = {name: os.environ[name] for name in _WATCHED_ENV if name in os.environ}
+    if "LLM_MODELS" in settings:
+        try:
+            settings["LLM_MODELS"] = json.loads(settings["LLM_MODELS"])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"LLM_MODELS must be valid JSON: {exc.msg}") from None
+    return settings
+
+
 def _from_environment() -> dict:
     global _env_cache
     fingerprint = tuple(os.environ.get(name) for name in _WATCHED_ENV)
     cached = _env_cache
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
-    from webapp.config import load_config
-
-    settings = load_config()
+    settings = from_environment()
     _env_cache = (fingerprint, settings)
     return settings
+
+
+def files_dir() -> Path:
+    """Where the LLM layer keeps its files (``aliases.json``): the app's instance folder.
+
+    The ``INSTANCE_PATH`` setting (the app passes its own), else ``SWITCHBOARD_INSTANCE_PATH``,
+    else ``instance/`` beside the code, as the app's default.
+    """
+    configured = setting("INSTANCE_PATH") or os.environ.get("SWITCHBOARD_INSTANCE_PATH")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "instance"
 
 
 def get_settings() -> tuple[int, dict]:
