@@ -168,7 +168,16 @@ def _turns_to(conversation: Conversation, message: Message) -> list[dict] | None
 
 
 def _new_reply(conversation: Conversation, message: Message) -> Generation:
-    """A reply to ``message`` written from its branch's turns, added to the session (not committed)."""
+    """A reply to ``message`` written from its branch's turns, added to the session (not committed).
+
+    The one place a page's reply is checked against the user's model access: a refusal
+    (``access.ModelNotAllowed``, or ``ModelNeedsSetup``) raises here, inside the unit of work,
+    so nothing of it is saved.
+    """
+    try:
+        check_model_usable(conversation.user, conversation.model_id)
+    except KeyError:
+        pass  # a model that no longer exists: the reply is recorded as failed with the reason
     generation = create_generation(message)
     generation.request_messages = _turns_to(conversation, message)
     conversation.updated_at = utcnow()
@@ -227,11 +236,6 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
         existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
         if existing is not None and existing.conversation.user_id == conversation.user_id:
             return existing, None
-    try:
-        # access.ModelNotAllowed (or ModelNeedsSetup: no key or base URL): nothing saved
-        check_model_usable(conversation.user, conversation.model_id)
-    except KeyError:
-        pass  # an unknown model: the worker records the plain reason on the reply
     if conversation.title == "New chat":
         conversation.title = _title_from(content)
     last = last_message(conversation)
@@ -296,11 +300,6 @@ def edit_message(conversation: Conversation, message: Message, content: str,
         raise ValueError("Only a message that is shown can be edited.")
     if active_reply(conversation) is not None:
         raise ReplyInProgress("A reply is still being written: stop it first.")
-    try:
-        # access.ModelNotAllowed (or ModelNeedsSetup): nothing saved
-        check_model_usable(conversation.user, conversation.model_id)
-    except KeyError:
-        pass
     conversation_id, message_id = conversation.id, message.id
 
     def record():

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from .access import ModelNotAllowed
 from .database import is_transient, rollback_quietly
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,18 @@ def init_errors(app: Flask) -> None:
             "Nothing was changed: go back, reload the page and try again."
         )
         return error_response(exc)
+
+    @app.errorhandler(ModelNotAllowed)
+    def handle_model_not_allowed(exc: ModelNotAllowed):
+        """A refused model anywhere in a request: JSON 403 for API clients, a notice and a way back for pages."""
+        rollback_quietly()  # nothing half-saved
+        if wants_json():
+            return jsonify({"error": {"message": str(exc), "code": 403, "type": exc.code}}), 403
+        flash(f"Not sent: {exc}", "error")
+        target = request.referrer or ""
+        if not target.startswith(request.host_url):
+            target = url_for("chat.index")
+        return redirect(target, code=303)
 
     @app.errorhandler(DBAPIError)
     def handle_database_error(exc: DBAPIError):

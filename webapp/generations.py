@@ -41,6 +41,7 @@ FAILURE_HEADLINES = {
     "invalid_options": "This conversation's options are not valid for its model; change them in the settings.",
     "unknown_model": "This conversation's model is no longer available; pick another one in the settings.",
     "model_not_allowed": "This model is not available to your account; pick another one in the settings.",
+    "model_not_configured": "The provider of this model is not set up.",
     "queue_unavailable": "The job queue was unavailable, so the reply was never started.",
     "queue_lost": "The job queue went away while this reply was being written.",
     "worker_stopped": "The worker was shut down while writing this reply.",
@@ -73,14 +74,16 @@ class LimitReached(NotQueued):
 
 
 def create_generation(message: Message, source: str = "web") -> Generation:
-    """Record a generation for the user's message, using the conversation's model and settings."""
+    """Record a generation for the user's message, using the conversation's model and settings.
+
+    Whether the user may use the model is decided before (``access.check_model_usable`` at the
+    page's or API's boundary); a model that no longer exists is recorded as failed, never queued.
+    """
     conversation = message.conversation
     error = error_code = None
     try:
         model = get_model(conversation.model_id)
         model_id, provider = model.model_id, model.provider
-        error = model_refusal(conversation.user, model)
-        error_code = "model_not_allowed" if error else None
     except KeyError as exc:  # the model was removed since the conversation chose it
         model_id, provider = conversation.model_id, "unknown"
         error, error_code = str(exc).strip("'\""), "unknown_model"
@@ -103,15 +106,6 @@ def create_generation(message: Message, source: str = "web") -> Generation:
     db.session.flush()
     generation.job_id = job_id_for(generation.id)
     return generation
-
-
-def model_refusal(user, model) -> str | None:
-    """Why ``user`` may not use ``model`` (the admin's allow-lists, when that module is installed)."""
-    try:
-        from .access import refusal
-    except ImportError:
-        return None
-    return refusal(user, model)
 
 
 def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
@@ -163,21 +157,6 @@ def _refuse(generation_id: int, error: str, error_code: str) -> None:
         )
     write(refuse)
     db.session.expire_all()
-
-
-def regenerate(message: Message, source: str = "web") -> Generation:
-    """A new generation for ``message`` with the conversation's current settings; older ones are kept."""
-    message_id = message.id
-
-    def record():
-        message = db.session.get(Message, message_id)
-        generation = create_generation(message, source=source)
-        message.conversation.updated_at = utcnow()
-        return generation
-
-    generation = write(record)
-    enqueue(generation, hold_on_outage=source == "web")
-    return generation
 
 
 def stop(generation: Generation) -> str:

@@ -17,7 +17,8 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
-from .llm import InvalidOptions, Model, get_model, get_models, get_providers
+from .access import allowed_models
+from .llm import InvalidOptions, Model, get_model, get_providers
 
 FIELD_PREFIX = "option-"
 
@@ -132,11 +133,7 @@ def applicable_options(model: Model, options: Mapping | None) -> dict:
 
 
 def usable_models(user) -> list[Model]:
-    """The models ``user`` may pick (the admin's allow-lists when that module is installed)."""
-    try:
-        from .access import allowed_models
-    except ImportError:
-        return get_models()
+    """The models ``user`` may pick: allowed by the admins' rules, and their provider set up."""
     return allowed_models(user)
 
 

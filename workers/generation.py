@@ -19,7 +19,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
 from webapp import limits, live
-from webapp.access import ModelNotAllowed, check_model_allowed
+from webapp.access import ModelNotAllowed, check_model_usable
 from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
@@ -109,7 +109,7 @@ def _claim(generation_id: int, job_id: str | None) -> dict | None:
         "system": generation.system_prompt or None,
         "history": history,
         "options": dict(generation.options or {}),
-        "refusal": _refusal(generation),
+        "refusal": _refusal(generation),  # a ModelNotAllowed to raise, or None
     }
     claim = {"status": GenerationStatus.RUNNING, "started_at": utcnow()}
     if job_id:  # the job that claims it is the one that may finish it (recovery may queue another)
@@ -123,12 +123,13 @@ def _claim(generation_id: int, job_id: str | None) -> dict | None:
     return call if claimed else None
 
 
-def _refusal(generation: Generation) -> str | None:
-    """Why the generation's user may not use its model now (provider off, model disabled, role allow-list)."""
+def _refusal(generation: Generation) -> ModelNotAllowed | None:
+    """Why the generation's user may not use its model now (provider off or not set up, model disabled,
+    role allow-list): the worker's one check of model access."""
     try:
-        check_model_allowed(db.session.get(User, generation.user_id), generation.model_id)
+        check_model_usable(db.session.get(User, generation.user_id), generation.model_id)
     except ModelNotAllowed as exc:
-        return str(exc)
+        return exc
     except KeyError:
         return None  # an unknown model fails below with its own reason
     return None
@@ -173,7 +174,7 @@ def _run(generation_id: int) -> str | None:
         reraise: BaseException | None = None
         try:
             if call["refusal"]:
-                raise ModelNotAllowed(call["refusal"])  # an LLMError: fails with code model_not_allowed
+                raise call["refusal"]  # an LLMError: fails with its code (model_not_allowed, model_not_configured)
             model = get_model(call["model_id"])
             while True:
                 attempts += 1

@@ -191,15 +191,21 @@ def test_cut_off_keeps_the_partial_text_and_missing_key_says_so(client, auth, ap
     assert cut.status == "failed" and cut.error_code == "content_cut_off" and cut.text == "one two three "
     page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
     assert "The answer was cut off before it was complete." in page and "one two three" in page
+    # Asked again, then the key is removed before the worker runs it: it fails saying why.
+    post_form(client, f"/chat/{conversation_id}/messages/{cut.message_id}/regenerate", {"of": cut.id})
     app.config["OPENAI_API_KEY"] = None
     from webapp import llm
 
     llm.configure(app.config)
-    post_form(client, f"/chat/{conversation_id}/messages/{cut.message_id}/regenerate", {"of": cut.id})
     run_jobs()
     missing = latest_generation(app)
-    assert missing.error_code == "missing_key"
-    assert "No API key is configured for this model" in client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    assert missing.status == "failed" and missing.error_code == "model_not_configured"
+    assert "The provider of this model is not set up." in client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    # Asking again now is refused before anything is saved: the page says the model is not set up.
+    response = post_form(client, f"/chat/{conversation_id}/messages/{missing.message_id}/regenerate",
+                         {"of": missing.id}, follow_redirects=True)
+    assert "is not set up on this server yet" in response.get_data(as_text=True)
+    assert latest_generation(app).id == missing.id
 
 
 def test_regenerate_while_running_is_refused(client, auth, app):

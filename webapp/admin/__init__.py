@@ -75,11 +75,9 @@ def init_app(app: Flask) -> None:
     """Register the admin pages and rq-dashboard (behind the same check)."""
     import rq_dashboard
 
-    from .. import access
     from . import routes  # noqa: F401  (registers the views)
 
     app.register_blueprint(bp)
-    access.init_app(app)  # ModelNotAllowed from any page or endpoint becomes a plain refusal
 
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
     app.config.setdefault("RQ_DASHBOARD_POLL_INTERVAL", 5000)

@@ -21,6 +21,7 @@ import redis
 from flask import current_app, request
 
 from .. import live
+from ..access import ModelNeedsSetup, ModelNotAllowed, allowed_models, check_model_usable
 from ..extensions import db
 from ..generations import LimitReached, QueueUnavailable, enqueue, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
@@ -88,19 +89,8 @@ def supported_models(provider: str | None) -> list[str]:
                        exc.code) from None
 
 
-def model_refusal(user: User, model: Model) -> str | None:
-    """Why ``user`` may not use ``model`` (the admins' allow-lists, when that module is installed)."""
-    try:
-        from ..access import refusal
-    except ImportError:  # pragma: no cover - before the admin module exists
-        return None
-    return refusal(user, model)
-
-
 def usable_models(user: User) -> list[Model]:
     """The models ``user`` may call now: allowed, and their provider set up."""
-    from ..access import allowed_models
-
     return allowed_models(user)
 
 
@@ -125,14 +115,12 @@ def resolve_model(user: User, name, provider: str | None) -> Model:
                                 f"(see /api/supported-models/?provider={provider}).", "model_not_found")
     if model is None:
         raise ApiError(404, str(error), "model_not_found")
-    reason = model_refusal(user, model)
-    if reason is not None:
-        raise ApiError(403, reason, "model_not_allowed")
-    from ..access import setup_problem
-
-    problem = setup_problem(model, for_admin=getattr(user, "is_admin", False))
-    if problem is not None:  # not temporary (a 503 would be retried by clients): a plain 400
-        raise ApiError(400, problem, "model_not_configured")
+    try:
+        check_model_usable(user, model.model_id)  # the API's one check of model access
+    except ModelNeedsSetup as exc:  # not temporary (a 503 would be retried by clients): a plain 400
+        raise ApiError(400, str(exc), "model_not_configured") from None
+    except ModelNotAllowed as exc:
+        raise ApiError(403, str(exc), "model_not_allowed") from None
     return model
 
 

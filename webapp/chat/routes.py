@@ -3,7 +3,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import inspect as sa_inspect
 
 from .. import conversations as convs
-from ..access import ModelNotAllowed
+from ..access import ModelNotAllowed, model_notice, needs_setup_models, setup_problem
 from ..extensions import db
 from ..generations import (LimitReached, NotQueued, current_text, failure_headline, progress, queue_position,
                            retry_after_seconds, stop)
@@ -19,6 +19,19 @@ from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm, progr
 @login_required
 def require_login():
     """Every chat page and endpoint is for signed-in users only."""
+
+
+@bp.app_context_processor
+def model_setup_helpers():
+    """For model pickers (here and on the model settings page): admins also see the models that need
+    setup, greyed, with why; users never see them."""
+
+    def models_needing_setup():
+        if not getattr(current_user, "is_admin", False):
+            return []
+        return [(model, setup_problem(model, for_admin=True)) for model in needs_setup_models(current_user)]
+
+    return {"models_needing_setup": models_needing_setup}
 
 
 @bp.context_processor
@@ -129,6 +142,9 @@ def index():
 @bp.route("/<int:conversation_id>", methods=["GET"])
 def conversation(conversation_id):
     conv = convs.owned_conversation(current_user, conversation_id)
+    notice = model_notice(current_user, conv.model_id)  # its model is no longer usable: say so at the top
+    if notice:
+        flash(notice, "error")
     form = MessageForm()
     _draft(conv, form)
     return _render(conv, form)
