@@ -39,7 +39,7 @@ pytestmark = pytest.mark.slow
 CHATS = 100
 USERS = 10  # each user runs CHATS / USERS conversations at once
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-COMPOSER_RE = re.compile(r'<form class="composer" method="post" action="([^"]+)"(.*?)</form>', re.S)
+COMPOSER_RE = re.compile(r'<form class="composer"[^>]*? action="([^"]+)"([^>]*>.*?)</form>', re.S)
 SUBMISSION_RE = re.compile(r'name="submission_token"[^>]*value="([^"]*)"')
 REPLY_RE = re.compile(r'data-generation-id="(\d+)"\s+data-status="(\w+)"\s+data-cursor="(\d+)"\s+'
                       r'data-status-url="([^"]+)"')

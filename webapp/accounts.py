@@ -1,12 +1,37 @@
 """Domain functions for user accounts, shared by the pages, the API and the CLI."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 
 from .extensions import db
 from .models import User
 
-MIN_PASSWORD_LENGTH = 8
+# The account rules, in one place: the sign-up page, the admin's forms, the API and the CLI all ask here.
+USERNAME_LENGTH = (3, 64)
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+PASSWORD_LENGTH = (8, 256)
+
+
+def username_problem(username: str) -> str | None:
+    """Why ``username`` cannot be a username (its format; whether it is taken is another question)."""
+    username = (username or "").strip()
+    low, high = USERNAME_LENGTH
+    if not low <= len(username) <= high:
+        return f"Use {low} to {high} characters."
+    if not USERNAME_RE.match(username):
+        return "Use letters, digits, dots, dashes and underscores only."
+    return None
+
+
+def password_problem(password: str) -> str | None:
+    low, high = PASSWORD_LENGTH
+    if len(password or "") < low:
+        return f"Use at least {low} characters."
+    if len(password) > high:
+        return f"Use at most {high} characters."
+    return None
 
 
 def find_user(username: str) -> User | None:

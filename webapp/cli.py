@@ -5,7 +5,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from .accounts import MIN_PASSWORD_LENGTH, create_user, find_user
+from .accounts import create_user, find_user, password_problem
 from .extensions import db
 
 
@@ -15,8 +15,9 @@ from .extensions import db
 @with_appcontext
 def create_admin(username: str, password: str) -> None:
     """Create the first admin, or make an existing user an admin."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.ClickException(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+    problem = password_problem(password)
+    if problem:
+        raise click.ClickException(f"The password is not accepted: {problem}")
     user = find_user(username)
     if user is None:
         user = create_user(username, password, role="admin")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from .llm.settings import DEFAULTS as LLM_DEFAULTS
 from .paths import PROJECT_ROOT, default_redis_url, ensure_instance_path
 
 # Variables read from the environment (or .env). Values are strings there; the
@@ -45,17 +46,21 @@ ENV_KEYS = (
     "JWT_ACCESS_MINUTES",
     "JWT_REFRESH_DAYS",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "WORKER_ALIVE_TTL",
+    "WORKER_SWEEP_INTERVAL",
+    "QUEUED_GRACE",
+    "HOST",
+    "PORT",
+    "WEB_WORKERS",
+    "WEB_THREADS",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
-FLOAT_KEYS = {"ECHO_DELAY", "LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "RETRY_BACKOFF_BASE"}
-INT_KEYS = {"SQLITE_BUSY_TIMEOUT_MS", "JOB_TIMEOUT", "WORKER_CONCURRENCY", "LOGIN_MAX_FAILURES", "DEFAULT_REQUESTS_PER_MINUTE", "DEFAULT_TOKENS_PER_DAY", "RETRY_MAX_ATTEMPTS", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS"}
+FLOAT_KEYS = {"WORKER_ALIVE_TTL", "WORKER_SWEEP_INTERVAL", "QUEUED_GRACE", "ECHO_DELAY", "LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "RETRY_BACKOFF_BASE"}
+INT_KEYS = {"PORT", "WEB_WORKERS", "WEB_THREADS", "SQLITE_BUSY_TIMEOUT_MS", "JOB_TIMEOUT", "WORKER_CONCURRENCY", "LOGIN_MAX_FAILURES", "DEFAULT_REQUESTS_PER_MINUTE", "DEFAULT_TOKENS_PER_DAY", "RETRY_MAX_ATTEMPTS", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS"}
 BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
 
 DEFAULTS = {
-    "DEFAULT_LLM_MODEL": "echo",
-    "OPENAI_MODEL": "gpt-4o",
-    "LLM_MODELS": {},
-    "ECHO_DELAY": 0.05,
+    **LLM_DEFAULTS,  # the LLM layer's own (it stands alone): default model, OpenAI model, timeouts, ...
     "JOB_TIMEOUT": 600,
     # Per-user defaults when neither the user nor the admin settings say otherwise; 0 = unlimited.
     "DEFAULT_REQUESTS_PER_MINUTE": 60,
@@ -77,6 +82,16 @@ DEFAULTS = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     # How long a SQLite writer waits for the lock before webapp.database.write backs off and tries again.
     "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    # Workers: how soon a silent worker counts as dead, how often recovery sweeps, and how long a
+    # queued reply may wait for its job to appear before the sweep queues it again (seconds).
+    "WORKER_ALIVE_TTL": 15.0,
+    "WORKER_SWEEP_INTERVAL": 10.0,
+    "QUEUED_GRACE": 10.0,
+    # `make run` (webapp.serve): where gunicorn listens, and its processes x threads.
+    "HOST": "127.0.0.1",
+    "PORT": 8000,
+    "WEB_WORKERS": 2,
+    "WEB_THREADS": 64,
     "WTF_CSRF_TIME_LIMIT": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from . import admin_settings
 from .models import Generation, User
 from .queue import get_redis
 
-SITE_REQUESTS_PER_MINUTE = "default_requests_per_minute"
-SITE_TOKENS_PER_DAY = "default_tokens_per_day"
 DEFAULT_OUTPUT_ESTIMATE = 1000  # tokens reserved for a reply when no max_tokens is set
 RESERVATION_TTL = 2 * 24 * 3600
 
@@ -58,9 +57,7 @@ class Limits:
 
 
 def _site_default(key: str, config_key: str) -> int:
-    from .admin_settings import snapshot
-
-    stored = snapshot().site.get(key)
+    stored = admin_settings.snapshot().site.get(key)
     value = stored if stored not in (None, "") else current_app.config.get(config_key)
     return int(value or 0)
 
@@ -68,9 +65,9 @@ def _site_default(key: str, config_key: str) -> int:
 def effective_limits(user: User) -> Limits:
     return Limits(
         user.requests_per_minute if user.requests_per_minute is not None
-        else _site_default(SITE_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
+        else _site_default(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
         user.tokens_per_day if user.tokens_per_day is not None
-        else _site_default(SITE_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
+        else _site_default(admin_settings.DEFAULT_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
     )
 
 

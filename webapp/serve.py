@@ -173,11 +173,12 @@ class Stop(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    config = load_config()
     parser = argparse.ArgumentParser(prog="python -m webapp.serve")
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
-    parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "64")))
+    parser.add_argument("--host", default=config["HOST"])
+    parser.add_argument("--port", type=int, default=config["PORT"])
+    parser.add_argument("--web-workers", type=int, default=config["WEB_WORKERS"])
+    parser.add_argument("--web-threads", type=int, default=config["WEB_THREADS"])
     args = parser.parse_args(argv)
 
     def request_stop(*_):
@@ -187,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     terminal = take_terminal()
 
-    config = load_config()
     env = dict(os.environ)
     services: list[Supervised] = []
     valkey = None

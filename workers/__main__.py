@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             worker = Worker(queues, connection=connection, name=args.name)
         log.info("worker %s: %s, concurrency %d", worker.name, type(worker).__name__, concurrency)
-        liveness = Liveness(connection, worker.name)
+        liveness = Liveness(connection, worker.name, app.config["WORKER_ALIVE_TTL"])
         liveness.start()
         # The first sweep finishes what a previous crash left running. A forking worker sweeps
         # only then, before any fork: a thread using the database while the process forks

@@ -14,11 +14,11 @@ start, so after a restart nothing is left "running" or stuck "queued".
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from datetime import timedelta
 
 import redis
+from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import and_, or_, select, update
@@ -32,14 +32,9 @@ from webapp.queue import worker_alive_key
 
 log = logging.getLogger(__name__)
 
-# Tunable through the environment so tests can make a dead worker show within seconds.
-ALIVE_TTL_SECONDS = float(os.environ.get("WORKER_ALIVE_TTL", "15"))
-ALIVE_REFRESH_SECONDS = ALIVE_TTL_SECONDS / 3
-SWEEP_INTERVAL_SECONDS = float(os.environ.get("WORKER_SWEEP_INTERVAL", "10"))
+# WORKER_ALIVE_TTL, WORKER_SWEEP_INTERVAL and QUEUED_GRACE come from the configuration (webapp.config).
 # A generation just marked running may not show its worker yet: leave it this long.
 START_GRACE = timedelta(seconds=30)
-# A queued generation is saved just before its job is queued: give the web this long to queue it.
-QUEUED_GRACE = timedelta(seconds=float(os.environ.get("QUEUED_GRACE", "10")))
 MAX_REQUEUES = 3
 NOT_STARTED = ("The reply could not be started: its job was lost {count} times (the queue or a worker failed). "
                "Retry to ask again.")
@@ -53,22 +48,29 @@ def worker_alive(connection: redis.Redis, worker_name: str | None) -> bool:
     return bool(worker_name) and bool(connection.exists(worker_alive_key(worker_name)))
 
 
+def queued_grace() -> timedelta:
+    """A queued generation is saved just before its job is queued: give the web this long to queue it."""
+    return timedelta(seconds=current_app.config["QUEUED_GRACE"])
+
+
 class Liveness(threading.Thread):
     """Keeps this process's alive key fresh; stops refreshing if the process hangs or dies."""
 
-    def __init__(self, connection: redis.Redis, worker_name: str):
+    def __init__(self, connection: redis.Redis, worker_name: str, ttl_seconds: float):
         super().__init__(name="switchboard-liveness", daemon=True)
         self.connection = connection
         self.key = worker_alive_key(worker_name)
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.refresh_seconds = ttl_seconds / 3
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while True:
             try:
-                self.connection.set(self.key, 1, px=int(ALIVE_TTL_SECONDS * 1000))
+                self.connection.set(self.key, 1, px=self.ttl_ms)
             except redis.RedisError:
                 log.warning("liveness: Redis unavailable", exc_info=False)
-            if self.stopped.wait(ALIVE_REFRESH_SECONDS):
+            if self.stopped.wait(self.refresh_seconds):
                 break
         try:
             self.connection.delete(self.key)
@@ -117,7 +119,7 @@ def recover_queued(generation: Generation, connection: redis.Redis) -> str | Non
     """Queue again a generation that waits for a job that will never run it. Returns what was done, or None."""
     if generation.status != GenerationStatus.QUEUED:
         return None
-    if generation.enqueued_at is not None and utcnow() - generation.enqueued_at < QUEUED_GRACE:
+    if generation.enqueued_at is not None and utcnow() - generation.enqueued_at < queued_grace():
         return None
     worker_name, job_status = job_state(connection, generation.job_id)
     if job_status in WAITING_JOB_STATES:
@@ -160,11 +162,11 @@ def _still(generation: Generation, current_status: str, **values) -> bool:
 
 def sweep(connection: redis.Redis) -> dict[int, str]:
     """Recover every orphaned generation; one sweeper at a time across all workers."""
-    if not connection.set(SWEEP_LOCK, 1, nx=True, px=int(SWEEP_INTERVAL_SECONDS * 1000)):
+    if not connection.set(SWEEP_LOCK, 1, nx=True, px=int(current_app.config["WORKER_SWEEP_INTERVAL"] * 1000)):
         return {}
     done = {}
     try:
-        settled = utcnow() - QUEUED_GRACE
+        settled = utcnow() - queued_grace()
         active = db.session.scalars(select(Generation).where(or_(
             Generation.status == GenerationStatus.RUNNING,
             and_(Generation.status == GenerationStatus.QUEUED,
@@ -183,11 +185,11 @@ def sweep(connection: redis.Redis) -> dict[int, str]:
 
 
 class Sweeper(threading.Thread):
-    def __init__(self, app, connection: redis.Redis, interval: float = SWEEP_INTERVAL_SECONDS, once: bool = False):
+    def __init__(self, app, connection: redis.Redis, once: bool = False):
         super().__init__(name="switchboard-sweeper", daemon=True)
         self.app = app
         self.connection = connection
-        self.interval = interval
+        self.interval = app.config["WORKER_SWEEP_INTERVAL"]
         self.once = once
         self.stopped = threading.Event()
 

@@ -155,7 +155,7 @@ def test_queue_down_keeps_the_message_and_answers_it_when_the_queue_is_back(clie
         # The queue comes back; the workers' next sweep (once the web's grace has passed) queues it.
         app.config["REDIS_URL"] = redis_url
         app.extensions.pop("switchboard_redis", None)
-        generation.enqueued_at -= recovery.QUEUED_GRACE
+        generation.enqueued_at -= recovery.queued_grace()
         db.session.commit()
         assert recovery.sweep(get_redis()) == {generation.id: "requeued"}
     run_jobs()

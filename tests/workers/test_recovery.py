@@ -122,7 +122,7 @@ def age(app, generation_id):
     """As if the web's grace for queueing the job had passed."""
     with app.app_context():
         generation = db.session.get(Generation, generation_id)
-        generation.enqueued_at = utcnow() - recovery.QUEUED_GRACE - timedelta(seconds=1)
+        generation.enqueued_at = utcnow() - recovery.queued_grace() - timedelta(seconds=1)
         db.session.commit()
 
 

@@ -4,8 +4,7 @@ from wtforms import (BooleanField, HiddenField, IntegerField, PasswordField, Sel
                      StringField, SubmitField, TextAreaField)
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
-from ..accounts import MIN_PASSWORD_LENGTH
-from ..auth.forms import USERNAME_RULE
+from ..auth.forms import PASSWORD_RULE, USERNAME_RULE
 
 ROLE_CHOICES = ["user", "admin"]
 
@@ -59,9 +58,8 @@ class RemoveAliasForm(FlaskForm):
 
 
 class CreateUserForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=64), USERNAME_RULE])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256,
-                                                                            message="Use at least 8 characters.")])
+    username = StringField("Username", validators=[DataRequired(), USERNAME_RULE])
+    password = PasswordField("Password", validators=[DataRequired(), PASSWORD_RULE])
     role = SelectField("Role", choices=ROLE_CHOICES)
     submit = SubmitField("Create user")
 
@@ -77,8 +75,7 @@ class StatusForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=256,
-                                                                                message="Use at least 8 characters.")])
+    password = PasswordField("New password", validators=[DataRequired(), PASSWORD_RULE])
     confirm = PasswordField("Repeat", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
     submit = SubmitField("Reset password")
 

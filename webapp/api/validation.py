@@ -1,15 +1,13 @@
 """Request bodies of the account endpoints: per-field messages, as Django REST Framework gives them."""
 from __future__ import annotations
 
-import re
 
 from flask import request
 
-from ..accounts import MIN_PASSWORD_LENGTH, username_taken
+from ..accounts import password_problem, username_problem, username_taken
 from ..json_input import InvalidJSON, loads
 from .errors import ApiError
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 REQUIRED = "This field is required."
 
 
@@ -42,16 +40,12 @@ def signup_errors(body: dict) -> dict[str, list[str]]:
     username, password = _text(body, "username"), body.get("password")
     if username is None:
         errors["username"] = [REQUIRED]
-    elif not 3 <= len(username.strip()) <= 64:
-        errors["username"] = ["Use 3 to 64 characters."]
-    elif not USERNAME_RE.match(username.strip()):
-        errors["username"] = ["Use letters, digits, dots, dashes and underscores only."]
+    elif username_problem(username):
+        errors["username"] = [username_problem(username)]
     elif username_taken(username):
         errors["username"] = ["A user with that username already exists."]
     if not isinstance(password, str) or not password:
         errors["password"] = [REQUIRED]
-    elif len(password) < MIN_PASSWORD_LENGTH:
-        errors["password"] = [f"This password is too short. It must contain at least {MIN_PASSWORD_LENGTH} characters."]
-    elif len(password) > 256:
-        errors["password"] = ["Use at most 256 characters."]
+    elif password_problem(password):
+        errors["password"] = [password_problem(password)]
     return errors

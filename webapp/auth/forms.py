@@ -1,10 +1,23 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
+from wtforms.validators import DataRequired, EqualTo, ValidationError
 
-from ..accounts import username_taken
+from ..accounts import password_problem, username_problem, username_taken
 
-USERNAME_RULE = Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores only.")
+
+def account_rule(problem):
+    """A field validator from one of webapp.accounts' rules (``username_problem``, ``password_problem``)."""
+
+    def validate(form, field):
+        reason = problem(field.data or "")
+        if reason:
+            raise ValidationError(reason)
+
+    return validate
+
+
+USERNAME_RULE = account_rule(username_problem)
+PASSWORD_RULE = account_rule(password_problem)
 
 
 class LoginForm(FlaskForm):
@@ -15,8 +28,8 @@ class LoginForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=64), USERNAME_RULE])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=256, message="Use at least 8 characters.")])
+    username = StringField("Username", validators=[DataRequired(), USERNAME_RULE])
+    password = PasswordField("Password", validators=[DataRequired(), PASSWORD_RULE])
     confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
     submit = SubmitField("Create account")
 
