@@ -5,6 +5,7 @@ import re
 
 from sqlalchemy import func, select
 
+from . import throttle
 from .extensions import db
 from .models import User
 
@@ -74,8 +75,6 @@ class LoginThrottled(Exception):
 def authenticate_throttled(username: str, password: str, address: str) -> User | None:
     """``authenticate``, refused early (LoginThrottled) after too many failures from this client
     (see webapp.throttle: failures elsewhere never refuse a client that has not failed)."""
-    from . import throttle
-
     wait = throttle.seconds_blocked(username, address)
     if wait:
         raise LoginThrottled(wait)

@@ -25,6 +25,7 @@ from flask import Flask, current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import llm
 from .extensions import db
 from .models import ProviderSetting, SiteSetting
 
@@ -192,18 +193,16 @@ def parse_llm_models(text: str, stored: dict | None) -> dict:
                          '{"ollama_chat/llama3": {"api_base": "http://localhost:11434"}}.')
     stored = stored or {}
     for model, options in models.items():
-        for field, value in list(options.items()):
+        for name, value in list(options.items()):
             if value == SECRET_MASK:
-                previous = (stored.get(model) or {}).get(field)
+                previous = (stored.get(model) or {}).get(name)
                 if previous is None:
-                    raise ValueError(f"{model}: enter the value of {field} (nothing is stored for it yet).")
-                options[field] = previous
+                    raise ValueError(f"{model}: enter the value of {name} (nothing is stored for it yet).")
+                options[name] = previous
     return models
 
 
 def init_app(app: Flask) -> None:
-    from . import llm
-
     llm.configure(key_resolver=stored_key, overrides=llm_override)
 
 

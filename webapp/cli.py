@@ -7,6 +7,7 @@ from flask.cli import with_appcontext
 
 from .accounts import create_user, find_user, password_problem
 from .extensions import db
+from .llm.cli import llm_cli
 
 
 @click.command("create-admin")
@@ -32,8 +33,4 @@ def create_admin(username: str, password: str) -> None:
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin)
-    try:
-        from .llm.cli import llm_cli
-    except ImportError:  # the LLM CLI arrives with the providers layer
-        return
     app.cli.add_command(llm_cli)

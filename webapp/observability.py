@@ -17,6 +17,9 @@ from contextvars import ContextVar
 import redis
 from flask import Flask, g, request
 
+from .llm.errors import redact
+from .queue import get_redis
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 generation_id_var: ContextVar[str] = ContextVar("generation_id", default="-")
 
@@ -32,8 +35,6 @@ class ContextFilter(logging.Filter):
     """Adds the request and generation ids, and masks secrets in the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from .llm.errors import redact
-
         record.request_id = request_id_var.get()
         record.generation_id = generation_id_var.get()
         message = record.getMessage()
@@ -83,8 +84,6 @@ def init_request_tracking(app: Flask) -> None:
         started = g.get("request_started")
         if started is not None and request.endpoint != "static":
             try:
-                from .queue import get_redis
-
                 record_request(get_redis(), _route_label(), request.method, response.status_code,
                                time.perf_counter() - started)
             except redis.RedisError:

@@ -7,6 +7,7 @@ from werkzeug.exceptions import Unauthorized
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import sessions
+from .errors import error_response, wants_json
 from .extensions import login_manager
 from .models import User
 
@@ -25,8 +26,6 @@ def load_user(session_token: str) -> User | None:
 
 @login_manager.unauthorized_handler
 def unauthorized():
-    from .errors import error_response, wants_json
-
     if wants_json():
         return error_response(Unauthorized("Sign in first."))
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -5,14 +5,14 @@ from contextlib import contextmanager
 
 from flask import Flask, current_app, has_app_context
 
+from webapp.app import create_app
+
 _app: Flask | None = None
 
 
 def worker_app() -> Flask:
     global _app
     if _app is None:
-        from webapp import create_app
-
         _app = create_app()
     return _app
 

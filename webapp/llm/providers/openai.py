@@ -1,5 +1,9 @@
 """OpenAI (and OpenAI-compatible servers, see :mod:`.inhouse`) through the
-official SDK, streaming with ``stream_options={"include_usage": True}``."""
+official SDK, streaming with ``stream_options={"include_usage": True}``.
+
+The SDK is imported inside the functions that use it, on first use: loading the app or
+``webapp.llm`` must not pay for every provider's SDK (each is 60-200 MB and up to 4 s).
+"""
 from __future__ import annotations
 
 import email.utils
