@@ -7,6 +7,10 @@ import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select, text
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+                                    SummaryMetricFamily)
+from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
@@ -35,83 +39,96 @@ def readiness() -> dict:
     return checks
 
 
-def _line(name: str, value, labels: dict | None = None) -> str:
-    if labels:
-        rendered = ",".join(f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                            for k, v in labels.items())
-        return f"{name}{{{rendered}}} {value}"
-    return f"{name} {value}"
+class SwitchboardCollector(Collector):
+    """The figures /metrics exposes, read fresh at each scrape.
 
+    prometheus_client writes the exposition format; the figures themselves come from the
+    database and from Redis (request counts and latency histograms are kept there, so every
+    web process on every host adds to the same series), not from this process's memory.
+    """
 
-def _http_metrics(connection: redis.Redis) -> list[str]:
-    raw = {k.decode(): v.decode() for k, v in connection.hgetall(METRICS_KEY).items()}
-    lines = ["# TYPE switchboard_http_requests_total counter"]
-    buckets: dict[str, dict[str, int]] = {}
-    sums: dict[str, float] = {}
-    for key, value in sorted(raw.items()):
-        kind, _, rest = key.partition("|")
-        if kind == "count":
-            method, route, status = rest.split(" ", 2)
-            lines.append(_line("switchboard_http_requests_total", value,
-                               {"method": method, "route": route, "status": status}))
-        elif kind == "sum":
-            sums[rest] = float(value)
-        elif kind == "bucket":
-            series, _, bucket = rest.rpartition("|")
-            buckets.setdefault(series, {})[bucket] = int(value)
-    lines.append("# TYPE switchboard_http_request_duration_seconds histogram")
-    for series, counts in sorted(buckets.items()):
-        method, route = series.split(" ", 1)
-        labels = {"method": method, "route": route}
-        running = 0
-        for bound in LATENCY_BUCKETS:
-            running += counts.get(str(bound), 0)
-            lines.append(_line("switchboard_http_request_duration_seconds_bucket", running, {**labels, "le": bound}))
-        running += counts.get("+Inf", 0)
-        lines.append(_line("switchboard_http_request_duration_seconds_bucket", running, {**labels, "le": "+Inf"}))
-        lines.append(_line("switchboard_http_request_duration_seconds_count", running, labels))
-        lines.append(_line("switchboard_http_request_duration_seconds_sum", sums.get(series, 0.0), labels))
-    return lines
+    def collect(self):
+        yield from self._generations()
+        try:
+            connection = get_redis()
+            yield from self._queue(connection)
+            yield from self._http(connection)
+            up = 1
+        except redis.RedisError:
+            up = 0
+        yield GaugeMetricFamily("switchboard_redis_up", "Whether Redis answered this scrape.", value=up)
 
+    def _generations(self):
+        by_status = GaugeMetricFamily("switchboard_generations", "Generations by status.", labels=["status"])
+        for status, count in db.session.execute(select(Generation.status, func.count()).group_by(Generation.status)):
+            by_status.add_metric([status], count)
+        yield by_status
 
-def metrics_text() -> str:
-    lines: list[str] = []
-    lines.append("# TYPE switchboard_generations gauge")
-    for status, count in db.session.execute(select(Generation.status, func.count()).group_by(Generation.status)):
-        lines.append(_line("switchboard_generations", count, {"status": status}))
+        since = utcnow() - timedelta(hours=1)
+        finished = db.session.execute(
+            select(Generation.provider, Generation.started_at, Generation.finished_at, Generation.error_code)
+            .where(Generation.finished_at >= since, Generation.started_at.is_not(None))
+        ).all()
+        durations: dict[str, list[float]] = {}
+        errors: dict[tuple[str, str], int] = {}
+        for provider, started, ended, error_code in finished:
+            durations.setdefault(provider, []).append((ended - started).total_seconds())
+            if error_code:
+                errors[(provider, error_code)] = errors.get((provider, error_code), 0) + 1
+        latency = SummaryMetricFamily("switchboard_provider_latency_seconds",
+                                      "Time from a worker taking a reply to its end, last hour.", labels=["provider"])
+        for provider, values in sorted(durations.items()):
+            latency.add_metric([provider], count_value=len(values), sum_value=round(sum(values), 6))
+        yield latency
+        failures = GaugeMetricFamily("switchboard_provider_errors_last_hour", "Failed replies in the last hour.",
+                                     labels=["provider", "code"])
+        for (provider, code), count in sorted(errors.items()):
+            failures.add_metric([provider, code], count)
+        yield failures
 
-    since = utcnow() - timedelta(hours=1)
-    finished = db.session.execute(
-        select(Generation.provider, Generation.started_at, Generation.finished_at, Generation.error_code)
-        .where(Generation.finished_at >= since, Generation.started_at.is_not(None))
-    ).all()
-    per_provider: dict[str, list[float]] = {}
-    errors: dict[tuple[str, str], int] = {}
-    for provider, started, ended, error_code in finished:
-        per_provider.setdefault(provider, []).append((ended - started).total_seconds())
-        if error_code:
-            errors[(provider, error_code)] = errors.get((provider, error_code), 0) + 1
-    lines.append("# TYPE switchboard_provider_latency_seconds summary")
-    for provider, durations in sorted(per_provider.items()):
-        lines.append(_line("switchboard_provider_latency_seconds_sum", round(sum(durations), 6), {"provider": provider}))
-        lines.append(_line("switchboard_provider_latency_seconds_count", len(durations), {"provider": provider}))
-    lines.append("# TYPE switchboard_provider_errors_last_hour gauge")
-    for (provider, code), count in sorted(errors.items()):
-        lines.append(_line("switchboard_provider_errors_last_hour", count, {"provider": provider, "code": code}))
-
-    try:
-        connection = get_redis()
+    def _queue(self, connection: redis.Redis):
         queue: Queue = get_queue()
-        lines.append("# TYPE switchboard_queue_depth gauge")
-        lines.append(_line("switchboard_queue_depth", queue.count, {"queue": queue.name}))
-        lines.append("# TYPE switchboard_jobs_running gauge")
-        lines.append(_line("switchboard_jobs_running", StartedJobRegistry(queue=queue).count, {"queue": queue.name}))
-        lines.append("# TYPE switchboard_jobs_failed gauge")
-        lines.append(_line("switchboard_jobs_failed", FailedJobRegistry(queue=queue).count, {"queue": queue.name}))
-        lines.append("# TYPE switchboard_workers gauge")
-        lines.append(_line("switchboard_workers", len(live_worker_names(connection))))
-        lines.extend(_http_metrics(connection))
-        lines.append(_line("switchboard_redis_up", 1))
-    except redis.RedisError:
-        lines.append(_line("switchboard_redis_up", 0))
-    return "\n".join(lines) + "\n"
+        for name, doc, value in (
+            ("switchboard_queue_depth", "Jobs waiting in the queue.", queue.count),
+            ("switchboard_jobs_running", "Jobs running now.", StartedJobRegistry(queue=queue).count),
+            ("switchboard_jobs_failed", "Jobs in the failed registry.", FailedJobRegistry(queue=queue).count),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["queue"])
+            family.add_metric([queue.name], value)
+            yield family
+        yield GaugeMetricFamily("switchboard_workers", "Workers whose process is alive.",
+                                value=len(live_worker_names(connection)))
+
+    def _http(self, connection: redis.Redis):
+        raw = {k.decode(): v.decode() for k, v in connection.hgetall(METRICS_KEY).items()}
+        requests = CounterMetricFamily("switchboard_http_requests", "HTTP requests answered.",
+                                       labels=["method", "route", "status"])
+        buckets: dict[str, dict[str, int]] = {}
+        sums: dict[str, float] = {}
+        for key, value in sorted(raw.items()):
+            kind, _, rest = key.partition("|")
+            if kind == "count":
+                requests.add_metric(rest.split(" ", 2), float(value))
+            elif kind == "sum":
+                sums[rest] = float(value)
+            elif kind == "bucket":
+                series, _, bucket = rest.rpartition("|")
+                buckets.setdefault(series, {})[bucket] = int(value)
+        yield requests
+        latency = HistogramMetricFamily("switchboard_http_request_duration_seconds", "Time to answer a request.",
+                                        labels=["method", "route"])
+        for series, counts in sorted(buckets.items()):
+            running, cumulative = 0, []
+            for bound in LATENCY_BUCKETS:
+                running += counts.get(str(bound), 0)
+                cumulative.append((str(bound), running))
+            cumulative.append(("+Inf", running + counts.get("+Inf", 0)))
+            latency.add_metric(series.split(" ", 1), cumulative, sum_value=sums.get(series, 0.0))
+        yield latency
+
+
+def metrics_text() -> bytes:
+    """The Prometheus exposition text (a registry per scrape: the collector reads the current app's data)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SwitchboardCollector())
+    return generate_latest(registry)

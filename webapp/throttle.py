@@ -13,6 +13,9 @@ when ``TRUSTED_PROXIES`` is set (ProxyFix in webapp.security), so a client canno
 
 When Redis is unavailable throttling is skipped (logged) rather than locking everybody out: the passwords
 themselves are still checked.
+
+Why not Flask-Limiter: it limits requests per key, whereas this counts *failures* and must let the
+right password through from a client that has not failed; a request limiter cannot say that.
 """
 from __future__ import annotations
 

@@ -50,11 +50,13 @@ def test_metrics_for_admins_or_token_only(client, auth, app, runner, run_jobs):
     app.config["METRICS_TOKEN"] = "scrape-token-123"
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
     body = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-123"}).get_data(as_text=True)
-    assert 'switchboard_generations{status="succeeded"} 1' in body
-    assert 'switchboard_queue_depth{queue="switchboard-test"} 0' in body
+    assert 'switchboard_generations{status="succeeded"} 1.0' in body
+    assert 'switchboard_queue_depth{queue="switchboard-test"} 0.0' in body
     assert "switchboard_http_request_duration_seconds_bucket" in body
     assert 'route="/chat/"' in body
-    assert 'switchboard_provider_latency_seconds_count{provider="echo"} 1' in body
+    assert 'switchboard_provider_latency_seconds_count{provider="echo"} 1.0' in body
+    assert 'switchboard_http_requests_total{method="POST",route="/chat/",status="3xx"}' in body
+    assert "switchboard_redis_up 1.0" in body
 
     runner.invoke(args=["create-admin", "boss", "--password", "boss-password"])
     auth.logout()

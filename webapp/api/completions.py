@@ -183,6 +183,8 @@ def _options(model: Model, body: dict) -> dict:
 
 
 def parse_request(user: User, body, provider: str | None = None) -> ChatRequest:
+    """The OpenAI-format request, checked field by field (each failure is OpenAI's error shape with the
+    field's own code); the model's options are validated by its pydantic ``Options`` class."""
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.", "invalid_json")
     turns, system = _turns(body.get("messages"))

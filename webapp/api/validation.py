@@ -1,6 +1,10 @@
-"""Request bodies of the account endpoints: per-field messages, as Django REST Framework gives them."""
-from __future__ import annotations
+"""Request bodies of the account endpoints: per-field messages, as Django REST Framework gives them.
 
+Written out rather than as pydantic models: the seed's API answers every field's problems at once in
+DRF's shape (``{"username": ["..."]}``) with its wording, and the rules themselves are the shared ones
+of webapp.accounts; a pydantic model would only add a translation layer for its own messages.
+"""
+from __future__ import annotations
 
 from flask import request
 
