@@ -2,22 +2,36 @@
 
 Each generation has a Redis stream. A chunk is added with the explicit entry id
 ``<end offset>-0`` (its end position, in characters, in the reply), and a status
-change with ``<offset>-1``. A reader that already holds ``cursor`` characters
-asks for entries after ``<cursor>-0`` and gets exactly the text it lacks, and can
-block on the same call until some arrives (``wait``).
+change with ``<offset>-<n>`` (n >= 1): ``running`` when a worker takes the job,
+then the final status. A reader that already holds ``cursor`` characters asks for
+entries after ``<cursor>-0`` and gets exactly the text it lacks, and can block on
+the same call until some arrives (``wait``).
+
+Every write also publishes on the generation's notify channel (in the same round
+trip), so one pub/sub connection per web process (``LiveFeed``) can wake all the
+event streams it serves instead of each holding a blocked Redis connection.
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
 import redis
 
+log = logging.getLogger(__name__)
+
 STREAM_TTL_SECONDS = 24 * 3600
+RUNNING = "running"  # the one status mark that does not end a generation
 
 
 def stream_key(generation_id: int) -> str:
     return f"switchboard:generation:{generation_id}:live"
+
+
+def notify_channel(generation_id: int) -> str:
+    return f"switchboard:generation:{generation_id}:notify"
 
 
 def stop_key(generation_id: int) -> str:
@@ -45,11 +59,18 @@ class LiveWriter:
         self.connection = connection
         self.key = stream_key(generation_id)
         self.stop_key = stop_key(generation_id)
+        self.channel = notify_channel(generation_id)
         self.offset = start_offset
 
     def reset(self) -> None:
-        self.connection.delete(self.key)
+        """Start the reply afresh (the worker has just claimed it): an empty stream marked running."""
         self.offset = 0
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.delete(self.key)
+        pipe.xadd(self.key, {"status": RUNNING}, id="0-1")
+        pipe.expire(self.key, STREAM_TTL_SECONDS)
+        pipe.publish(self.channel, 0)
+        pipe.execute()
 
     def append(self, chunk: str) -> bool:
         """Add a chunk; returns whether a stop was requested (checked in the same round trip)."""
@@ -61,19 +82,34 @@ class LiveWriter:
         pipe.xadd(self.key, {"s": start, "t": chunk}, id=f"{self.offset}-0")
         if start == 0:
             pipe.expire(self.key, STREAM_TTL_SECONDS)
+        pipe.publish(self.channel, self.offset)
         pipe.exists(self.stop_key)
         return bool(pipe.execute()[-1])
 
     def mark(self, status: str) -> None:
-        self.connection.xadd(self.key, {"status": status}, id=f"{self.offset}-1")
-        self.connection.expire(self.key, STREAM_TTL_SECONDS)
+        """Record a status change at the current offset (after any mark already there)."""
+        try:
+            self._mark_at(self.offset, status)
+        except redis.ResponseError:
+            # A writer that did not write the text (a stop or a recovery from the web) may be
+            # behind the stream's end: mark after the last entry, whatever its offset.
+            last = self.connection.xrevrange(self.key, count=1)
+            self._mark_at(int(last[0][0].split(b"-")[0]) if last else 0, status)
+
+    def _mark_at(self, offset: int, status: str) -> None:
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.xadd(self.key, {"status": status}, id=f"{offset}-*")
+        pipe.expire(self.key, STREAM_TTL_SECONDS)
+        pipe.publish(self.channel, offset)
+        pipe.execute()
 
 
 @dataclass
 class LiveRead:
     text: str = ""
     cursor: int = 0
-    statuses: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)  # final statuses only
+    started: bool = False  # a worker has taken the job (the running mark)
 
 
 def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms: int = 0) -> LiveRead:
@@ -93,7 +129,11 @@ def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms
                     parts.append(chunk[max(skip, 0):])
                     result.cursor = start + len(chunk)
             elif b"status" in fields:
-                result.statuses.append(fields[b"status"].decode())
+                status = fields[b"status"].decode()
+                if status == RUNNING:
+                    result.started = True
+                else:
+                    result.statuses.append(status)
     result.text = "".join(parts)
     return result
 
@@ -117,18 +157,128 @@ def wait_for_status(connection: redis.Redis, generation_id: int, timeout_ms: int
         for _key, entries in reply:
             for entry_id, fields in entries:
                 last_id = entry_id
-                if b"status" in fields:
+                if b"status" in fields and fields[b"status"] != RUNNING.encode():
                     return fields[b"status"].decode()
 
 
-def stop_key(generation_id: int) -> str:
-    return f"switchboard:generation:{generation_id}:stop"
+
+class LiveFeed:
+    """One per web process: a single pub/sub connection wakes every event stream it serves.
+
+    An open event stream subscribes to its generation's notify channel and waits on a
+    ``threading.Event`` (a greenlet-friendly one under gevent); the reader thread sets
+    it when the worker writes. The stream itself then reads the exact text with a
+    non-blocking XREAD, so a wake-up that carries nothing new costs one round trip and
+    a missed one cannot lose text (the stream is the record, the channel only a nudge).
+    """
+
+    RECONNECT_SECONDS = 1.0
+
+    def __init__(self, connection: redis.Redis):
+        self.connection = connection
+        self._pubsub = connection.pubsub()
+        self._lock = threading.Lock()
+        self._waiting: dict[bytes, set[threading.Event]] = {}
+        self._reader: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def subscribe(self, generation_id: int) -> "Subscription":
+        channel = notify_channel(generation_id).encode()
+        event = threading.Event()
+        with self._lock:
+            waiting = self._waiting.setdefault(channel, set())
+            first = not waiting
+            waiting.add(event)
+            if self._reader is None:
+                self._reader = threading.Thread(target=self._read_forever, name="live-feed", daemon=True)
+                self._reader.start()
+        if first:
+            self._pubsub.subscribe(channel)
+        return Subscription(self, channel, event)
+
+    def _unsubscribe(self, channel: bytes, event: threading.Event) -> None:
+        with self._lock:
+            waiting = self._waiting.get(channel)
+            if waiting is None:
+                return
+            waiting.discard(event)
+            last = not waiting
+            if last:
+                del self._waiting[channel]
+        if last:
+            try:
+                self._pubsub.unsubscribe(channel)
+            except redis.RedisError:
+                pass  # the reader reconnects and subscribes only to what is still waited on
+
+    def subscribers(self) -> int:
+        with self._lock:
+            return sum(len(events) for events in self._waiting.values())
+
+    def _read_forever(self) -> None:
+        while not self._closed.is_set():
+            with self._lock:
+                if not self._waiting:  # nobody to wake: end, the next subscriber starts a reader again
+                    self._reader = None
+                    return
+            try:
+                message = self._pubsub.get_message(timeout=1.0)
+            except (redis.RedisError, OSError):
+                log.warning("live feed: Redis unavailable; reconnecting")
+                self._wake_all()  # streams read for themselves and end if Redis is really gone
+                self._closed.wait(self.RECONNECT_SECONDS)
+                self._resubscribe()
+                continue
+            # A subscription's confirmation wakes its streams too: a write that landed between
+            # their first read and the SUBSCRIBE reaching Redis was never published to us.
+            if message is None or message.get("type") not in ("message", "subscribe"):
+                continue
+            with self._lock:
+                events = list(self._waiting.get(message["channel"], ()))
+            for event in events:
+                event.set()
+
+    def _resubscribe(self) -> None:
+        try:
+            self._pubsub.reset()
+            with self._lock:
+                channels = list(self._waiting)
+            if channels:
+                self._pubsub.subscribe(*channels)
+        except (redis.RedisError, OSError):
+            pass
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            events = [event for waiting in self._waiting.values() for event in waiting]
+        for event in events:
+            event.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self._pubsub.close()
+        except redis.RedisError:
+            pass
 
 
-def request_stop(connection: redis.Redis, generation_id: int) -> None:
-    """Ask the worker running this generation to stop at its next chunk."""
-    connection.set(stop_key(generation_id), 1, ex=STREAM_TTL_SECONDS)
+@dataclass
+class Subscription:
+    feed: LiveFeed
+    channel: bytes
+    event: threading.Event
 
+    def wait(self, timeout: float) -> bool:
+        """Until the generation's stream may have grown (True) or ``timeout`` seconds pass (False)."""
+        woke = self.event.wait(timeout)
+        self.event.clear()  # cleared before the caller reads, so a write after the read wakes it again
+        return woke
 
-def stop_requested(connection: redis.Redis, generation_id: int) -> bool:
-    return bool(connection.exists(stop_key(generation_id)))
+    def close(self) -> None:
+        self.feed._unsubscribe(self.channel, self.event)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()

@@ -1,0 +1,74 @@
+"""Server-sent events for a reply: ``GET /chat/generations/<id>/events`` (static/chat.js follows it).
+
+Kept apart from routes.py: this view streams for as long as the reply runs.
+"""
+from __future__ import annotations
+
+import json
+
+import redis
+from flask import Response, current_app, jsonify, render_template, request, stream_with_context
+from flask_login import current_user
+
+from .. import conversations as convs
+from ..extensions import db
+from ..reply_events import follow
+from . import bp
+
+RECONNECT_MS = 2000  # how soon EventSource reconnects (then with Last-Event-ID) after a lost connection
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def _resume_cursor() -> int:
+    """Last-Event-ID (set by EventSource when it reconnects) wins over ``?cursor=``."""
+    raw = request.headers.get("Last-Event-ID") or request.args.get("cursor") or "0"
+    if not raw.strip().isdigit():
+        raise BadCursor(raw)
+    return int(raw)
+
+
+@bp.route("/generations/<int:generation_id>/events")
+def generation_events(generation_id):
+    generation = convs.owned_generation(current_user, generation_id)
+    try:
+        cursor = _resume_cursor()
+    except BadCursor:
+        return jsonify({"error": {"message": "The cursor (Last-Event-ID or ?cursor=) must be a whole number of "
+                                             "characters, 0 or more.", "type": "invalid_request", "code": 400}}), 400
+    heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
+    return Response(
+        stream_with_context(_event_stream(follow(generation, cursor, heartbeat))),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event_stream(events):
+    yield f"retry: {RECONNECT_MS}\n\n"
+    try:
+        for event in events:
+            if event.name == "heartbeat":
+                yield ": heartbeat\n\n"
+                continue
+            data = event.data
+            if event.generation is not None:
+                data = {**data, "html": _fragment(event.generation)}
+            yield f"id: {event.cursor}\nevent: {event.name}\ndata: {json.dumps(data)}\n\n"
+    except redis.RedisError:
+        # End without an ending event: EventSource reconnects and resumes from its last id.
+        current_app.logger.warning("event stream ended: Redis unavailable")
+    finally:
+        db.session.remove()
+
+
+def _fragment(generation) -> str:
+    """The finished reply as the page renders it (chat/_reply.html), for the script to swap in."""
+    message = generation.message
+    if message is None:
+        return ""
+    conv = message.conversation
+    return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
+                           is_last=conv.messages[-1].id == message.id)
