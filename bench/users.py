@@ -1,7 +1,9 @@
-"""Simulated users: sign up through the real forms, send messages, follow replies as static/chat.js does."""
+"""Simulated users: sign up through the real forms, send messages, follow replies as static/chat.js does
+(server-sent events, or the status endpoint as its fallback does)."""
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -46,8 +48,9 @@ class Stats:
 
 
 class SimUser:
-    def __init__(self, base_url: str, name: str, password: str = "bench password 1"):
+    def __init__(self, base_url: str, name: str, password: str = "bench password 1", transport: str = "events"):
         self.name, self.password = name, password
+        self.transport = transport  # "events" (EventSource) or "polling" (the fallback)
         self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30.0), follow_redirects=False)
         self.form: tuple[str, str, str] | None = None  # composer action, csrf, submission token
         self.turns_in_conversation = 0
@@ -131,8 +134,11 @@ class SimUser:
         text = reply.text
         stats.latencies_ms.extend((received_ns - s) / 1e6 for s in stamps(text))
         if reply.status in ("queued", "running"):
-            text += await self.follow(reply, stats)
-            await self.client.get(reply.fragment_url, headers={"Accept": "text/html"})  # swapIn()
+            if self.transport == "events":
+                text += await self.follow_events(reply, stats)  # the ending event carries the fragment
+            else:
+                text += await self.follow(reply, stats)
+                await self.client.get(reply.fragment_url, headers={"Accept": "text/html"})  # swapIn()
         if expect_tokens is not None and len(stamps(text)) != expect_tokens:
             stats.incomplete.append(f"generation {reply.generation_id}: {len(stamps(text))}/{expect_tokens} tokens")
         stats.turns += 1
@@ -165,4 +171,43 @@ class SimUser:
                 if data["status"] != "succeeded":
                     stats.incomplete.append(f"generation {reply.generation_id}: {data['status']} {data.get('error')}")
                 return "".join(parts)
+        raise BenchError(f"generation {reply.generation_id} did not finish in {timeout:.0f}s")
+
+    async def follow_events(self, reply: Reply, stats: Stats, timeout: float = 30.0) -> str:
+        """static/chat.js listen(): one EventSource on .../events from the page's cursor until the ending event
+        (reconnecting with Last-Event-ID if the connection drops, as EventSource does)."""
+        url = reply.status_url.rsplit("/", 1)[0] + "/events"
+        cursor, parts = reply.cursor, []
+        deadline = time.monotonic() + timeout
+        failures = 0
+        while time.monotonic() < deadline:
+            event: dict = {}
+            try:
+                async with self.client.stream("GET", url, headers={"Accept": "text/event-stream",
+                                                                   "Last-Event-ID": str(cursor)}) as response:
+                    stats.polls += 1
+                    if response.status_code != 200:
+                        raise BenchError(f"events {reply.generation_id}: HTTP {response.status_code}")
+                    async for line in response.aiter_lines():
+                        if line:
+                            if not line.startswith(":"):
+                                name, _, value = line.partition(": ")
+                                event[name] = value
+                            continue
+                        name, data = event.get("event"), event.get("data")
+                        event = {}
+                        if name == "text":
+                            received_ns = time.time_ns()
+                            piece = json.loads(data)["text"]
+                            parts.append(piece)
+                            stats.latencies_ms.extend((received_ns - s) / 1e6 for s in stamps(piece))
+                            cursor += len(piece)
+                        elif name in ("done", "failed", "stopped"):
+                            if name != "done":
+                                stats.incomplete.append(f"generation {reply.generation_id}: {name} {data[:200]}")
+                            return "".join(parts)
+            except httpx.TransportError:
+                failures += 1
+                if failures > 5:
+                    raise
         raise BenchError(f"generation {reply.generation_id} did not finish in {timeout:.0f}s")

@@ -1,5 +1,7 @@
-// Follows running replies: asks the status endpoint for the text after our cursor,
-// holding each request open (?wait) until new text arrives, and appends it. When a
+// Follows running replies over server-sent events (EventSource on .../events: the text
+// after our cursor and every status change; it resumes by itself with Last-Event-ID).
+// Without EventSource, or when the server refuses the stream, it asks the status
+// endpoint instead, holding each request open (?wait) until new text arrives. When a
 // reply is done it swaps in the server's rendering (sanitized Markdown, actions).
 // Also: Enter sends, Shift+Enter adds a line, Esc stops a running reply, the composer
 // grows with its text, code blocks get a language label and a copy button, times are
@@ -38,6 +40,18 @@
     if (wasAtBottom) window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
+  function replaceWith(item, html) {
+    var parsed = new DOMParser().parseFromString("<ol>" + html + "</ol>", "text/html");
+    var fresh = parsed.querySelector("li.message");
+    if (fresh && item.parentNode) {
+      var atBottom = nearBottom();
+      var node = document.importNode(fresh, true);
+      item.parentNode.replaceChild(node, item);
+      enhance(node);
+      keepBottom(atBottom);
+    }
+  }
+
   function swapIn(item, done) {
     fetch(item.dataset.fragmentUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (r) {
@@ -45,19 +59,13 @@
         return r.text();
       })
       .then(function (html) {
-        var parsed = new DOMParser().parseFromString("<ol>" + html + "</ol>", "text/html");
-        var fresh = parsed.querySelector("li.message");
-        if (fresh && item.parentNode) {
-          var atBottom = nearBottom();
-          var node = document.importNode(fresh, true);
-          item.parentNode.replaceChild(node, item);
-          enhance(node);
-          keepBottom(atBottom);
-        }
+        replaceWith(item, html);
         done();
       })
       .catch(done);
   }
+
+  var ENDING_WORDS = { succeeded: "Reply finished.", cancelled: "Reply stopped.", failed: "Reply failed." };
 
   function follow(item) {
     if (item.dataset.following) return;
@@ -65,19 +73,61 @@
     var content = item.querySelector(".content");
     var state = item.querySelector(".state");
     var cursor = parseInt(item.dataset.cursor || "0", 10);
-    var url = item.dataset.statusUrl;
     var failures = 0;
 
-    function finished(data) {
-      item.removeAttribute("aria-busy");
-      var words = { succeeded: "Reply finished.", cancelled: "Reply stopped.", failed: "Reply failed." };
-      swapIn(item, function () {
-        announce(words[data.status] || "");
+    function show(data, text, newCursor) {
+      var atBottom = nearBottom();
+      if (text) content.appendChild(document.createTextNode(text));
+      cursor = newCursor;
+      item.dataset.cursor = String(cursor);
+      if (data.status) {
+        if (item.dataset.status !== data.status && data.status === "running") announce("Writing the reply…");
+        item.dataset.status = data.status;
+        item.className = item.className.replace(/status-\w+/, "status-" + data.status);
+      }
+      state.textContent = stateText({ status: item.dataset.status, position: data.position }, cursor > 0);
+      keepBottom(atBottom);
+    }
+
+    // Server-sent events: one open request for the whole reply.
+    function listen() {
+      var source = new EventSource(item.dataset.eventsUrl + "?cursor=" + cursor);
+      item.dataset.transport = "events";
+      source.addEventListener("status", function (e) {
+        show(JSON.parse(e.data), "", cursor);
+      });
+      source.addEventListener("text", function (e) {
+        show({}, JSON.parse(e.data).text, parseInt(e.lastEventId, 10));
+      });
+      ["done", "failed", "stopped"].forEach(function (name) {
+        source.addEventListener(name, function (e) {
+          source.close(); // or EventSource would reconnect to a reply that has ended
+          var data = JSON.parse(e.data);
+          item.removeAttribute("aria-busy");
+          if (data.html) replaceWith(item, data.html);
+          announce(ENDING_WORDS[data.status] || "");
+        });
+      });
+      source.addEventListener("error", function () {
+        if (source.readyState === EventSource.CLOSED) {
+          poll(); // refused (an HTTP error, not a dropped connection): the status endpoint instead
+        } else {
+          state.textContent = "Connection lost; retrying…"; // EventSource resumes from its last id
+        }
       });
     }
 
+    function finished(data) {
+      item.removeAttribute("aria-busy");
+      swapIn(item, function () {
+        announce(ENDING_WORDS[data.status] || "");
+      });
+    }
+
+    // The fallback: long polling the status endpoint.
     function poll() {
-      fetch(url + "?cursor=" + cursor + "&wait=" + WAIT_SECONDS, {
+      item.dataset.transport = "polling";
+      fetch(item.dataset.statusUrl + "?cursor=" + cursor + "&wait=" + WAIT_SECONDS, {
         headers: { Accept: "application/json" },
         credentials: "same-origin",
       })
@@ -87,15 +137,8 @@
         })
         .then(function (data) {
           failures = 0;
-          var atBottom = nearBottom();
-          if (data.text) content.appendChild(document.createTextNode(data.text));
-          cursor = data.cursor;
-          item.dataset.cursor = String(cursor);
-          if (item.dataset.status !== data.status && data.status === "running") announce("Writing the reply…");
-          item.dataset.status = data.status;
-          item.className = item.className.replace(/status-\w+/, "status-" + data.status);
-          state.textContent = stateText(data, cursor > 0);
-          keepBottom(atBottom);
+          show(data, data.text, data.cursor);
+          if (data.status === "failed") state.textContent = stateText(data, cursor > 0);
           if (data.done) finished(data);
           else poll();
         })
@@ -105,7 +148,9 @@
           window.setTimeout(poll, Math.min(1000 * Math.pow(2, failures), 15000));
         });
     }
-    poll();
+
+    if (window.EventSource && item.dataset.eventsUrl) listen();
+    else poll();
   }
 
   function enhanceStop(form) {

@@ -2,7 +2,9 @@
 
 A hundred chats run across them; every poll of a reply goes to the other web
 process than the one before. Each reply must arrive complete and exactly once,
-whichever process served each piece, and each job must run once.
+whichever process served each piece, and each job must run once. The same again
+over server-sent events: each reader hangs up every two pieces and resumes on
+the other web process with Last-Event-ID.
 
 PostgreSQL: TEST_DATABASE_URL when set (the test makes and drops its own
 database there), else a throwaway cluster started here with Debian's
@@ -14,6 +16,7 @@ import asyncio
 import concurrent.futures
 import glob
 import html
+import json
 import os
 import re
 import shutil
@@ -207,8 +210,10 @@ def _composer(page: str) -> tuple[str, str, str]:
     return form.group(1), CSRF_RE.search(form.group(2)).group(1), SUBMISSION_RE.search(form.group(2)).group(1)
 
 
-async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, content: str, deadline: float) -> dict:
-    """Open a new chat, send ``content`` and follow the reply, each request to the next web process in turn."""
+async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, content: str, deadline: float,
+                events: bool = False) -> dict:
+    """Open a new chat, send ``content`` and follow the reply, each request to the next web process in turn
+    (polling the status endpoint, or with ``events`` reading server-sent events)."""
     turn = first
 
     def base() -> str:
@@ -227,6 +232,10 @@ async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, cont
     cursor, served_by = int(cursor), []
     if status not in ("queued", "running"):  # finished before the page was rendered: read it all once
         pieces, cursor = [], 0
+    if events:
+        more, served_by, status = await _follow_events(client, base, status_url, cursor, deadline)
+        return {"generation_id": int(generation_id), "pieces": pieces + more, "status": status,
+                "served_by": served_by}
     data = {"done": False}
     while not data["done"]:
         assert time.monotonic() < deadline, f"generation {generation_id} did not finish in time"
@@ -242,7 +251,41 @@ async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, cont
     return {"generation_id": int(generation_id), "pieces": pieces, "status": data["status"], "served_by": served_by}
 
 
-async def _run_chats(web_urls: list[str], deadline: float) -> list[dict]:
+ENDINGS = {"done": "succeeded", "failed": "failed", "stopped": "cancelled"}
+
+
+async def _follow_events(client: httpx.AsyncClient, base, status_url: str, cursor: int, deadline: float):
+    """Read the reply's events from ``cursor``, hanging up after every two pieces of text and resuming
+    (Last-Event-ID) on the next web process; returns (pieces, web processes used, final status)."""
+    events_url = status_url.rsplit("/", 1)[0] + "/events"
+    pieces, served_by, status = [], [], None
+    while status is None:
+        assert time.monotonic() < deadline, f"{events_url} did not end in time"
+        url = base()
+        served_by.append(url)
+        received, event = 0, {}
+        async with client.stream("GET", f"{url}{events_url}", headers={"Last-Event-ID": str(cursor)}) as response:
+            assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                if line:
+                    if not line.startswith(":"):
+                        name, _, value = line.partition(": ")
+                        event[name] = value
+                    continue
+                if event.get("event") == "text":
+                    pieces.append(json.loads(event["data"])["text"])
+                    assert int(event["id"]) == cursor + len(pieces[-1])
+                    cursor, received = int(event["id"]), received + 1
+                elif event.get("event") in ENDINGS:
+                    status = ENDINGS[event["event"]]
+                    break
+                event = {}
+                if received == 2:
+                    break  # hang up mid-reply: the next connection goes to the other web process
+    return pieces, served_by, status
+
+
+async def _run_chats(web_urls: list[str], deadline: float, events: bool = False) -> list[dict]:
     clients = [httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(USERS)]
     try:
         for index, client in enumerate(clients):  # sign up through the real form, on alternating processes
@@ -254,7 +297,7 @@ async def _run_chats(web_urls: list[str], deadline: float) -> list[dict]:
             assert response.status_code == 302, response.text[:500]
         chats = [
             _chat(clients[index % USERS], web_urls, index,
-                  f"chat {index} says " + " ".join(f"w{index}-{n}" for n in range(12)), deadline)
+                  f"chat {index} says " + " ".join(f"w{index}-{n}" for n in range(12)), deadline, events)
             for index in range(CHATS)
         ]
         return await asyncio.gather(*chats)
@@ -262,11 +305,12 @@ async def _run_chats(web_urls: list[str], deadline: float) -> list[dict]:
         await asyncio.gather(*(c.aclose() for c in clients))
 
 
-def test_hundred_chats_across_two_web_processes_and_two_workers(cluster):
+@pytest.mark.parametrize("transport", ["polling", "events"])
+def test_hundred_chats_across_two_web_processes_and_two_workers(cluster, transport):
     deadline = time.monotonic() + 45
     # In a thread of its own: after the browser tests, Playwright keeps an event loop running here.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        results = pool.submit(asyncio.run, _run_chats(cluster.web_urls, deadline)).result()
+        results = pool.submit(asyncio.run, _run_chats(cluster.web_urls, deadline, transport == "events")).result()
     assert len(results) == CHATS
 
     import psycopg
@@ -287,6 +331,9 @@ def test_hundred_chats_across_two_web_processes_and_two_workers(cluster):
     # The polls really were spread over both web processes.
     served = [url for r in results for url in r["served_by"]]
     assert set(served) == set(cluster.web_urls), served[:10]
+    if transport == "events":  # most replies were picked up again on the other process in mid-reply
+        resumed = [r for r in results if len(set(r["served_by"])) == 2]
+        assert len(resumed) >= CHATS // 2, [r["served_by"] for r in results][:5]
 
     # Each job ran once, and both workers took a share.
     from rq import Queue, Worker

@@ -35,13 +35,19 @@ def log(message: str) -> None:
 
 
 def gunicorn_command(bind: str, workers: int, threads: int, access_log: str = "-",
-                     access_log_format: str | None = None) -> list[str]:
-    """The gunicorn command line ``make run`` uses (the benchmark and the scale-out test too)."""
+                     access_log_format: str | None = None, connections: int = 4000) -> list[str]:
+    """The gunicorn command line ``make run`` uses (the benchmark and the scale-out test too).
+
+    gevent workers: an open reply event stream is a parked greenlet (a few KiB), not a thread,
+    so one process holds thousands (``connections`` each). gthread's ``threads`` no longer
+    applies; the parameter stays for callers that still pass it.
+    """
+    del threads
     command = [
         sys.executable, "-m", "gunicorn", "wsgi:app",
         "--bind", bind,
         "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", str(threads),
+        "--worker-class", "gevent", "--worker-connections", str(connections),
         "--access-logfile", access_log,
         # gunicorn 25+ otherwise opens a control socket at one fixed path per user ($XDG_RUNTIME_DIR or
         # ~/.gunicorn/gunicorn.ctl), which every instance on the host shares. Switchboard never uses it.
