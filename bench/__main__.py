@@ -4,7 +4,8 @@ Starts its own Valkey, database, fake OpenAI-format provider, gunicorn and ONE
 worker process, signs simulated users up through the real forms and has them
 chat as the page script does. Prints a table and writes bench/results.json.
 Environment: BENCH_DATABASE_URL (default: a temp SQLite file), BENCH_TPS,
-BENCH_TTFT, BENCH_TOKENS (latency phases), BENCH_QUICK=1 (a short run).
+BENCH_TTFT, BENCH_TOKENS (latency phases), BENCH_QUICK=1 (a short run),
+BENCH_SSE_STREAMS (open event streams on one web process, default 1000).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import httpx
 
 from webapp.paths import PROJECT_ROOT
 
+from .sse import sse_phase
 from .stack import Stack
 from .users import SimUser, Stats
 
@@ -44,12 +46,15 @@ def summary(values) -> dict:
 
 
 def baseline(stack: Stack, streams: int, calls: int, prompt: str, timeout: float = 90.0,
-             seconds: float | None = None) -> dict:
-    """The same fake provider read directly by the openai SDK, in its own process."""
+             seconds: float | None = None, base_url: str | None = None, api_key: str | None = None,
+             no_stream: bool = False) -> dict:
+    """The same fake provider read directly by the openai SDK, in its own process (or, with ``base_url``
+    and ``api_key``, Switchboard's /v1 read by the same code)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.baseline", "--base-url", f"{stack.provider_url}/v1", "--streams", str(streams),
-         "--calls", str(calls), "--prompt", prompt, "--timeout", str(timeout)]
-        + (["--seconds", str(seconds)] if seconds else []),
+        [sys.executable, "-m", "bench.baseline", "--base-url", base_url or f"{stack.provider_url}/v1",
+         "--streams", str(streams), "--calls", str(calls), "--prompt", prompt, "--timeout", str(timeout)]
+        + (["--seconds", str(seconds)] if seconds else [])
+        + (["--api-key", api_key] if api_key else []) + (["--no-stream"] if no_stream else []),
         cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True, timeout=timeout + 30)
     if out.returncode != 0:
         raise RuntimeError(f"baseline failed: {out.stderr[-2000:]}")
@@ -193,6 +198,69 @@ def jobs_direct(stack: Stack, count: int, prompt: str, timeout: float = 60.0) ->
             "enqueue_seconds": enqueued, "jobs_per_second": done / elapsed if elapsed else 0.0}
 
 
+def api_key_for(stack: Stack, username: str) -> str:
+    """A personal API key (sb-...) for one of the bench users, made as the API keys page makes one."""
+    os.environ.update(stack.env)
+    from sqlalchemy import select
+
+    from webapp import create_app
+    from webapp.api_keys import create_key
+    from webapp.extensions import db
+    from webapp.models import User
+
+    app = create_app()
+    with app.app_context():
+        _key, raw = create_key(db.session.scalar(select(User).where(User.username == username)), "bench")
+        db.session.commit()
+        db.session.remove()
+    return raw
+
+
+def api_phase(stack: Stack, api_key: str, quick: bool) -> dict:
+    """/v1 through Switchboard (every call an RQ job) beside the same SDK calling the provider directly."""
+    switchboard = f"{stack.web_url}/v1"
+    zero = "bench ttft=0 tps=0 tokens=20"
+    calls = 30 if quick else 100
+    one = baseline(stack, 1, calls, zero, base_url=switchboard, api_key=api_key, no_stream=True)
+    one_direct = baseline(stack, 1, calls, zero, no_stream=True)
+    seconds = 5.0 if quick else 10.0
+    many = baseline(stack, 50, 100_000, zero, seconds=seconds, base_url=switchboard, api_key=api_key, no_stream=True)
+    many_direct = baseline(stack, 50, 100_000, zero, seconds=seconds, no_stream=True)
+    paced = "bench ttft=0.2 tps=20 tokens=20"
+    streams = baseline(stack, 50, 50 if quick else 100, paced, base_url=switchboard, api_key=api_key)
+    streams_direct = baseline(stack, 50, 50 if quick else 100, paced)
+    p50 = lambda values: pct(values, 50)  # noqa: E731
+    return {
+        "single_call_ms": summary(one["call_ms"]), "baseline_single_call_ms": summary(one_direct["call_ms"]),
+        "single_added_latency_ms_p50": (p50(one["call_ms"]) - p50(one_direct["call_ms"]))
+        if one["call_ms"] and one_direct["call_ms"] else None,
+        "concurrent_clients": 50, "calls_per_second": many["calls_per_second"],
+        "baseline_calls_per_second": many_direct["calls_per_second"],
+        "stream_chunk_delay_ms": summary(streams["latencies_ms"]),
+        "baseline_stream_chunk_delay_ms": summary(streams_direct["latencies_ms"]),
+        "errors": (one["errors"] + many["errors"] + streams["errors"])[:5],
+        "error_count": one["error_count"] + many["error_count"] + streams["error_count"],
+    }
+
+
+def round_entry(stats: Stats, elapsed: float, level: int, floor: dict, sampler: "Sampler | None" = None) -> dict:
+    entry = {
+        "chats": level, "turns": stats.turns, "seconds": elapsed, "polls": stats.polls,
+        "polls_per_turn": stats.polls / stats.turns if stats.turns else None,
+        "added_latency_ms": summary(stats.latencies_ms),
+        "page_ttfb_ms": summary(stats.page_ttfb_ms),
+        "incomplete": stats.incomplete[:10], "incomplete_count": len(stats.incomplete),
+        "errors": stats.errors[:10], "error_count": len(stats.errors),
+        "baseline_latency_ms": summary(floor["latencies_ms"]),
+        "baseline_errors": floor["error_count"],
+        "baseline_rss_rest_kib": floor["rss_rest_kib"], "baseline_rss_peak_kib": floor["rss_peak_kib"],
+        "baseline_peak_in_flight": floor["peak_in_flight"],
+    }
+    if sampler is not None:
+        entry.update(peak_in_flight=sampler.best["in_flight"], rss_at_peak_kib=sampler.best.get("rss"))
+    return entry
+
+
 async def run(stack: Stack, args) -> dict:
     results: dict = {"config": {
         "levels": args.levels, "ttft_s": args.ttft, "tokens_per_second": args.tps, "tokens_per_reply": args.tokens,
@@ -242,20 +310,17 @@ async def run(stack: Stack, args) -> dict:
             floor = baseline(stack, level, level * args.turns, prompt)
             with Sampler(stack) as sampler:
                 stats, elapsed = await chat_round(users[:level], args.turns, prompt, args.tokens, timeout=90)
-            entry = {
-                "chats": level, "turns": stats.turns, "seconds": elapsed, "polls": stats.polls,
-                "polls_per_turn": stats.polls / stats.turns if stats.turns else None,
-                "added_latency_ms": summary(stats.latencies_ms),
-                "page_ttfb_ms": summary(stats.page_ttfb_ms),
-                "incomplete": stats.incomplete[:10], "incomplete_count": len(stats.incomplete),
-                "errors": stats.errors[:10], "error_count": len(stats.errors),
-                "baseline_latency_ms": summary(floor["latencies_ms"]),
-                "baseline_errors": floor["error_count"],
-                "peak_in_flight": sampler.best["in_flight"], "rss_at_peak_kib": sampler.best.get("rss"),
-                "baseline_rss_rest_kib": floor["rss_rest_kib"], "baseline_rss_peak_kib": floor["rss_peak_kib"],
-                "baseline_peak_in_flight": floor["peak_in_flight"],
-            }
-            results["latency"][str(level)] = entry
+            results["latency"][str(level)] = round_entry(stats, elapsed, level, floor, sampler)
+        # The fallback (no EventSource): the same highest level, following by long polling.
+        level = max(args.levels)
+        print(f"latency, polling fallback: {level} concurrent chats…", flush=True)
+        for user in users:
+            user.transport = "polling"
+        floor = baseline(stack, level, level * args.turns, prompt)
+        stats, elapsed = await chat_round(users[:level], args.turns, prompt, args.tokens, timeout=90)
+        results["latency_polling"] = {str(level): round_entry(stats, elapsed, level, floor)}
+        for user in users:
+            user.transport = "events"
 
         # -- capacity: slow generations queued straight to the worker, all in flight at once ---------
         print(f"capacity: {args.worker_concurrency} slow generations in one worker…", flush=True)
@@ -291,6 +356,18 @@ async def run(stack: Stack, args) -> dict:
             "cpu_seconds": cpu,
             "cpu_ms_per_turn": {k: v * 1000 / stats.turns for k, v in cpu.items()} if stats.turns else None,
         }
+        per_turn = results["throughput"]["cpu_ms_per_turn"] or {}
+        results["cpu_ms_per_turn"] = {"web": per_turn.get("web"), "worker": per_turn.get("worker")}
+
+        # -- the /v1 API: every call an RQ job ---------------------------------------------------
+        print("api: one client, 50 clients, 50 streams through /v1 and direct…", flush=True)
+        results["api"] = api_phase(stack, api_key_for(stack, users[0].name), args.quick)
+
+        # -- open event streams on one web process ----------------------------------------------
+        print(f"events: {args.sse_streams} open streams on one web process…", flush=True)
+        results["sse"] = await sse_phase(stack, users[0].client.cookies, users[0].name, args.sse_streams,
+                                         rest_seconds=5.0 if args.quick else 10.0,
+                                         streaming_seconds=5.0 if args.quick else 10.0)
     finally:
         await asyncio.gather(*(u.close() for u in users), return_exceptions=True)
 
@@ -327,6 +404,15 @@ def table(results: dict) -> str:
     cap = results["capacity"]
     add("streaming generations in flight in one worker", f"{cap['peak_in_flight']} ({cap['succeeded']} ok)",
         str(cap["baseline_peak_in_flight"]), "≥ 100", cap["peak_in_flight"] >= 100 and cap["succeeded"] == cap["jobs"])
+    for level, entry in results.get("latency_polling", {}).items():
+        lat, base = entry["added_latency_ms"], entry["baseline_latency_ms"]
+        add(f"latency p50/p95/p99 ms, {level} chats, polling fallback",
+            f"{fmt(lat['p50'])} / {fmt(lat['p95'])} / {fmt(lat['p99'])}",
+            f"{fmt(base['p50'])} / {fmt(base['p95'])} / {fmt(base['p99'])}", "p50 ≤ 25, p99 ≤ 100",
+            lat["p50"] is not None and lat["p50"] <= 25 and lat["p99"] <= 100)
+        if entry["incomplete_count"] or entry["error_count"]:
+            add(f"  failed turns / incomplete replies, {level} chats, polling",
+                f"{entry['error_count']} / {entry['incomplete_count']}", "", "0 / 0", False)
     thr = results["throughput"]
     add("complete chat turns/s (zero delay)", fmt(thr["turns_per_second"]),
         f"{fmt(thr['baseline_calls_per_second'])} calls/s", "≥ 200", thr["turns_per_second"] >= 200)
@@ -335,6 +421,33 @@ def table(results: dict) -> str:
     if thr.get("cpu_ms_per_turn"):
         add("  CPU ms per turn: " + ", ".join(f"{k} {v:.0f}" for k, v in thr["cpu_ms_per_turn"].items()),
             "", "", "", None)
+        per_turn = results["cpu_ms_per_turn"]
+        add("CPU ms per complete turn, web", fmt(per_turn["web"]), "", "≤ 12", per_turn["web"] <= 12)
+        add("CPU ms per complete turn, worker", fmt(per_turn["worker"]), "", "≤ 6", per_turn["worker"] <= 6)
+    api = results.get("api")
+    if api:
+        added = api["single_added_latency_ms_p50"]
+        add("/v1 one client, non-streaming: added latency p50 ms", fmt(added, digits=2),
+            f"{fmt(api['baseline_single_call_ms']['p50'], digits=2)} ms a call", "≤ 8", added is not None and added <= 8)
+        add("/v1 50 clients, non-streaming: calls/s", fmt(api["calls_per_second"]),
+            fmt(api["baseline_calls_per_second"]), "≥ 150", api["calls_per_second"] >= 150)
+        delay, floor_delay = api["stream_chunk_delay_ms"], api["baseline_stream_chunk_delay_ms"]
+        add("/v1 50 streams: chunk delay p50 ms", fmt(delay["p50"]), fmt(floor_delay["p50"]), "≤ 25",
+            delay["p50"] is not None and delay["p50"] <= 25)
+        if api["error_count"]:
+            add("  /v1 failed calls", str(api["error_count"]), "", "0", False)
+    sse = results.get("sse")
+    if sse:
+        add("open event streams on one web process", f"{sse['open_streams']} ({sse['complete_at_end']} complete)",
+            "", "≥ 1000", sse["open_streams"] >= 1000 and sse["complete_at_end"] == sse["requested"])
+        add("  its RSS: before → open at rest → streaming",
+            f"{sse['rss_kib_before'] / 1024:.0f} → {sse['rss_kib'] / 1024:.0f} → "
+            f"{sse['rss_kib_streaming'] / 1024:.0f} MiB", "", "", None)
+        add("  its CPU: at rest / streaming (% of a core)",
+            f"{sse['cpu_at_rest'] * 100:.1f} / {sse['cpu_streaming'] * 100:.0f} % "
+            f"({sse['tokens_per_second']:.0f} tokens/s)", "", "", None)
+        add("  token delay through it, p50 / p99 ms",
+            f"{fmt(sse['token_delay_ms_p50'])} / {fmt(sse['token_delay_ms_p99'])}", "", "", None)
     jobs = results["jobs"]
     add("jobs/s, worker alone (zero delay)", fmt(jobs["jobs_per_second"]),
         f"{fmt(jobs['baseline_calls_per_second'])} calls/s", "", None)
@@ -378,8 +491,11 @@ def main(argv=None) -> int:
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
     parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "64")))
     parser.add_argument("--worker-concurrency", type=int, default=100)
+    parser.add_argument("--sse-streams", type=int, default=int(os.environ.get("BENCH_SSE_STREAMS", "1000")),
+                        help="event streams held open on one web process")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
     args = parser.parse_args(argv)
+    args.quick = quick
     args.levels = [int(x) for x in args.levels.split(",")]
 
     logging.basicConfig(level=logging.WARNING)  # before create_app() (jobs phase) would set INFO

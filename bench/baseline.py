@@ -25,18 +25,21 @@ def main(argv=None) -> None:
     parser.add_argument("--prompt", default="")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--seconds", type=float, default=None, help="stop starting calls after this long")
+    parser.add_argument("--api-key", default="sk-bench")
+    parser.add_argument("--no-stream", action="store_true", help="plain (non-streaming) calls")
     args = parser.parse_args(argv)
 
     import openai
 
     # One long-lived client shared by every thread: the SDK's own advice, and the cheapest way to call.
-    client = openai.OpenAI(base_url=args.base_url, api_key="sk-bench", max_retries=0)
+    client = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)
     for _ in client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tokens=2"}],
                                             stream=True):
         pass  # warm up (imports, first connection), then measure memory at rest
     rest_kib = rss_kib(None)
 
     latencies_ms: list[float] = []
+    call_ms: list[float] = []  # whole calls, request to complete answer
     errors: list[str] = []
     lock = threading.Lock()
     remaining = [args.calls]
@@ -47,11 +50,24 @@ def main(argv=None) -> None:
 
     def one_call() -> None:
         local: list[float] = []
+        first = True
+        started = time.perf_counter()
+        if args.no_stream:
+            try:
+                answer = client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": args.prompt}])
+                if not answer.choices[0].message.content:
+                    raise RuntimeError("empty answer")
+                with lock:
+                    call_ms.append((time.perf_counter() - started) * 1000)
+            except Exception as exc:  # reported, not raised
+                with lock:
+                    errors.append(repr(exc))
+            return
         try:
             stream = client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": args.prompt}], stream=True,
                 stream_options={"include_usage": True})
-            first = True
             for chunk in stream:
                 now = time.time_ns()
                 for choice in chunk.choices or ():
@@ -93,7 +109,7 @@ def main(argv=None) -> None:
     elapsed = time.perf_counter() - started
     done = args.calls - remaining[0]
     print(json.dumps({
-        "latencies_ms": latencies_ms, "errors": errors[:5], "error_count": len(errors),
+        "latencies_ms": latencies_ms, "call_ms": call_ms, "errors": errors[:5], "error_count": len(errors),
         "calls": done, "seconds": elapsed, "calls_per_second": done / elapsed if elapsed else 0.0,
         "rss_rest_kib": rest_kib, "rss_peak_kib": peak["kib"], "peak_in_flight": peak["in_flight"],
     }))
