@@ -98,6 +98,21 @@ async def _stream(writer, body: dict, pacing: Pacing) -> None:
                  + _event_raw(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
 
+async def _complete(writer, body: dict, pacing: Pacing, keep_alive: bool) -> None:
+    """A non-streaming answer: the same tokens, sent at once when the last would have been."""
+    total = pacing.ttft + (max(pacing.tokens - 1, 0) / pacing.tps if pacing.tps > 0 else 0.0)
+    if total > 0:
+        await asyncio.sleep(total)
+    now = time.time_ns()
+    await _respond_json(writer, 200, {
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
+        "model": body.get("model", "gpt-4o"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "".join(f"⟨{now}⟩ " for _ in range(pacing.tokens))}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": pacing.tokens, "total_tokens": pacing.tokens + 1},
+    }, keep_alive)
+
+
 def _event_raw(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
@@ -118,7 +133,7 @@ def make_handler(default: Pacing):
                     if body.get("stream"):
                         await _stream(writer, body, default.override(prompt))
                         return  # streams end with the connection
-                    await _respond_json(writer, 400, {"error": {"message": "only streaming"}}, keep_alive)
+                    await _complete(writer, body, default.override(prompt), keep_alive)
                 elif path.startswith("/health"):
                     await _respond_json(writer, 200, {"ok": True, "t": time.time_ns()}, keep_alive)
                 elif path.rstrip("/").endswith("/v1/models"):
