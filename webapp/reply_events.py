@@ -14,6 +14,7 @@ from typing import Iterator
 
 import redis
 from flask import current_app
+from sqlalchemy import select
 
 from . import live
 from .extensions import db
@@ -86,12 +87,23 @@ def _follow(generation_id: int, job_id: str | None, status: str, cursor: int,
             if update.text or update.started:
                 quiet_since = now
             if status == GenerationStatus.QUEUED and now - checked_position >= POSITION_CHECK_SECONDS:
+                # While queued, the record is read too: a status changed only in the database (a recovery,
+                # a refusal) shows up within a second, not only at the next heartbeat.
                 checked_position = now
-                moved = _position(connection, queue_key, job_id)
-                if moved != position and moved is not None:
-                    position = moved
+                recorded = _recorded_status(generation_id)
+                if recorded is None or recorded in GenerationStatus.FINISHED:
+                    if (yield from _ended(generation_id, cursor)):
+                        return
+                elif recorded == GenerationStatus.RUNNING:
+                    status, position = recorded, None
                     quiet_since = now
-                    yield ReplyEvent("status", cursor, {"status": status, "position": position})
+                    yield ReplyEvent("status", cursor, {"status": status, "position": None})
+                else:
+                    moved = _position(connection, queue_key, job_id)
+                    if moved != position and moved is not None:
+                        position = moved
+                        quiet_since = now
+                        yield ReplyEvent("status", cursor, {"status": status, "position": position})
             timeout = quiet_since + heartbeat_seconds - now
             if status == GenerationStatus.QUEUED:
                 timeout = min(timeout, checked_position + POSITION_CHECK_SECONDS - now)
@@ -103,6 +115,12 @@ def _follow(generation_id: int, job_id: str | None, status: str, cursor: int,
                 # Safety net for an ending recorded only in the database (e.g. Redis was flushed).
                 if (yield from _ended(generation_id, cursor)):
                     return
+
+
+def _recorded_status(generation_id: int) -> str | None:
+    status = db.session.scalar(select(Generation.status).where(Generation.id == generation_id))
+    db.session.commit()
+    return status
 
 
 def _ended(generation_id: int, cursor: int):
