@@ -366,7 +366,7 @@ async def run(stack: Stack, args) -> dict:
         # -- open event streams on one web process ----------------------------------------------
         print(f"events: {args.sse_streams} open streams on one web process…", flush=True)
         results["sse"] = await sse_phase(stack, users[0].client.cookies, users[0].name, args.sse_streams,
-                                         rest_seconds=5.0 if args.quick else 10.0,
+                                         rest_seconds=16.0,  # one heartbeat (15 s) of every stream falls in it
                                          streaming_seconds=5.0 if args.quick else 10.0)
     finally:
         await asyncio.gather(*(u.close() for u in users), return_exceptions=True)

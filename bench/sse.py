@@ -41,9 +41,10 @@ def _running_generations(stack: Stack, username: str, count: int) -> list[int]:
     app = create_app()
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == username))
-        conversation = start_conversation(user)
         generations = []
-        for _ in range(count):
+        for index in range(count):
+            if index % 10 == 0:  # conversations of ten turns, as people have them
+                conversation = start_conversation(user)
             message = Message(conversation=conversation, role="user", content="sse bench")
             db.session.add(message)
             generation = create_generation(message)

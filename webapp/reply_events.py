@@ -28,7 +28,10 @@ ENDING_EVENTS = {
     GenerationStatus.FAILED: "failed",
     GenerationStatus.CANCELLED: "stopped",
 }
-POSITION_CHECK_SECONDS = 1.0  # how often a queued reply's place in the queue is looked up
+POSITION_CHECK_SECONDS = 1.0  # how often a queued reply's place in the queue (and its record) is looked up
+# How often a quiet running reply's record is read, at a heartbeat: every ending is marked in the
+# Redis stream too, so this only matters if Redis lost data; rare, as an idle stream should cost nothing.
+RECORD_CHECK_SECONDS = 60.0
 
 
 @dataclass
@@ -72,7 +75,7 @@ def _follow(generation_id: int, job_id: str | None, status: str, cursor: int,
     db.session.commit()  # hold no database connection while the stream is open
     with live_feed().subscribe(generation_id) as subscription:
         yield ReplyEvent("status", cursor, {"status": status, "position": position})
-        quiet_since = checked_position = time.monotonic()
+        quiet_since = checked_position = checked_record = time.monotonic()
         while True:
             update = live.read_since(connection, generation_id, cursor)
             if status == GenerationStatus.QUEUED and (update.started or update.text):
@@ -112,9 +115,11 @@ def _follow(generation_id: int, job_id: str | None, status: str, cursor: int,
             if time.monotonic() - quiet_since >= heartbeat_seconds:
                 quiet_since = time.monotonic()
                 yield ReplyEvent("heartbeat", cursor, {})
-                # Safety net for an ending recorded only in the database (e.g. Redis was flushed).
-                if (yield from _ended(generation_id, cursor)):
-                    return
+                if quiet_since - checked_record >= RECORD_CHECK_SECONDS:
+                    # Safety net for an ending recorded only in the database (e.g. Redis lost its data).
+                    checked_record = quiet_since
+                    if (yield from _ended(generation_id, cursor)):
+                        return
 
 
 def _recorded_status(generation_id: int) -> str | None:

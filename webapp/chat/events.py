@@ -9,9 +9,11 @@ import json
 import redis
 from flask import Response, current_app, jsonify, render_template, request, stream_with_context
 from flask_login import current_user
+from sqlalchemy import func, select
 
 from .. import conversations as convs
 from ..extensions import db
+from ..models import Message
 from ..reply_events import follow
 from . import bp
 
@@ -70,5 +72,6 @@ def _fragment(generation) -> str:
     if message is None:
         return ""
     conv = message.conversation
+    last_id = db.session.scalar(select(func.max(Message.id)).where(Message.conversation_id == conv.id))
     return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
-                           is_last=conv.messages[-1].id == message.id)
+                           is_last=last_id == message.id)
