@@ -203,6 +203,9 @@ async def sse_phase(stack: Stack, cookies: httpx.Cookies, username: str, streams
             "open_streams": still_open, "requested": streams, "opened_in_seconds": open_seconds,
             "opened": open_streams, "complete_at_end": complete,
             "errors": [r.error for r in readers if r.error][:5],
+            "incomplete": [f"generation {r.generation_id}: {r.ending or 'no ending'}, {len(r.text)} of "
+                           f"{len(texts[r.generation_id])} characters" for r in readers
+                           if r.ending != "done" or r.text != texts[r.generation_id]][:5],
             "rss_kib": rss_open, "rss_kib_before": rss_before, "rss_kib_streaming": rss_streaming,
             "kib_per_open_stream": (rss_open - rss_before) / max(1, open_streams),
             "cpu_at_rest": cpu_at_rest, "cpu_streaming": cpu_streaming,  # fractions of one core

@@ -12,10 +12,19 @@ _CONNECT_TIMEOUT = 2.0
 _READ_TIMEOUT = 20.0
 
 
+# A gevent web process serves thousands of requests at once; a burst of them (every open reply
+# stream waking at a chunk, hundreds of long polls) may want more connections than redis-py's
+# default pool of 100, which then fails at once. This pool grows further and, when full, waits.
+_MAX_CONNECTIONS = 2000
+_POOL_WAIT = 10.0
+
+
 def connect(url: str, socket_timeout: float = _READ_TIMEOUT) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=socket_timeout, health_check_interval=30
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=_MAX_CONNECTIONS, timeout=_POOL_WAIT,
+        socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=socket_timeout, health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def get_redis() -> redis.Redis:

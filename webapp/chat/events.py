@@ -59,9 +59,9 @@ def _event_stream(events):
             if event.generation is not None:
                 data = {**data, "html": _fragment(event.generation)}
             yield f"id: {event.cursor}\nevent: {event.name}\ndata: {json.dumps(data)}\n\n"
-    except redis.RedisError:
+    except redis.RedisError as exc:
         # End without an ending event: EventSource reconnects and resumes from its last id.
-        current_app.logger.warning("event stream ended: Redis unavailable")
+        current_app.logger.warning("event stream ended: Redis unavailable (%s)", type(exc).__name__)
     finally:
         db.session.remove()
 
