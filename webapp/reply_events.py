@@ -1,10 +1,11 @@
 """The events of one reply, for the server-sent-events endpoint.
 
 Text and status changes come from the generation's Redis stream (``webapp.live``), so
-a stream costs the database one read when it opens and one when the reply ends (plus
-one per heartbeat as a safety net for a status changed only in the database). Every
-event carries the character cursor it leaves the reader at: resuming from it gives
-exactly the text still missing.
+a running reply's stream costs the database one read when it opens and one when the
+reply ends (plus one a minute, as a safety net for an ending recorded only in the
+database); a queued one reads its status each second. Every event carries the
+character cursor it leaves the reader at: resuming from it gives exactly the text
+still missing.
 """
 from __future__ import annotations
 
@@ -40,10 +41,6 @@ class ReplyEvent:
     cursor: int
     data: dict
     generation: Generation | None = None  # the finished record, with the ending events
-
-    @property
-    def ends(self) -> bool:
-        return self.name in ENDING_EVENTS.values()
 
 
 def live_feed() -> live.LiveFeed:

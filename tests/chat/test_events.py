@@ -113,7 +113,8 @@ def test_bad_cursor_is_a_clear_400(client, auth, app):
     auth.signup()
     start_chat(client, "x")
     generation = latest_generation(app)
-    for headers, query in (({"Last-Event-ID": "abc"}, {}), ({}, {"cursor": "-3"})):
+    for headers, query in (({"Last-Event-ID": "abc"}, {}), ({}, {"cursor": "-3"}), ({}, {"cursor": "²"}),
+                           ({"Last-Event-ID": "9" * 5000}, {})):
         response = client.get(f"/chat/generations/{generation.id}/events", headers=headers, query_string=query)
         assert response.status_code == 400 and "cursor" in response.get_json()["error"]["message"]
 

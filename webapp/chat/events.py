@@ -5,6 +5,7 @@ Kept apart from routes.py: this view streams for as long as the reply runs.
 from __future__ import annotations
 
 import json
+import re
 
 import redis
 from flask import Response, current_app, jsonify, render_template, request, stream_with_context
@@ -17,6 +18,7 @@ from ..models import Message
 from ..reply_events import follow
 from . import bp
 
+_CURSOR_RE = re.compile(r"[0-9]{1,15}")
 RECONNECT_MS = 2000  # how soon EventSource reconnects (then with Last-Event-ID) after a lost connection
 
 
@@ -26,8 +28,8 @@ class BadCursor(ValueError):
 
 def _resume_cursor() -> int:
     """Last-Event-ID (set by EventSource when it reconnects) wins over ``?cursor=``."""
-    raw = request.headers.get("Last-Event-ID") or request.args.get("cursor") or "0"
-    if not raw.strip().isdigit():
+    raw = (request.headers.get("Last-Event-ID") or request.args.get("cursor") or "0").strip()
+    if not _CURSOR_RE.fullmatch(raw):
         raise BadCursor(raw)
     return int(raw)
 
