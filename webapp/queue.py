@@ -13,18 +13,28 @@ _READ_TIMEOUT = 20.0
 
 
 # A gevent web process serves thousands of requests at once; a burst of them (every open reply
-# stream waking at a chunk, hundreds of long polls) may want more connections than redis-py's
-# default pool of 100, which then fails at once. This pool grows further and, when full, waits.
-_MAX_CONNECTIONS = 2000
-_POOL_WAIT = 10.0
+# stream waking at a chunk, hundreds of long polls) wants more connections than redis-py's default
+# pool of 100, which then fails at once. There, the pool grows further and, when full, waits.
+# Thread-based processes (the workers) keep the default pool.
+_GREEN_MAX_CONNECTIONS = 2000
+_GREEN_POOL_WAIT = 10.0
+
+
+def _green() -> bool:
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("socket")
 
 
 def connect(url: str, socket_timeout: float = _READ_TIMEOUT) -> redis.Redis:
-    pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=_MAX_CONNECTIONS, timeout=_POOL_WAIT,
-        socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=socket_timeout, health_check_interval=30,
-    )
-    return redis.Redis(connection_pool=pool)
+    options = dict(socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=socket_timeout, health_check_interval=30)
+    if _green():
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=_GREEN_MAX_CONNECTIONS, timeout=_GREEN_POOL_WAIT, **options)
+        return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_url(url, **options)
 
 
 def get_redis() -> redis.Redis:
