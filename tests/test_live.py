@@ -58,3 +58,43 @@ def test_reset_starts_a_retry_from_zero(connection):
     writer.reset()
     writer.append("fresh")
     assert live.read_since(connection, 5, 0).text == "fresh"
+
+
+def test_one_pub_sub_connection_wakes_exactly_the_streams_that_grew(connection, redis_url):
+    """LiveFeed: fifty waiting streams on one Redis connection; a chunk wakes its own stream and no other."""
+    from tests.waiting import wait_for
+
+    pubsub_clients_before = len(connection.client_list(_type="pubsub"))
+    feed = live.LiveFeed(redis.Redis.from_url(redis_url))
+    ids = list(range(100, 150))
+    subscriptions = [feed.subscribe(generation_id) for generation_id in ids]
+    channels = [live.notify_channel(generation_id) for generation_id in ids]
+    wait_for(lambda: all(count == 1 for _channel, count in connection.pubsub_numsub(*channels)), 5,
+             what="every channel subscribed")
+    assert len(connection.client_list(_type="pubsub")) == pubsub_clients_before + 1
+    for subscription in subscriptions:
+        subscription.wait(0)  # the subscribe confirmations wake them once: clear that
+    live.LiveWriter(connection, 120).append("hello")
+    assert subscriptions[20].wait(5) is True
+    assert [s.wait(0) for s in subscriptions] == [False] * len(ids)
+    live.LiveWriter(connection, 120, start_offset=5).mark("succeeded")  # a status mark wakes it too
+    assert subscriptions[20].wait(5) is True
+    for subscription in subscriptions:
+        subscription.close()
+    assert feed.subscribers() == 0
+    wait_for(lambda: all(count == 0 for _channel, count in connection.pubsub_numsub(*channels)), 5,
+             what="every channel unsubscribed")
+    feed.close()
+
+
+def test_running_mark_and_marks_after_the_text(connection):
+    writer = live.LiveWriter(connection, 7)
+    writer.reset()  # a worker took the job
+    update = live.read_since(connection, 7, 0)
+    assert update.started and update.statuses == [] and update.text == ""
+    writer.append("abc")
+    # A writer that did not write the text (a stop from the web) still marks after it.
+    live.LiveWriter(connection, 7).mark("cancelled")
+    update = live.read_since(connection, 7, 3)
+    assert update.statuses == ["cancelled"] and update.text == ""
+    assert live.wait_for_status(connection, 7, 1000) == "cancelled"
