@@ -10,11 +10,9 @@ import re
 import redis
 from flask import Response, current_app, jsonify, render_template, request, stream_with_context
 from flask_login import current_user
-from sqlalchemy import func, select
 
 from .. import conversations as convs
 from ..extensions import db
-from ..models import Message
 from ..reply_events import follow
 from . import bp
 
@@ -74,6 +72,5 @@ def _fragment(generation) -> str:
     if message is None:
         return ""
     conv = message.conversation
-    last_id = db.session.scalar(select(func.max(Message.id)).where(Message.conversation_id == conv.id))
     return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
-                           is_last=last_id == message.id)
+                           is_last=convs.last_message(conv) is message)
