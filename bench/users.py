@@ -13,7 +13,7 @@ import httpx
 from .fake_provider import stamps
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-COMPOSER_RE = re.compile(r'<form class="composer" method="post" action="([^"]+)"(.*?)</form>', re.S)
+COMPOSER_RE = re.compile(r'<form class="composer"[^>]*? method="post" action="([^"]+)"(.*?)</form>', re.S)
 SUBMISSION_RE = re.compile(r'name="submission_token"[^>]*value="([^"]*)"')
 # One assistant reply as templates/chat/_reply.html renders it.
 REPLY_RE = re.compile(
