@@ -223,7 +223,9 @@ class LiveFeed:
                     return
             try:
                 message = self._pubsub.get_message(timeout=1.0)
-            except (redis.RedisError, OSError):
+            except (redis.RedisError, OSError, ValueError):  # ValueError: its socket closed under it
+                if self._closed.is_set():
+                    return
                 log.warning("live feed: Redis unavailable; reconnecting")
                 self._wake_all()  # streams read for themselves and end if Redis is really gone
                 self._closed.wait(self.RECONNECT_SECONDS)
