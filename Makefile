@@ -1,10 +1,10 @@
-# Switchboard: `make run` to serve, `make test` to check, `make bench` to measure.
+# Switchboard: `make run` to serve, `make test` to check, `make lint` to lint, `make bench` to measure.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install migrate run worker test test-browser bench clean
+.PHONY: install migrate run worker test test-browser bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ worker: install
 
 test: install
 	$(BIN)/python -m pytest --durations=15
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/python -m bench

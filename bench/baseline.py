@@ -6,6 +6,7 @@ worker does), and prints one JSON line: per-token latencies (provider wrote the
 token → the SDK yielded it), calls per second, and this process's resident
 memory at rest and with N streams in flight.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ def main(argv=None) -> None:
 
     # One long-lived client shared by every thread: the SDK's own advice, and the cheapest way to call.
     client = openai.OpenAI(base_url=args.base_url, api_key=args.api_key, max_retries=0)
-    for _ in client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "tokens=2"}],
-                                            stream=True):
+    for _ in client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "tokens=2"}], stream=True
+    ):
         pass  # warm up (imports, first connection), then measure memory at rest
     rest_kib = rss_kib(None)
 
@@ -55,7 +57,8 @@ def main(argv=None) -> None:
         if args.no_stream:
             try:
                 answer = client.chat.completions.create(
-                    model="gpt-4o", messages=[{"role": "user", "content": args.prompt}])
+                    model="gpt-4o", messages=[{"role": "user", "content": args.prompt}]
+                )
                 if not answer.choices[0].message.content:
                     raise RuntimeError("empty answer")
                 with lock:
@@ -66,8 +69,11 @@ def main(argv=None) -> None:
             return
         try:
             stream = client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": args.prompt}], stream=True,
-                stream_options={"include_usage": True})
+                model="gpt-4o",
+                messages=[{"role": "user", "content": args.prompt}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             for chunk in stream:
                 now = time.time_ns()
                 for choice in chunk.choices or ():
@@ -108,11 +114,22 @@ def main(argv=None) -> None:
         thread.join(max(0.1, deadline - time.monotonic()))
     elapsed = time.perf_counter() - started
     done = args.calls - remaining[0]
-    print(json.dumps({
-        "latencies_ms": latencies_ms, "call_ms": call_ms, "errors": errors[:5], "error_count": len(errors),
-        "calls": done, "seconds": elapsed, "calls_per_second": done / elapsed if elapsed else 0.0,
-        "rss_rest_kib": rest_kib, "rss_peak_kib": peak["kib"], "peak_in_flight": peak["in_flight"],
-    }))
+    print(
+        json.dumps(
+            {
+                "latencies_ms": latencies_ms,
+                "call_ms": call_ms,
+                "errors": errors[:5],
+                "error_count": len(errors),
+                "calls": done,
+                "seconds": elapsed,
+                "calls_per_second": done / elapsed if elapsed else 0.0,
+                "rss_rest_kib": rest_kib,
+                "rss_peak_kib": peak["kib"],
+                "peak_in_flight": peak["in_flight"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Pacing comes from the last user message, so one server serves every phase:
 ``ttft=0.2 tps=20 tokens=40`` anywhere in the prompt (defaults from the
 command line). ``GET /health`` answers at once (the round-trip floor).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,11 @@ class Pacing:
     def __init__(self, ttft: float, tps: float, tokens: int):
         self.ttft, self.tps, self.tokens = ttft, tps, tokens
 
-    def override(self, prompt: str) -> "Pacing":
+    def override(self, prompt: str) -> Pacing:
         values = {k: float(v) for k, v in _PARAM_RE.findall(prompt or "")}
-        return Pacing(values.get("ttft", self.ttft), values.get("tps", self.tps), int(values.get("tokens", self.tokens)))
+        return Pacing(
+            values.get("ttft", self.ttft), values.get("tps", self.tps), int(values.get("tokens", self.tokens))
+        )
 
 
 def _event(payload: dict) -> bytes:
@@ -40,9 +43,13 @@ def _event(payload: dict) -> bytes:
 
 
 def _chunk(model: str, delta: dict | None, finish=None, usage=None) -> bytes:
-    payload = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": int(time.time()),
-               "model": model, "choices": [] if delta is None else
-               [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    payload = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
     if usage is not None:
         payload["usage"] = usage
     return _event(payload)
@@ -70,15 +77,20 @@ async def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
 async def _respond_json(writer, status: int, payload: dict, keep_alive: bool) -> None:
     body = json.dumps(payload).encode()
     reason = {200: "OK", 404: "Not Found", 400: "Bad Request"}.get(status, "OK")
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    ).encode()
     await _write(writer, head + body)
 
 
 async def _stream(writer, body: dict, pacing: Pacing) -> None:
     model = body.get("model", "gpt-4o")
-    await _write(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    await _write(
+        writer,
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    )
     if pacing.ttft > 0:
         await asyncio.sleep(pacing.ttft)
     gap = 1.0 / pacing.tps if pacing.tps > 0 else 0.0
@@ -94,8 +106,13 @@ async def _stream(writer, body: dict, pacing: Pacing) -> None:
             delta["role"] = "assistant"
         await _write(writer, _chunk(model, delta))
     usage = {"prompt_tokens": 1, "completion_tokens": pacing.tokens, "total_tokens": pacing.tokens + 1}
-    await _write(writer, _chunk(model, {}, finish="stop") + _chunk(model, None, usage=usage)
-                 + _event_raw(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+    await _write(
+        writer,
+        _chunk(model, {}, finish="stop")
+        + _chunk(model, None, usage=usage)
+        + _event_raw(b"data: [DONE]\n\n")
+        + b"0\r\n\r\n",
+    )
 
 
 async def _complete(writer, body: dict, pacing: Pacing, keep_alive: bool) -> None:
@@ -104,13 +121,25 @@ async def _complete(writer, body: dict, pacing: Pacing, keep_alive: bool) -> Non
     if total > 0:
         await asyncio.sleep(total)
     now = time.time_ns()
-    await _respond_json(writer, 200, {
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()),
-        "model": body.get("model", "gpt-4o"),
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": "".join(f"⟨{now}⟩ " for _ in range(pacing.tokens))}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": pacing.tokens, "total_tokens": pacing.tokens + 1},
-    }, keep_alive)
+    await _respond_json(
+        writer,
+        200,
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "gpt-4o"),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "".join(f"⟨{now}⟩ " for _ in range(pacing.tokens))},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": pacing.tokens, "total_tokens": pacing.tokens + 1},
+        },
+        keep_alive,
+    )
 
 
 def _event_raw(data: bytes) -> bytes:
@@ -137,8 +166,15 @@ def make_handler(default: Pacing):
                 elif path.startswith("/health"):
                     await _respond_json(writer, 200, {"ok": True, "t": time.time_ns()}, keep_alive)
                 elif path.rstrip("/").endswith("/v1/models"):
-                    await _respond_json(writer, 200, {"object": "list", "data": [
-                        {"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "bench"}]}, keep_alive)
+                    await _respond_json(
+                        writer,
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "bench"}],
+                        },
+                        keep_alive,
+                    )
                 else:
                     await _respond_json(writer, 404, {"error": {"message": f"no route {path}"}}, keep_alive)
                 if not keep_alive:

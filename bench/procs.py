@@ -1,4 +1,5 @@
 """Process helpers: resident memory from /proc, process trees, starting and stopping children."""
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,7 @@ def tree_cpu_seconds(pid: int) -> float:
 def start(args: list[str], env: dict, cwd, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     try:
-        return subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         log.close()
 

@@ -7,6 +7,7 @@ into every reply's Redis stream once a second, as a worker would (webapp.live), 
 the streams carry them: "while streaming". Finally each generation is finished as a
 worker finishes one, and every stream must end with exactly the text written.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -73,14 +74,23 @@ def _finish(stack: Stack, ids: list[int], texts: dict[int, str]) -> None:
     app = create_app()
     with app.app_context():
         for generation_id in ids:
-            db.session.execute(update(Generation).where(Generation.id == generation_id).values(
-                status=GenerationStatus.SUCCEEDED, text=texts[generation_id], finished_at=utcnow(),
-                input_tokens=1, output_tokens=len(stamps(texts[generation_id]))))
+            db.session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id)
+                .values(
+                    status=GenerationStatus.SUCCEEDED,
+                    text=texts[generation_id],
+                    finished_at=utcnow(),
+                    input_tokens=1,
+                    output_tokens=len(stamps(texts[generation_id])),
+                )
+            )
         db.session.commit()
         connection = get_redis()
         for generation_id in ids:
             live.LiveWriter(connection, generation_id, start_offset=len(texts[generation_id])).mark(
-                GenerationStatus.SUCCEEDED)
+                GenerationStatus.SUCCEEDED
+            )
         db.session.remove()
 
 
@@ -98,8 +108,9 @@ class Reader:
     async def run(self, client: httpx.AsyncClient) -> None:
         event: dict = {}
         try:
-            async with client.stream("GET", f"/chat/generations/{self.generation_id}/events",
-                                     headers={"Accept": "text/event-stream"}) as response:
+            async with client.stream(
+                "GET", f"/chat/generations/{self.generation_id}/events", headers={"Accept": "text/event-stream"}
+            ) as response:
                 if response.status_code != 200:
                     self.error = f"HTTP {response.status_code}"
                     return
@@ -151,11 +162,13 @@ def _write_tokens(stack: Stack, ids: list[int], seconds: float, stop: threading.
     return texts
 
 
-async def sse_phase(stack: Stack, cookies: httpx.Cookies, username: str, streams: int, rest_seconds: float,
-                    streaming_seconds: float) -> dict:
+async def sse_phase(
+    stack: Stack, cookies: httpx.Cookies, username: str, streams: int, rest_seconds: float, streaming_seconds: float
+) -> dict:
     port = free_port()
-    web = procs.start(gunicorn_command(f"127.0.0.1:{port}", 1, 1, access_log="-"), stack.env, PROJECT_ROOT,
-                      stack.tmp / "web-sse.log")
+    web = procs.start(
+        gunicorn_command(f"127.0.0.1:{port}", 1, 1, access_log="-"), stack.env, PROJECT_ROOT, stack.tmp / "web-sse.log"
+    )
     try:
         url = f"http://127.0.0.1:{port}"
 
@@ -169,8 +182,9 @@ async def sse_phase(stack: Stack, cookies: httpx.Cookies, username: str, streams
         worker_pid = procs.children(web.pid)[0]  # the one web process (the master only watches it)
         ids = await asyncio.to_thread(_running_generations, stack, username, streams)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=url, cookies=cookies, limits=limits,
-                                     timeout=httpx.Timeout(None, connect=30)) as client:
+        async with httpx.AsyncClient(
+            base_url=url, cookies=cookies, limits=limits, timeout=httpx.Timeout(None, connect=30)
+        ) as client:
             await client.get("/chat/")  # warm: imports, templates, pools
             rss_before = procs.rss_kib(worker_pid)
             readers = [Reader(generation_id) for generation_id in ids]
@@ -200,15 +214,24 @@ async def sse_phase(stack: Stack, cookies: httpx.Cookies, username: str, streams
         complete = sum(1 for r in readers if r.ending == "done" and r.text == texts[r.generation_id])
         tokens = sum(len(stamps(t)) for t in texts.values())
         return {
-            "open_streams": still_open, "requested": streams, "opened_in_seconds": open_seconds,
-            "opened": open_streams, "complete_at_end": complete,
+            "open_streams": still_open,
+            "requested": streams,
+            "opened_in_seconds": open_seconds,
+            "opened": open_streams,
+            "complete_at_end": complete,
             "errors": [r.error for r in readers if r.error][:5],
-            "incomplete": [f"generation {r.generation_id}: {r.ending or 'no ending'}, {len(r.text)} of "
-                           f"{len(texts[r.generation_id])} characters" for r in readers
-                           if r.ending != "done" or r.text != texts[r.generation_id]][:5],
-            "rss_kib": rss_open, "rss_kib_before": rss_before, "rss_kib_streaming": rss_streaming,
+            "incomplete": [
+                f"generation {r.generation_id}: {r.ending or 'no ending'}, {len(r.text)} of "
+                f"{len(texts[r.generation_id])} characters"
+                for r in readers
+                if r.ending != "done" or r.text != texts[r.generation_id]
+            ][:5],
+            "rss_kib": rss_open,
+            "rss_kib_before": rss_before,
+            "rss_kib_streaming": rss_streaming,
             "kib_per_open_stream": (rss_open - rss_before) / max(1, open_streams),
-            "cpu_at_rest": cpu_at_rest, "cpu_streaming": cpu_streaming,  # fractions of one core
+            "cpu_at_rest": cpu_at_rest,
+            "cpu_streaming": cpu_streaming,  # fractions of one core
             "tokens_per_second": tokens / streaming_elapsed,
             "token_delay_ms_p50": latencies[len(latencies) // 2] if latencies else None,
             "token_delay_ms_p99": latencies[int(len(latencies) * 0.99)] if latencies else None,

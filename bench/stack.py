@@ -1,4 +1,5 @@
 """The system under test, started from scratch in a temp dir: Valkey, database, fake provider, gunicorn, one worker."""
+
 from __future__ import annotations
 
 import os
@@ -69,34 +70,58 @@ class Stack:
         self.provider_url = f"http://127.0.0.1:{self.provider_port}"
         self.web_url = f"http://127.0.0.1:{web_port}"
         env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}  # the developer's settings stay out
-        env.update({
-            "SWITCHBOARD_INSTANCE_PATH": str(self.tmp / "instance"),
-            "SECRET_KEY": "bench-secret-key-bench-secret-key",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "OPENAI_API_KEY": "sk-bench-dummy",
-            "OPENAI_BASE_URL": f"{self.provider_url}/v1",
-            "DEFAULT_LLM_MODEL": "gpt-4o",
-            "RQ_QUEUE_NAME": QUEUE,
-            "WORKER_CONCURRENCY": str(self.worker_concurrency),
-            "DEFAULT_REQUESTS_PER_MINUTE": "0",  # simulated users send far more than a person would
-            "DEFAULT_TOKENS_PER_DAY": "0",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "SWITCHBOARD_INSTANCE_PATH": str(self.tmp / "instance"),
+                "SECRET_KEY": "bench-secret-key-bench-secret-key",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "OPENAI_API_KEY": "sk-bench-dummy",
+                "OPENAI_BASE_URL": f"{self.provider_url}/v1",
+                "DEFAULT_LLM_MODEL": "gpt-4o",
+                "RQ_QUEUE_NAME": QUEUE,
+                "WORKER_CONCURRENCY": str(self.worker_concurrency),
+                "DEFAULT_REQUESTS_PER_MINUTE": "0",  # simulated users send far more than a person would
+                "DEFAULT_TOKENS_PER_DAY": "0",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.env = env
         python = sys.executable
-        subprocess.run([python, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=PROJECT_ROOT, env=env,
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [python, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
-        self.provider = procs.start([python, "-m", "bench.fake_provider", "--port", str(self.provider_port)],
-                                    env, PROJECT_ROOT, self.tmp / "provider.log")
+        self.provider = procs.start(
+            [python, "-m", "bench.fake_provider", "--port", str(self.provider_port)],
+            env,
+            PROJECT_ROOT,
+            self.tmp / "provider.log",
+        )
         self.access_log = self.tmp / "access.log"
         self.web = procs.start(
-            gunicorn_command(f"127.0.0.1:{web_port}", self.web_workers, self.web_threads,
-                             access_log=str(self.access_log), access_log_format=ACCESS_LOG_FORMAT),
-            env, PROJECT_ROOT, self.tmp / "web.log")
-        self.worker = procs.start([python, "-m", "workers", "--concurrency", str(self.worker_concurrency),
-                                   "--queue", QUEUE], env, PROJECT_ROOT, self.tmp / "worker.log")
+            gunicorn_command(
+                f"127.0.0.1:{web_port}",
+                self.web_workers,
+                self.web_threads,
+                access_log=str(self.access_log),
+                access_log_format=ACCESS_LOG_FORMAT,
+            ),
+            env,
+            PROJECT_ROOT,
+            self.tmp / "web.log",
+        )
+        self.worker = procs.start(
+            [python, "-m", "workers", "--concurrency", str(self.worker_concurrency), "--queue", QUEUE],
+            env,
+            PROJECT_ROOT,
+            self.tmp / "worker.log",
+        )
 
         def up(url):
             try:
@@ -108,8 +133,11 @@ class Stack:
         procs.wait_until(lambda: up(f"{self.web_url}/auth/login"), 60, what="gunicorn up")
         from rq import Queue, Worker
 
-        procs.wait_until(lambda: Worker.count(connection=self.redis, queue=Queue(QUEUE, connection=self.redis)) > 0,
-                         60, what="worker registered")
+        procs.wait_until(
+            lambda: Worker.count(connection=self.redis, queue=Queue(QUEUE, connection=self.redis)) > 0,
+            60,
+            what="worker registered",
+        )
         for proc, name in ((self.provider, "provider"), (self.web, "web"), (self.worker, "worker")):
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited; see {self.tmp}/{name}.log")
@@ -127,14 +155,21 @@ class Stack:
 
     # -- measuring ------------------------------------------------------------------------
     def rss_kib(self) -> dict[str, int]:
-        return {"web": procs.tree_rss_kib(self.web.pid), "worker": procs.tree_rss_kib(self.worker.pid),
-                "valkey": procs.rss_kib(self.valkey_pid)}
+        return {
+            "web": procs.tree_rss_kib(self.web.pid),
+            "worker": procs.tree_rss_kib(self.worker.pid),
+            "valkey": procs.rss_kib(self.valkey_pid),
+        }
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU used so far by each part (the database server, when external, is not counted)."""
-        return {"web": procs.tree_cpu_seconds(self.web.pid), "worker": procs.tree_cpu_seconds(self.worker.pid),
-                "valkey": procs.cpu_seconds(self.valkey_pid), "fake_provider": procs.cpu_seconds(self.provider.pid),
-                "bench_users": procs.cpu_seconds(None)}
+        return {
+            "web": procs.tree_cpu_seconds(self.web.pid),
+            "worker": procs.tree_cpu_seconds(self.worker.pid),
+            "valkey": procs.cpu_seconds(self.valkey_pid),
+            "fake_provider": procs.cpu_seconds(self.provider.pid),
+            "bench_users": procs.cpu_seconds(None),
+        }
 
     def in_flight(self) -> int:
         """Jobs the worker is running now (RQ's StartedJobRegistry)."""

@@ -1,5 +1,6 @@
 """Simulated users: sign up through the real forms, send messages, follow replies as static/chat.js does
 (server-sent events, or the status endpoint as its fallback does)."""
+
 from __future__ import annotations
 
 import html
@@ -18,7 +19,9 @@ SUBMISSION_RE = re.compile(r'name="submission_token"[^>]*value="([^"]*)"')
 # One assistant reply as templates/chat/_reply.html renders it.
 REPLY_RE = re.compile(
     r'<li class="message assistant[^"]*"[^>]*?data-generation-id="(\d+)"\s+data-status="(\w+)"\s+'
-    r'data-cursor="(\d+)"\s+data-status-url="([^"]+)"\s+data-fragment-url="([^"]+)"(.*?)</li>', re.S)
+    r'data-cursor="(\d+)"\s+data-status-url="([^"]+)"\s+data-fragment-url="([^"]+)"(.*?)</li>',
+    re.S,
+)
 STREAMING_RE = re.compile(r'<div class="content streaming">(.*?)</div>', re.S)
 WAIT_SECONDS = 5  # as static/chat.js
 
@@ -84,9 +87,15 @@ class SimUser:
     async def signup(self) -> None:
         page = await self._get_page("/auth/signup")
         csrf = CSRF_RE.search(page)
-        response = await self.client.post("/auth/signup", data={
-            "username": self.name, "password": self.password, "confirm": self.password,
-            "csrf_token": csrf.group(1)})
+        response = await self.client.post(
+            "/auth/signup",
+            data={
+                "username": self.name,
+                "password": self.password,
+                "confirm": self.password,
+                "csrf_token": csrf.group(1),
+            },
+        )
         if response.status_code != 302:
             raise BenchError(f"signup {self.name}: HTTP {response.status_code}")
         await self.new_chat()
@@ -95,8 +104,9 @@ class SimUser:
         self._take_form(await self._get_page("/chat/", stats))
         self.turns_in_conversation = 0
 
-    async def turn(self, content: str, stats: Stats, expect_tokens: int | None = None,
-                   max_turns_per_conversation: int = 8) -> str | None:
+    async def turn(
+        self, content: str, stats: Stats, expect_tokens: int | None = None, max_turns_per_conversation: int = 8
+    ) -> str | None:
         """Send ``content``, follow the reply to the end like the page script; the reply's text.
 
         A failed turn is counted in ``stats.errors`` (and the next turn starts a new chat), not raised."""
@@ -107,13 +117,15 @@ class SimUser:
             self.form = None
             return None
 
-    async def _turn(self, content: str, stats: Stats, expect_tokens: int | None,
-                    max_turns_per_conversation: int) -> str:
+    async def _turn(
+        self, content: str, stats: Stats, expect_tokens: int | None, max_turns_per_conversation: int
+    ) -> str:
         if self.form is None or self.turns_in_conversation >= max_turns_per_conversation:
             await self.new_chat(stats)
         action, csrf, token = self.form
-        response = await self.client.post(action, data={"csrf_token": csrf, "submission_token": token,
-                                                         "content": content})
+        response = await self.client.post(
+            action, data={"csrf_token": csrf, "submission_token": token, "content": content}
+        )
         if response.status_code != 302:
             raise BenchError(f"POST {action}: HTTP {response.status_code}")
         location = response.headers["location"].split("#")[0]
@@ -122,11 +134,18 @@ class SimUser:
         self.conversation_url = location
         self._take_form(page)
         self.turns_in_conversation += 1
-        replies = [Reply(int(m[1]), m[2], int(m[3]), html.unescape(m[4]), html.unescape(m[5]),
-                         # running: the text streamed so far; finished: the rendered reply (stamps survive)
-                         html.unescape((STREAMING_RE.search(m[6]) or [None, ""])[1]
-                                       if m[2] in ("queued", "running") else m[6]))
-                   for m in REPLY_RE.finditer(page)]
+        replies = [
+            Reply(
+                int(m[1]),
+                m[2],
+                int(m[3]),
+                html.unescape(m[4]),
+                html.unescape(m[5]),
+                # running: the text streamed so far; finished: the rendered reply (stamps survive)
+                html.unescape((STREAMING_RE.search(m[6]) or [None, ""])[1] if m[2] in ("queued", "running") else m[6]),
+            )
+            for m in REPLY_RE.finditer(page)
+        ]
         if not replies:
             raise BenchError(f"no reply on {location}")
         reply = replies[-1]
@@ -151,8 +170,11 @@ class SimUser:
         failures = 0
         while time.monotonic() < deadline:
             try:
-                response = await self.client.get(reply.status_url, params={"cursor": cursor, "wait": WAIT_SECONDS},
-                                                 headers={"Accept": "application/json"})
+                response = await self.client.get(
+                    reply.status_url,
+                    params={"cursor": cursor, "wait": WAIT_SECONDS},
+                    headers={"Accept": "application/json"},
+                )
             except httpx.TransportError:
                 failures += 1
                 if failures > 5:
@@ -183,8 +205,9 @@ class SimUser:
         while time.monotonic() < deadline:
             event: dict = {}
             try:
-                async with self.client.stream("GET", url, headers={"Accept": "text/event-stream",
-                                                                   "Last-Event-ID": str(cursor)}) as response:
+                async with self.client.stream(
+                    "GET", url, headers={"Accept": "text/event-stream", "Last-Event-ID": str(cursor)}
+                ) as response:
                     stats.polls += 1
                     if response.status_code != 200:
                         raise BenchError(f"events {reply.generation_id}: HTTP {response.status_code}")

@@ -1,4 +1,5 @@
 """Shared fixtures: a real Redis-protocol server, real databases, the app, its client and a signed-in user."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Who may reach what: every route of the app, generated from the URL map, for an anonymous visitor,
 a user, another user, a disabled user and an admin. A new route without a rule here fails this test."""
+
 from fnmatch import fnmatch
 
 import pytest
@@ -7,13 +8,24 @@ from sqlalchemy import select
 
 from tests.conftest import AuthActions, csrf_token
 from webapp.accounts import create_user
+from webapp.admin import RQ_DASHBOARD_READ_ONLY
 from webapp.api_keys import create_key
 from webapp.extensions import db
-from webapp.admin import RQ_DASHBOARD_READ_ONLY
 from webapp.models import ApiKey, Conversation, Generation, User, UserSession
 
-PUBLIC = ["root.welcome", "auth.login", "auth.signup", "ops.healthz", "ops.readyz", "static",
-          "api.docs", "api.openapi", "api.signup", "api.token_obtain", "api.token_refresh"]
+PUBLIC = [
+    "root.welcome",
+    "auth.login",
+    "auth.signup",
+    "ops.healthz",
+    "ops.readyz",
+    "static",
+    "api.docs",
+    "api.openapi",
+    "api.signup",
+    "api.token_obtain",
+    "api.token_refresh",
+]
 SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout"]
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]
 API_TOKEN = ["api.chat_completions", "api.supported_models", "v1.*"]
@@ -48,10 +60,21 @@ def world(app, client, run_jobs):
         generation = db.session.scalar(select(Generation))
         ensure_probe_job()
         return {
-            "conversation_id": conversation.id, "message_id": generation.message_id, "generation_id": generation.id,
-            "key_id": db.session.scalar(select(ApiKey.id)), "user_id": alice.id, "name": "echo", "fmt": "md",
-            "queue_name": "switchboard-test", "registry_name": "queued", "job_id": PROBE_JOB,
-            "instance_number": 0, "per_page": 10, "order": "asc", "page": 1, "filename": "app.css",
+            "conversation_id": conversation.id,
+            "message_id": generation.message_id,
+            "generation_id": generation.id,
+            "key_id": db.session.scalar(select(ApiKey.id)),
+            "user_id": alice.id,
+            "name": "echo",
+            "fmt": "md",
+            "queue_name": "switchboard-test",
+            "registry_name": "queued",
+            "job_id": PROBE_JOB,
+            "instance_number": 0,
+            "per_page": 10,
+            "order": "asc",
+            "page": 1,
+            "filename": "app.css",
             "model_id": "echo",
             "session_id": db.session.scalar(select(UserSession.id).where(UserSession.user_id == alice.id)),
         }
@@ -118,7 +141,8 @@ def signed_in_client(app, username):
 
 def to_login(response) -> bool:
     return response.status_code == 401 or (
-        response.status_code == 302 and "/auth/login" in response.headers.get("Location", ""))
+        response.status_code == 302 and "/auth/login" in response.headers.get("Location", "")
+    )
 
 
 def test_every_route_has_a_rule(app):
@@ -139,7 +163,9 @@ def test_authorization_matrix(app, client, world):
     def check(who, rule, method, response, ok):
         server_error = response.status_code >= 500 and rule.endpoint != "ops.readyz"  # 503: no worker here
         if server_error or not ok(response):
-            problems.append(f"{who} {method} {rule.rule} -> {response.status_code} {response.headers.get('Location', '')}")
+            problems.append(
+                f"{who} {method} {rule.rule} -> {response.status_code} {response.headers.get('Location', '')}"
+            )
 
     admin_rules = []
     for rule, method in routes(app):
@@ -148,13 +174,23 @@ def test_authorization_matrix(app, client, world):
         if kind == "admin":
             admin_rules.append((rule, method))
         if kind == "public":
-            check("anonymous", rule, method, call(anonymous, app, rule, method, world),
-                  lambda r: r.status_code not in (401, 403) and not to_login(r) or rule.endpoint.startswith("api.token"))
+            check(
+                "anonymous",
+                rule,
+                method,
+                call(anonymous, app, rule, method, world),
+                lambda r: r.status_code not in (401, 403) and not to_login(r) or rule.endpoint.startswith("api.token"),
+            )
             continue
         # Anonymous and disabled users are sent to sign in (pages) or refused (JSON), everywhere else.
         for who, visitor in [("anonymous", anonymous), ("disabled", dan)]:
-            check(who, rule, method, call(visitor, app, rule, method, world),
-                  lambda r: to_login(r) if kind != "api" else r.status_code == 401)
+            check(
+                who,
+                rule,
+                method,
+                call(visitor, app, rule, method, world),
+                lambda r: to_login(r) if kind != "api" else r.status_code == 401,
+            )
         if kind == "admin":
             check("user", rule, method, call(mallory, app, rule, method, world), lambda r: r.status_code == 403)
         elif kind == "api":
@@ -162,11 +198,17 @@ def test_authorization_matrix(app, client, world):
             check("user-cookie", rule, method, call(alice, app, rule, method, world), lambda r: r.status_code == 401)
         elif kind == "signed_in":
             if owned:
-                check("other user", rule, method, call(mallory, app, rule, method, world),
-                      lambda r: r.status_code == 404)
+                check(
+                    "other user", rule, method, call(mallory, app, rule, method, world), lambda r: r.status_code == 404
+                )
             elif rule.endpoint not in SIGNS_OUT:
-                check("user", rule, method, call(mallory, app, rule, method, world),
-                      lambda r: r.status_code not in (401, 403) and not to_login(r))
+                check(
+                    "user",
+                    rule,
+                    method,
+                    call(mallory, app, rule, method, world),
+                    lambda r: r.status_code not in (401, 403) and not to_login(r),
+                )
 
     root = signed_in_client(app, "root")
     for rule, method in admin_rules:
@@ -177,8 +219,13 @@ def test_authorization_matrix(app, client, world):
         if method == "GET" and rq_dashboard_action(rule):  # a queue action by GET is refused, even for admins
             check("admin", rule, method, call(root, app, rule, method, world), lambda r: r.status_code == 403)
             continue
-        check("admin", rule, method, call(root, app, rule, method, world),
-              lambda r: r.status_code not in (401, 403) and not to_login(r))
+        check(
+            "admin",
+            rule,
+            method,
+            call(root, app, rule, method, world),
+            lambda r: r.status_code not in (401, 403) and not to_login(r),
+        )
 
     assert not problems, "\n".join(problems)
     # The owner still sees her own things.
@@ -200,8 +247,10 @@ def test_every_signed_in_page_and_every_api_response_is_no_store(app, client, wo
         nonlocal judged
         judged += 1
         if response.headers.get("Cache-Control") != "no-store":
-            problems.append(f"{who} {method} {rule.rule} -> {response.status_code} "
-                            f"Cache-Control={response.headers.get('Cache-Control')!r}")
+            problems.append(
+                f"{who} {method} {rule.rule} -> {response.status_code} "
+                f"Cache-Control={response.headers.get('Cache-Control')!r}"
+            )
 
     for rule, method in routes(app):
         kind = rule_class(rule.endpoint)

@@ -1,4 +1,5 @@
 """SQLite as a default a team can lean on: WAL, NORMAL sync, a busy timeout, and writes retried past a held lock."""
+
 import concurrent.futures
 import logging
 import sqlite3

@@ -1,4 +1,5 @@
 """The database goes away: a clear 503 (HTML for pages, JSON for endpoints), never a traceback."""
+
 import pytest
 
 from tests.conftest import csrf_token
@@ -14,8 +15,10 @@ def broken_app(instance_path, app_config, tmp_path):
 def test_pages_answer_503_html(broken_app):
     client = broken_app.test_client()
     token = csrf_token(client, "/auth/signup")
-    response = client.post("/auth/signup", data={"username": "zed", "password": "correct horse",
-                                                 "confirm": "correct horse", "csrf_token": token})
+    response = client.post(
+        "/auth/signup",
+        data={"username": "zed", "password": "correct horse", "confirm": "correct horse", "csrf_token": token},
+    )
     assert response.status_code == 503
     body = response.get_data(as_text=True)
     assert "database is unavailable" in body and "<html" in body

@@ -1,4 +1,5 @@
 """Error handlers that cannot fail: a session left needing a rollback, the database down, Redis down."""
+
 import sqlite3
 
 import pytest
@@ -70,8 +71,11 @@ def test_signed_in_page_while_the_database_is_down_is_a_plain_503(database_down)
     client = database_down.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = "1:1"  # a signed-in browser whose user cannot be loaded now
-    for path, status, says in (("/chat/", 503, "database is unavailable"), ("/admin/", 503, "database is unavailable"),
-                               ("/no/such/page", 404, "Not Found")):
+    for path, status, says in (
+        ("/chat/", 503, "database is unavailable"),
+        ("/admin/", 503, "database is unavailable"),
+        ("/no/such/page", 404, "Not Found"),
+    ):
         response = client.get(path, headers={"Accept": "text/html"})
         assert response.status_code == status, path
         body = response.get_data(as_text=True)

@@ -1,4 +1,5 @@
 """The layers of the README's Layout section hold: no module imports from a floor above its own."""
+
 import ast
 from pathlib import Path
 
@@ -8,15 +9,50 @@ from webapp.paths import PROJECT_ROOT
 FLOORS = [
     ("storage", ["webapp/models.py", "webapp/extensions.py", "webapp/database.py", "webapp/paths.py"]),
     ("LLM layer and queue", ["webapp/llm", "webapp/queue.py", "webapp/live.py", "webapp/observability.py"]),
-    ("domain", ["webapp/accounts.py", "webapp/sessions.py", "webapp/throttle.py", "webapp/conversations.py",
-                "webapp/generations.py", "webapp/access.py", "webapp/limits.py", "webapp/usage.py",
-                "webapp/audit.py", "webapp/api_keys.py", "webapp/admin_settings.py", "webapp/connection_tests.py",
-                "webapp/model_options.py", "webapp/markdown.py", "webapp/monitoring.py", "webapp/user_defaults.py",
-                "webapp/json_input.py", "webapp/reply_events.py", "webapp/config.py"]),
-    ("pages, API and workers", ["webapp/auth", "webapp/chat", "webapp/settings", "webapp/model_settings",
-                                "webapp/admin", "webapp/api", "webapp/ops", "webapp/errors.py", "webapp/security.py",
-                                "webapp/app.py", "webapp/root.py", "webapp/cli.py", "webapp/serve.py",
-                                "webapp/__init__.py", "workers"]),
+    (
+        "domain",
+        [
+            "webapp/accounts.py",
+            "webapp/sessions.py",
+            "webapp/throttle.py",
+            "webapp/conversations.py",
+            "webapp/generations.py",
+            "webapp/access.py",
+            "webapp/limits.py",
+            "webapp/usage.py",
+            "webapp/audit.py",
+            "webapp/api_keys.py",
+            "webapp/admin_settings.py",
+            "webapp/connection_tests.py",
+            "webapp/model_options.py",
+            "webapp/markdown.py",
+            "webapp/monitoring.py",
+            "webapp/user_defaults.py",
+            "webapp/json_input.py",
+            "webapp/reply_events.py",
+            "webapp/config.py",
+        ],
+    ),
+    (
+        "pages, API and workers",
+        [
+            "webapp/auth",
+            "webapp/chat",
+            "webapp/settings",
+            "webapp/model_settings",
+            "webapp/admin",
+            "webapp/api",
+            "webapp/ops",
+            "webapp/errors.py",
+            "webapp/security.py",
+            "webapp/app.py",
+            "webapp/root.py",
+            "webapp/cli.py",
+            "webapp/serve.py",
+            "webapp/__init__.py",
+            "workers",
+        ],
+    ),
 ]
 
 
@@ -37,7 +73,7 @@ def target(module: str) -> str | None:
 
 
 def imported(path: Path, relative: str):
-    package = relative[:-len("/__init__.py")] if relative.endswith("__init__.py") else relative.rsplit("/", 1)[0]
+    package = relative[: -len("/__init__.py")] if relative.endswith("__init__.py") else relative.rsplit("/", 1)[0]
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)

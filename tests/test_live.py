@@ -69,8 +69,11 @@ def test_one_pub_sub_connection_wakes_exactly_the_streams_that_grew(connection, 
     ids = list(range(100, 150))
     subscriptions = [feed.subscribe(generation_id) for generation_id in ids]
     channels = [live.notify_channel(generation_id) for generation_id in ids]
-    wait_for(lambda: all(count == 1 for _channel, count in connection.pubsub_numsub(*channels)), 5,
-             what="every channel subscribed")
+    wait_for(
+        lambda: all(count == 1 for _channel, count in connection.pubsub_numsub(*channels)),
+        5,
+        what="every channel subscribed",
+    )
     assert len(connection.client_list(_type="pubsub")) == pubsub_clients_before + 1
     # Each SUBSCRIBE's confirmation wakes its stream once (a write may have landed before it): take those.
     assert all(subscription.wait(5) for subscription in subscriptions)
@@ -82,8 +85,11 @@ def test_one_pub_sub_connection_wakes_exactly_the_streams_that_grew(connection, 
     for subscription in subscriptions:
         subscription.close()
     assert feed.subscribers() == 0
-    wait_for(lambda: all(count == 0 for _channel, count in connection.pubsub_numsub(*channels)), 5,
-             what="every channel unsubscribed")
+    wait_for(
+        lambda: all(count == 0 for _channel, count in connection.pubsub_numsub(*channels)),
+        5,
+        what="every channel unsubscribed",
+    )
     feed.close()
 
 

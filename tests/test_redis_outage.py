@@ -1,5 +1,6 @@
 """Redis/Valkey goes down and comes back: reading keeps working, sending says so and keeps the message,
 and the same web app and worker process recover without a restart."""
+
 import os
 import socket
 import subprocess
@@ -57,12 +58,24 @@ def reply_status(app, content):
 @pytest.mark.slow
 def test_outage_and_recovery_without_restarts(client, auth, app, app_config, instance_path, own_valkey):
     _url, start, servers = own_valkey
-    env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
-           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0",
-           # Quick sweeps, so the message held during the outage is queued within seconds of the return.
-           "WORKER_SWEEP_INTERVAL": "0.5", "QUEUED_GRACE": "0.5"}
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+        "ECHO_DELAY": "0",
+        # Quick sweeps, so the message held during the outage is queued within seconds of the return.
+        "WORKER_SWEEP_INTERVAL": "0.5",
+        "QUEUED_GRACE": "0.5",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         auth.signup()
         conversation_path = send(client, "before the outage").headers["Location"].split("#")[0]
@@ -93,14 +106,22 @@ def test_outage_and_recovery_without_restarts(client, auth, app, app_config, ins
 
 
 @pytest.mark.slow
-def test_redis_lost_mid_reply_keeps_the_text_and_says_why(client, auth, app, app_config, instance_path, own_valkey,
-                                                           tmp_path):
+def test_redis_lost_mid_reply_keeps_the_text_and_says_why(
+    client, auth, app, app_config, instance_path, own_valkey, tmp_path
+):
     _url, start, servers = own_valkey
-    env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
-           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0.05"}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+        "ECHO_DELAY": "0.05",
+    }
     log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         auth.signup()
         send(client, "a long message " + " ".join(f"word{n}" for n in range(200)))
@@ -108,8 +129,10 @@ def test_redis_lost_mid_reply_keeps_the_text_and_says_why(client, auth, app, app
         def streamed():
             with app.app_context():
                 generation = db.session.scalar(select(Generation))
-                return generation.status == "running" and len(client.get(
-                    f"/chat/generations/{generation.id}/status").get_json()["text"]) > 20
+                return (
+                    generation.status == "running"
+                    and len(client.get(f"/chat/generations/{generation.id}/status").get_json()["text"]) > 20
+                )
 
         wait_for(streamed, timeout=30, what="the reply streaming")
         servers[-1].terminate()  # SIGKILL: Valkey vanishes mid-reply

@@ -10,6 +10,7 @@ PostgreSQL: TEST_DATABASE_URL when set (the test makes and drops its own
 database there), else a throwaway cluster started here with Debian's
 postgresql binaries (run as the ``postgres`` user, like ``.ci/run``), else skip.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,10 @@ USERS = 10  # each user runs CHATS / USERS conversations at once
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 COMPOSER_RE = re.compile(r'<form class="composer"[^>]*? action="([^"]+)"([^>]*>.*?)</form>', re.S)
 SUBMISSION_RE = re.compile(r'name="submission_token"[^>]*value="([^"]*)"')
-REPLY_RE = re.compile(r'data-generation-id="(\d+)"\s+data-status="(\w+)"\s+data-cursor="(\d+)"\s+'
-                      r'data-status-url="([^"]+)"')
+REPLY_RE = re.compile(
+    r'data-generation-id="(\d+)"\s+data-status="(\w+)"\s+data-cursor="(\d+)"\s+'
+    r'data-status-url="([^"]+)"'
+)
 STREAMING_RE = re.compile(r'data-generation-id="%s".*?<div class="content streaming">(.*?)</div>', re.S)
 
 
@@ -76,8 +79,10 @@ def _own_cluster():
     if result.returncode != 0:
         shutil.rmtree(workdir, ignore_errors=True)
         pytest.skip(f"initdb failed: {result.stderr.strip()[-300:]}")
-    result = as_postgres(f"{bin_dir}/pg_ctl -D {data} -o '-c listen_addresses=127.0.0.1 -p {port} -k {workdir} "
-                         f"-c fsync=off -c max_connections=200' -w start -l {workdir}/log")
+    result = as_postgres(
+        f"{bin_dir}/pg_ctl -D {data} -o '-c listen_addresses=127.0.0.1 -p {port} -k {workdir} "
+        f"-c fsync=off -c max_connections=200' -w start -l {workdir}/log"
+    )
     try:
         if result.returncode != 0:
             pytest.skip(f"PostgreSQL did not start: {result.stderr.strip()[-300:]}")
@@ -116,41 +121,64 @@ class Cluster:
         self.tmp = tmp_path
         self.queue = f"scale-{uuid.uuid4().hex[:8]}"
         env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        env.update({
-            # Every host gets the same settings; SECRET_KEY must match so any web process accepts any session.
-            "SWITCHBOARD_INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "scale-out-test-secret-key-0123456789",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "RQ_QUEUE_NAME": self.queue,
-            "DEFAULT_LLM_MODEL": "echo",
-            "ECHO_DELAY": str(echo_delay),
-            "DEFAULT_REQUESTS_PER_MINUTE": "0",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                # Every host gets the same settings; SECRET_KEY must match so any web process accepts any session.
+                "SWITCHBOARD_INSTANCE_PATH": str(tmp_path / "instance"),
+                "SECRET_KEY": "scale-out-test-secret-key-0123456789",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "RQ_QUEUE_NAME": self.queue,
+                "DEFAULT_LLM_MODEL": "echo",
+                "ECHO_DELAY": str(echo_delay),
+                "DEFAULT_REQUESTS_PER_MINUTE": "0",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.env = env
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.web_urls: list[str] = []
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.procs.append((name, proc))
         return proc
 
     def start(self) -> None:
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=PROJECT_ROOT,
-                       env=self.env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         for index in range(2):
             port = free_port()
-            self._start(f"web{index}", gunicorn_command(f"127.0.0.1:{port}", 1, 64,
-                                                        access_log=str(self.tmp / f"access{index}.log")))
+            self._start(
+                f"web{index}",
+                gunicorn_command(f"127.0.0.1:{port}", 1, 64, access_log=str(self.tmp / f"access{index}.log")),
+            )
             self.web_urls.append(f"http://127.0.0.1:{port}")
         for index in range(2):
-            self._start(f"worker{index}", [sys.executable, "-m", "workers", "--concurrency", "50",
-                                           "--queue", self.queue, "--name", f"{self.queue}-w{index}"])
+            self._start(
+                f"worker{index}",
+                [
+                    sys.executable,
+                    "-m",
+                    "workers",
+                    "--concurrency",
+                    "50",
+                    "--queue",
+                    self.queue,
+                    "--name",
+                    f"{self.queue}-w{index}",
+                ],
+            )
 
         def web_up(url):
             try:
@@ -164,8 +192,11 @@ class Cluster:
 
         connection = redis.Redis.from_url(self.env["REDIS_URL"])
         queue = Queue(self.queue, connection=connection)
-        wait_for(lambda: Worker.count(connection=connection, queue=queue) >= 2 or self._check_alive(), 60,
-                 "two workers registered")
+        wait_for(
+            lambda: Worker.count(connection=connection, queue=queue) >= 2 or self._check_alive(),
+            60,
+            "two workers registered",
+        )
 
     def _check_alive(self) -> bool:
         for name, proc in self.procs:
@@ -212,8 +243,9 @@ def _composer(page: str) -> tuple[str, str, str]:
     return form.group(1), CSRF_RE.search(form.group(2)).group(1), SUBMISSION_RE.search(form.group(2)).group(1)
 
 
-async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, content: str, deadline: float,
-                events: bool = False) -> dict:
+async def _chat(
+    client: httpx.AsyncClient, web_urls: list[str], first: int, content: str, deadline: float, events: bool = False
+) -> dict:
     """Open a new chat, send ``content`` and follow the reply, each request to the next web process in turn
     (polling the status endpoint, or with ``events`` reading server-sent events)."""
     turn = first
@@ -224,8 +256,9 @@ async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, cont
         return web_urls[turn % len(web_urls)]
 
     action, csrf, token = _composer(await _page(client, f"{base()}/chat/"))
-    response = await client.post(f"{base()}{action}", data={"csrf_token": csrf, "submission_token": token,
-                                                            "content": content})
+    response = await client.post(
+        f"{base()}{action}", data={"csrf_token": csrf, "submission_token": token, "content": content}
+    )
     assert response.status_code == 302, response.text[:500]
     page = await _page(client, base() + response.headers["location"].split("#")[0])
     generation_id, status, cursor, status_url = REPLY_RE.findall(page)[-1]
@@ -236,15 +269,15 @@ async def _chat(client: httpx.AsyncClient, web_urls: list[str], first: int, cont
         pieces, cursor = [], 0
     if events:
         more, served_by, status = await _follow_events(client, base, status_url, cursor, deadline)
-        return {"generation_id": int(generation_id), "pieces": pieces + more, "status": status,
-                "served_by": served_by}
+        return {"generation_id": int(generation_id), "pieces": pieces + more, "status": status, "served_by": served_by}
     data = {"done": False}
     while not data["done"]:
         assert time.monotonic() < deadline, f"generation {generation_id} did not finish in time"
         url = base()
         served_by.append(url)
-        response = await client.get(f"{url}{status_url}", params={"cursor": cursor, "wait": 5},
-                                    headers={"Accept": "application/json"})
+        response = await client.get(
+            f"{url}{status_url}", params={"cursor": cursor, "wait": 5}, headers={"Accept": "application/json"}
+        )
         assert response.status_code == 200, response.text[:500]
         data = response.json()
         if data["text"]:
@@ -293,13 +326,25 @@ async def _run_chats(web_urls: list[str], deadline: float, events: bool = False)
         for index, client in enumerate(clients):  # sign up through the real form, on alternating processes
             url = web_urls[index % 2]
             csrf = CSRF_RE.search(await _page(client, f"{url}/auth/signup")).group(1)
-            response = await client.post(f"{url}/auth/signup", data={
-                "username": f"scale{index}", "password": "scale-out password", "confirm": "scale-out password",
-                "csrf_token": csrf})
+            response = await client.post(
+                f"{url}/auth/signup",
+                data={
+                    "username": f"scale{index}",
+                    "password": "scale-out password",
+                    "confirm": "scale-out password",
+                    "csrf_token": csrf,
+                },
+            )
             assert response.status_code == 302, response.text[:500]
         chats = [
-            _chat(clients[index % USERS], web_urls, index,
-                  f"chat {index} says " + " ".join(f"w{index}-{n}" for n in range(12)), deadline, events)
+            _chat(
+                clients[index % USERS],
+                web_urls,
+                index,
+                f"chat {index} says " + " ".join(f"w{index}-{n}" for n in range(12)),
+                deadline,
+                events,
+            )
             for index in range(CHATS)
         ]
         return await asyncio.gather(*chats)
@@ -319,8 +364,12 @@ def test_hundred_chats_across_two_web_processes_and_two_workers(cluster, transpo
 
     url = cluster.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
-        rows = {row[0]: row[1:] for row in conn.execute(
-            "SELECT g.id, g.status, g.text, g.attempts, m.content FROM generations g JOIN messages m ON m.id = g.message_id")}
+        rows = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT g.id, g.status, g.text, g.attempts, m.content FROM generations g JOIN messages m ON m.id = g.message_id"
+            )
+        }
     assert len(rows) == CHATS, "one generation per chat"
     for result in results:
         status, text, attempts, content = rows[result["generation_id"]]

@@ -1,5 +1,6 @@
 """``make run``'s supervisor (webapp.serve): processes that die are started again, the web stays up, and
 Ctrl-C stops everything with exit status 0 and nothing left behind."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_scale_out import CSRF_RE, COMPOSER_RE, SUBMISSION_RE, free_port
+from tests.test_scale_out import COMPOSER_RE, CSRF_RE, SUBMISSION_RE, free_port
 from tests.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
@@ -31,15 +32,17 @@ NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 
 def supervisor_env(instance: Path, port: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS and k != "REDIS_URL"}
-    env.update({
-        "SWITCHBOARD_INSTANCE_PATH": str(instance),  # no REDIS_URL: the embedded Valkey, as on a fresh install
-        "PORT": str(port),
-        "ECHO_DELAY": "0.05",
-        "WORKER_ALIVE_TTL": str(ALIVE_TTL),
-        "WORKER_SWEEP_INTERVAL": "1",
-        "DEFAULT_REQUESTS_PER_MINUTE": "0",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "SWITCHBOARD_INSTANCE_PATH": str(instance),  # no REDIS_URL: the embedded Valkey, as on a fresh install
+            "PORT": str(port),
+            "ECHO_DELAY": "0.05",
+            "WORKER_ALIVE_TTL": str(ALIVE_TTL),
+            "WORKER_SWEEP_INTERVAL": "1",
+            "DEFAULT_REQUESTS_PER_MINUTE": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -49,11 +52,18 @@ class Supervisor:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "serve.log"
         self.env = supervisor_env(tmp_path / "instance", self.port)
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=PROJECT_ROOT,
-                       env=self.env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         log = open(self.log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "webapp.serve"], cwd=PROJECT_ROOT, env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "webapp.serve"], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         wait_for(lambda: self.ready() or self._alive(), 60, "the app ready (web, worker, Valkey)")
 
@@ -88,8 +98,15 @@ def supervisor(tmp_path):
 
 def sign_up(client: httpx.Client, url: str) -> None:
     csrf = CSRF_RE.search(client.get(f"{url}/auth/signup").text).group(1)
-    response = client.post(f"{url}/auth/signup", data={"username": "sam", "password": "correct horse battery",
-                                                       "confirm": "correct horse battery", "csrf_token": csrf})
+    response = client.post(
+        f"{url}/auth/signup",
+        data={
+            "username": "sam",
+            "password": "correct horse battery",
+            "confirm": "correct horse battery",
+            "csrf_token": csrf,
+        },
+    )
     assert response.status_code == 302, response.text[:300]
 
 
@@ -97,9 +114,14 @@ def send(client: httpx.Client, url: str, text: str) -> int:
     """Send a new chat's first message; returns its generation id."""
     page = client.get(f"{url}/chat/").text
     form = COMPOSER_RE.search(page)
-    response = client.post(url + form.group(1), data={
-        "csrf_token": CSRF_RE.search(form.group(2)).group(1),
-        "submission_token": SUBMISSION_RE.search(form.group(2)).group(1), "content": text})
+    response = client.post(
+        url + form.group(1),
+        data={
+            "csrf_token": CSRF_RE.search(form.group(2)).group(1),
+            "submission_token": SUBMISSION_RE.search(form.group(2)).group(1),
+            "content": text,
+        },
+    )
     assert response.status_code == 302, response.text[:300]
     page = client.get(url + response.headers["location"].split("#")[0]).text
     return int(re.findall(r'data-generation-id="(\d+)"', page)[-1])
@@ -138,7 +160,7 @@ def test_a_killed_worker_is_restarted_and_its_reply_resolved_while_pages_keep_an
         assert final["status"] == "failed" and final["error_code"] == "worker_lost", final
         print(f"reply resolved {time.monotonic() - killed_at:.1f} s after the kill")
         assert saw_gap, "/readyz showed no gap while no worker was alive"
-        assert "worker (pid %d) was killed by signal 9" % worker_pid in supervisor.log()
+        assert f"worker (pid {worker_pid}) was killed by signal 9" in supervisor.log()
         wait_for(lambda: len(supervisor.pids("worker")) == 2, 15, "the worker started again")
         wait_for(supervisor.ready, 30, "ready again")
 

@@ -1,5 +1,6 @@
 """gunicorn as ``make run`` starts it (webapp.serve.gunicorn_command): no control socket at a fixed path,
 so two instances on one host, each with its own instance folder, start side by side and both serve."""
+
 import os
 import signal
 import socket
@@ -40,12 +41,19 @@ def test_two_instances_start_side_by_side_and_both_serve(tmp_path, redis_url):
             env = {**base_env, INSTANCE_ENV_VAR: str(instance), "DATABASE_URL": f"sqlite:///{instance}/sb.db"}
             port = free_port()
             log = open(tmp_path / f"{name}.log", "wb")
-            processes.append(subprocess.Popen(
-                gunicorn_command(f"127.0.0.1:{port}", 1, 2, access_log=str(tmp_path / f"{name}-access.log")),
-                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    gunicorn_command(f"127.0.0.1:{port}", 1, 2, access_log=str(tmp_path / f"{name}-access.log")),
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             log.close()
             urls.append(f"http://127.0.0.1:{port}/healthz")
-        for url, process in zip(urls, processes):
+        for url, process in zip(urls, processes, strict=True):
             wait_for(lambda: serves(url) or process.poll() is not None, 60, f"gunicorn at {url}")
             assert process.poll() is None, (tmp_path / "one.log").read_text() + (tmp_path / "two.log").read_text()
         assert all(serves(url) for url in urls)

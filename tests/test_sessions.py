@@ -1,5 +1,6 @@
 """Server-side sign-ins (webapp/sessions.py): a copied session or remember-me cookie dies with sign-out,
 "sign out everywhere", an admin's disable or password reset; the user loader stays one indexed read."""
+
 from datetime import timedelta
 
 import pytest

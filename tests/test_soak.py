@@ -5,12 +5,12 @@ cluster as the scale-out test starts one).
 Every message must be saved exactly once, every reply must finish exactly once, and no
 response may be a 5xx.
 """
+
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,8 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.test_scale_out import (COMPOSER_RE, CSRF_RE, REPLY_RE, SUBMISSION_RE, free_port, postgres_server,
-                                  postgres_url)
+from tests.test_scale_out import COMPOSER_RE, CSRF_RE, REPLY_RE, SUBMISSION_RE, free_port, postgres_server, postgres_url
 from tests.waiting import wait_for
 from webapp.config import ENV_KEYS, normalize_database_url
 from webapp.paths import PROJECT_ROOT
@@ -43,25 +42,32 @@ class Stack:
         self.tmp = tmp
         self.queue = f"soak-{uuid.uuid4().hex[:8]}"
         self.env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        self.env.update({
-            "SWITCHBOARD_INSTANCE_PATH": str(tmp / "instance"),
-            "SECRET_KEY": "soak-test-secret-key-0123456789",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "RQ_QUEUE_NAME": self.queue,
-            "ECHO_DELAY": "0.01",
-            "DEFAULT_REQUESTS_PER_MINUTE": "0",
-            "PYTHONUNBUFFERED": "1",
-        })
+        self.env.update(
+            {
+                "SWITCHBOARD_INSTANCE_PATH": str(tmp / "instance"),
+                "SECRET_KEY": "soak-test-secret-key-0123456789",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": redis_url,
+                "RQ_QUEUE_NAME": self.queue,
+                "ECHO_DELAY": "0.01",
+                "DEFAULT_REQUESTS_PER_MINUTE": "0",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
 
     def start(self) -> None:
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=PROJECT_ROOT,
-                       env=self.env, check=True, capture_output=True, timeout=120)
-        self._start("web", gunicorn_command(f"127.0.0.1:{self.port}", 2, 64,
-                                            access_log=str(self.tmp / "access.log")))
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        self._start("web", gunicorn_command(f"127.0.0.1:{self.port}", 2, 64, access_log=str(self.tmp / "access.log")))
         self._start("worker", [sys.executable, "-m", "workers", "--queue", self.queue])
 
         def up():
@@ -76,8 +82,14 @@ class Stack:
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.tmp / f"{name}.log", "wb")
-        self.procs.append((name, subprocess.Popen(args, cwd=PROJECT_ROOT, env=self.env, stdout=log,
-                                                  stderr=subprocess.STDOUT, start_new_session=True)))
+        self.procs.append(
+            (
+                name,
+                subprocess.Popen(
+                    args, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                ),
+            )
+        )
         log.close()
 
     def log(self, name: str) -> str:
@@ -106,8 +118,9 @@ class Recorder:
         self.statuses[response.status_code] += 1
         if response.status_code >= 500:
             await response.aread()
-            self.server_errors.append(f"{response.request.method} {response.request.url.path}: "
-                                      f"{response.status_code} {response.text[:200]}")
+            self.server_errors.append(
+                f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:200]}"
+            )
 
 
 async def _follow(client: httpx.AsyncClient, url: str, page: str, deadline: float) -> None:
@@ -115,8 +128,9 @@ async def _follow(client: httpx.AsyncClient, url: str, page: str, deadline: floa
     done = status not in ("queued", "running")
     while not done:
         assert time.monotonic() < deadline, f"generation {generation_id} did not finish in time"
-        response = await client.get(url + status_url, params={"cursor": cursor, "wait": 5},
-                                    headers={"Accept": "application/json"})
+        response = await client.get(
+            url + status_url, params={"cursor": cursor, "wait": 5}, headers={"Accept": "application/json"}
+        )
         assert response.status_code == 200, response.text[:300]
         data = response.json()
         cursor, done = data["cursor"], data["done"]
@@ -124,9 +138,14 @@ async def _follow(client: httpx.AsyncClient, url: str, page: str, deadline: floa
 
 async def _post_turn(client: httpx.AsyncClient, url: str, page_path: str, content: str) -> str:
     form = COMPOSER_RE.search((await client.get(url + page_path)).text)
-    response = await client.post(url + form.group(1), data={
-        "csrf_token": CSRF_RE.search(form.group(2)).group(1),
-        "submission_token": SUBMISSION_RE.search(form.group(2)).group(1), "content": content})
+    response = await client.post(
+        url + form.group(1),
+        data={
+            "csrf_token": CSRF_RE.search(form.group(2)).group(1),
+            "submission_token": SUBMISSION_RE.search(form.group(2)).group(1),
+            "content": content,
+        },
+    )
     assert response.status_code == 302, f"{response.status_code}: {response.text[:300]}"
     return response.headers["location"].split("#")[0]
 
@@ -134,8 +153,9 @@ async def _post_turn(client: httpx.AsyncClient, url: str, page_path: str, conten
 async def _chat(client: httpx.AsyncClient, url: str, index: int, deadline: float) -> str:
     path = "/chat/"
     for turn in range(TURNS):
-        path = await _post_turn(client, url, path, f"soak chat {index} turn {turn}: " +
-                                " ".join(f"w{index}-{turn}-{n}" for n in range(8)))
+        path = await _post_turn(
+            client, url, path, f"soak chat {index} turn {turn}: " + " ".join(f"w{index}-{turn}-{n}" for n in range(8))
+        )
         page = await client.get(url + path)
         assert page.status_code == 200
         await _follow(client, url, page.text, deadline)
@@ -146,14 +166,24 @@ async def _soak(url: str) -> tuple[list[str], Recorder]:
     recorder = Recorder()
     deadline = time.monotonic() + DEADLINE_SECONDS
     # No keep-alive: gunicorn closes idle connections after 2 s, and a request racing that close fails.
-    clients = [httpx.AsyncClient(timeout=60, event_hooks={"response": [recorder]},
-                                 limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(USERS)]
+    clients = [
+        httpx.AsyncClient(
+            timeout=60, event_hooks={"response": [recorder]}, limits=httpx.Limits(max_keepalive_connections=0)
+        )
+        for _ in range(USERS)
+    ]
     try:
         for index, client in enumerate(clients):
             csrf = CSRF_RE.search((await client.get(f"{url}/auth/signup")).text).group(1)
-            response = await client.post(f"{url}/auth/signup", data={
-                "username": f"soak{index}", "password": "soak test password", "confirm": "soak test password",
-                "csrf_token": csrf})
+            response = await client.post(
+                f"{url}/auth/signup",
+                data={
+                    "username": f"soak{index}",
+                    "password": "soak test password",
+                    "confirm": "soak test password",
+                    "csrf_token": csrf,
+                },
+            )
             assert response.status_code == 302, response.text[:300]
         paths = await asyncio.gather(*(_chat(clients[i % USERS], url, i, deadline) for i in range(CHATS)))
         return paths, recorder
@@ -174,10 +204,13 @@ def _soak_on(database_url: str, redis_url: str, tmp_path: Path) -> None:
 
         engine = create_engine(normalize_database_url(database_url))
         with engine.connect() as connection:
-            messages = connection.execute(text(
-                "SELECT m.conversation_id, m.content, count(g.id), min(g.status), max(g.status), "
-                "min(length(g.text)) FROM messages m LEFT JOIN generations g ON g.message_id = m.id "
-                "GROUP BY m.id, m.conversation_id, m.content")).all()
+            messages = connection.execute(
+                text(
+                    "SELECT m.conversation_id, m.content, count(g.id), min(g.status), max(g.status), "
+                    "min(length(g.text)) FROM messages m LEFT JOIN generations g ON g.message_id = m.id "
+                    "GROUP BY m.id, m.conversation_id, m.content"
+                )
+            ).all()
             orphans = connection.execute(text("SELECT count(*) FROM generations WHERE message_id IS NULL")).scalar()
         engine.dispose()
         sent = {f"soak chat {i} turn {t}" for i in range(CHATS) for t in range(TURNS)}
@@ -189,9 +222,11 @@ def _soak_on(database_url: str, redis_url: str, tmp_path: Path) -> None:
             assert lowest == highest == "succeeded", f"{content}: {lowest}/{highest}"
             assert shortest and shortest > len(content) // 2, content
         assert orphans == 0
-        print(f"\nsoak: {len(messages)} messages, {len(messages)} replies, "
-              f"{sum(c for s, c in recorder.statuses.items() if s >= 500)} 5xx, "
-              f"{sum(recorder.statuses.values())} requests {dict(recorder.statuses)}, {seconds:.1f} s")
+        print(
+            f"\nsoak: {len(messages)} messages, {len(messages)} replies, "
+            f"{sum(c for s, c in recorder.statuses.items() if s >= 500)} 5xx, "
+            f"{sum(recorder.statuses.values())} requests {dict(recorder.statuses)}, {seconds:.1f} s"
+        )
         assert "database is locked" not in stack.log("web") + stack.log("worker")
     finally:
         stack.stop()

@@ -1,10 +1,10 @@
 """Sign-in throttling by client (webapp/throttle.py): an attacker's failures never lock the real user out,
 the page and POST /api/token/ share one design, and the error says when to try again."""
+
 import re
 
 import pytest
 
-from tests.conftest import csrf_token
 from webapp import create_app
 from webapp.accounts import create_user
 from webapp.extensions import db
@@ -27,13 +27,18 @@ def page_login(app, username, password, address, headers=None):
     environ = {"REMOTE_ADDR": address}
     page = client.get("/auth/login", environ_base=environ, headers=headers)
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.get_data(as_text=True)).group(1)
-    return client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token},
-                       environ_base=environ, headers=headers)
+    return client.post(
+        "/auth/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        environ_base=environ,
+        headers=headers,
+    )
 
 
 def api_login(app, username, password, address):
-    return app.test_client().post("/api/token/", json={"username": username, "password": password},
-                                  environ_base={"REMOTE_ADDR": address})
+    return app.test_client().post(
+        "/api/token/", json={"username": username, "password": password}, environ_base={"REMOTE_ADDR": address}
+    )
 
 
 def test_an_attacker_cannot_lock_the_user_out_by_form_or_api(app, alice):
@@ -61,7 +66,10 @@ def test_failures_count_per_username_and_client_in_any_case_across_form_and_api(
     assert "Too many failed sign-in attempts" in text and re.search(r"Try again in \d+ (minute|second)s?\.", text)
     reply = api_login(app, "alice", "correct horse", ATTACKER)
     assert reply.status_code == 429 and 0 < int(reply.headers["Retry-After"]) <= 15 * 60
-    assert reply.get_json()["error"]["code"] == "login_throttled" and "Try again in" in reply.get_json()["error"]["message"]
+    assert (
+        reply.get_json()["error"]["code"] == "login_throttled"
+        and "Try again in" in reply.get_json()["error"]["message"]
+    )
 
 
 def test_one_address_guessing_many_accounts_is_stopped(app):
@@ -113,7 +121,9 @@ def test_the_client_address_is_the_forwarded_one_only_behind_trusted_proxies(ins
         # (the username-wide delay touches only addresses that failed).
         assert victim.status_code == 302
         with app.app_context():
-            keys = {key.decode().rsplit(":", 1)[1] for key in get_redis().scan_iter("switchboard:login-failures:addr:*")}
+            keys = {
+                key.decode().rsplit(":", 1)[1] for key in get_redis().scan_iter("switchboard:login-failures:addr:*")
+            }
         assert keys == {"203.0.113.1", "203.0.113.2", "203.0.113.3"}
     else:
         # No trusted proxy: the header is the client's own claim and is ignored; all came from one address.

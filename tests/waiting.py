@@ -1,4 +1,5 @@
 """Waiting on a condition with a deadline: the one way tests wait for work (never a fixed sleep)."""
+
 import time
 
 

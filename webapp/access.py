@@ -12,6 +12,7 @@ A model the policy allows can still be unusable because its provider is not set 
 (no API key or base URL): such models are left out of pickers (admins see them as
 "needs setup") and refused before anything is saved or queued (``check_model_usable``).
 """
+
 from __future__ import annotations
 
 from flask import has_app_context
@@ -81,8 +82,10 @@ def setup_problem(model: Model, for_admin: bool = False) -> str | None:
     if for_admin:
         needs = f"an API key ({model.key_env_var})" if model.needs_key else "its base URL or models"
         return f"The model {model.model_id} needs setup: {label} needs {needs} on the Providers page."
-    return (f"The model {model.model_id} is not set up on this server yet. "
-            "Pick another model, or ask an administrator to set it up.")
+    return (
+        f"The model {model.model_id} is not set up on this server yet. "
+        "Pick another model, or ask an administrator to set it up."
+    )
 
 
 def check_model_usable(user, model_id: str) -> str:
@@ -97,8 +100,11 @@ def check_model_usable(user, model_id: str) -> str:
 def needs_setup_models(user) -> list[Model]:
     """Models ``user`` may use once their provider is set up (shown to admins as "needs setup")."""
     policy = _policy()
-    return [model for model in get_models()
-            if refusal(user, model, policy) is None and not provider_configured(model.provider)]
+    return [
+        model
+        for model in get_models()
+        if refusal(user, model, policy) is None and not provider_configured(model.provider)
+    ]
 
 
 def is_model_allowed(user, model_id: str) -> bool:
@@ -112,8 +118,9 @@ def is_model_allowed(user, model_id: str) -> bool:
 def allowed_models(user) -> list[Model]:
     """The registered models ``user`` may use now (for pickers and the API's model list): allowed and set up."""
     policy = _policy()
-    return [model for model in get_models()
-            if refusal(user, model, policy) is None and provider_configured(model.provider)]
+    return [
+        model for model in get_models() if refusal(user, model, policy) is None and provider_configured(model.provider)
+    ]
 
 
 def model_notice(user, model_id: str) -> str | None:

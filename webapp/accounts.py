@@ -1,4 +1,5 @@
 """Domain functions for user accounts, shared by the pages, the API and the CLI."""
+
 from __future__ import annotations
 
 import re
@@ -68,8 +69,7 @@ def _duration(seconds: int) -> str:
 class LoginThrottled(Exception):
     def __init__(self, retry_after: int):
         self.retry_after = retry_after
-        super().__init__(f"Too many failed sign-in attempts from your address. "
-                         f"Try again in {_duration(retry_after)}.")
+        super().__init__(f"Too many failed sign-in attempts from your address. Try again in {_duration(retry_after)}.")
 
 
 def authenticate_throttled(username: str, password: str, address: str) -> User | None:

@@ -9,6 +9,7 @@ Keys are never rendered back: pages get :func:`key_hint` ("ends in …abcd").
 that lives for :data:`CACHE_SECONDS` (and is dropped at once in the process
 that saves a change), so a worker sees an admin's change within seconds.
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,6 +55,7 @@ _HKDF_INFO = b"switchboard provider api keys v1"
 
 # -- encryption ------------------------------------------------------------------
 
+
 def _fernet(secret_key: str | None = None) -> Fernet:
     secret = (secret_key or current_app.config["SECRET_KEY"]).encode()
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(secret)
@@ -81,6 +83,7 @@ def key_hint(setting: ProviderSetting | None) -> str | None:
 
 # -- the snapshot the LLM layer reads ---------------------------------------------------
 
+
 @dataclass
 class Snapshot:
     providers: dict[str, object] = field(default_factory=dict)  # provider -> row of ProviderSetting columns
@@ -94,9 +97,18 @@ _lock = threading.Lock()
 def _load() -> Snapshot:
     # Columns, not entities: plain rows that never touch the session's identity map.
     with db.session.no_autoflush:
-        providers = {row.provider: row for row in db.session.execute(select(
-            ProviderSetting.provider, ProviderSetting.enabled, ProviderSetting.base_url,
-            ProviderSetting.api_key_encrypted, ProviderSetting.api_key_last4))}
+        providers = {
+            row.provider: row
+            for row in db.session.execute(
+                select(
+                    ProviderSetting.provider,
+                    ProviderSetting.enabled,
+                    ProviderSetting.base_url,
+                    ProviderSetting.api_key_encrypted,
+                    ProviderSetting.api_key_last4,
+                )
+            )
+        }
         site = {row.key: row.value for row in db.session.execute(select(SiteSetting.key, SiteSetting.value))}
     return Snapshot(providers, site, time.monotonic())
 
@@ -174,9 +186,13 @@ def _is_secret_field(name: str) -> bool:
 
 def masked_llm_models(models: dict | None) -> dict:
     """The models dict with every secret-looking value replaced by SECRET_MASK: safe to render."""
-    return {model: {field: (SECRET_MASK if _is_secret_field(field) and value else value)
-                    for field, value in (options or {}).items()}
-            for model, options in (models or {}).items()}
+    return {
+        model: {
+            field: (SECRET_MASK if _is_secret_field(field) and value else value)
+            for field, value in (options or {}).items()
+        }
+        for model, options in (models or {}).items()
+    }
 
 
 def parse_llm_models(text: str, stored: dict | None) -> dict:
@@ -189,8 +205,10 @@ def parse_llm_models(text: str, stored: dict | None) -> dict:
     except ValueError as exc:
         raise ValueError(f"Not valid JSON: {exc}") from None
     if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
-        raise ValueError('Give an object of model name to litellm arguments, e.g. '
-                         '{"ollama_chat/llama3": {"api_base": "http://localhost:11434"}}.')
+        raise ValueError(
+            "Give an object of model name to litellm arguments, e.g. "
+            '{"ollama_chat/llama3": {"api_base": "http://localhost:11434"}}.'
+        )
     stored = stored or {}
     for model, options in models.items():
         for name, value in list(options.items()):
@@ -208,6 +226,7 @@ def init_app(app: Flask) -> None:
 
 # -- reading and changing (views call these, then commit) ---------------------------------
 
+
 def provider_setting(provider: str) -> ProviderSetting | None:
     return db.session.get(ProviderSetting, provider)
 
@@ -224,12 +243,16 @@ def provider_state(row: ProviderSetting | None) -> dict:
     """What the audit log records: never the key, only whether one is set and its last four characters."""
     if row is None:
         return {"enabled": True, "base_url": None, "api_key": None}
-    return {"enabled": row.enabled, "base_url": row.base_url,
-            "api_key": f"…{row.api_key_last4}" if row.api_key_encrypted else None}
+    return {
+        "enabled": row.enabled,
+        "base_url": row.base_url,
+        "api_key": f"…{row.api_key_last4}" if row.api_key_encrypted else None,
+    }
 
 
-def update_provider(provider: str, *, enabled: bool, base_url: str | None, api_key: str | None = None,
-                    clear_key: bool = False) -> tuple[dict, dict]:
+def update_provider(
+    provider: str, *, enabled: bool, base_url: str | None, api_key: str | None = None, clear_key: bool = False
+) -> tuple[dict, dict]:
     """Change a provider's settings; ``api_key`` None/"" keeps the stored key. Returns (before, after)."""
     row = _provider_row(provider)
     before = provider_state(row if row.updated_at is not None else None)

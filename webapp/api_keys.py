@@ -3,6 +3,7 @@
 A key is ``sb-`` plus 43 random URL-safe characters. Only its SHA-256 is stored,
 with its first characters (``prefix``) so users can tell their keys apart.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +55,13 @@ def create_key(user: User, name: str) -> tuple[ApiKey, str]:
 
 
 def list_keys(user: User) -> list[ApiKey]:
-    return list(db.session.scalars(select(ApiKey).where(ApiKey.user_id == user.id)
-                                   .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc(), ApiKey.id.desc())))
+    return list(
+        db.session.scalars(
+            select(ApiKey)
+            .where(ApiKey.user_id == user.id)
+            .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc(), ApiKey.id.desc())
+        )
+    )
 
 
 def revoke_key(user: User, key_id: int) -> ApiKey | None:

@@ -1,4 +1,5 @@
 """The Flask application factory: ``create_app()`` (``wsgi.py`` serves ``create_app()``)."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -3,6 +3,7 @@
 Values under secret-looking keys are masked before they are stored, so a
 careless caller cannot put a password or an API key in the log.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, or_, select
@@ -37,8 +38,9 @@ def _mask_item(key, value):
     return mask(value)
 
 
-def record(actor: User | None, action: str, target: str = "", before: dict | None = None,
-           after: dict | None = None) -> AuditEvent:
+def record(
+    actor: User | None, action: str, target: str = "", before: dict | None = None, after: dict | None = None
+) -> AuditEvent:
     event = AuditEvent(
         actor_id=actor.id if actor is not None else None,
         actor_name=actor.username if actor is not None else "system",
@@ -56,9 +58,13 @@ def events(page: int = 1, query: str = "") -> tuple[list[AuditEvent], int]:
     statement = select(AuditEvent)
     if query:
         pattern = f"%{query.lower()}%"
-        statement = statement.where(or_(func.lower(AuditEvent.actor_name).like(pattern),
-                                        func.lower(AuditEvent.action).like(pattern),
-                                        func.lower(AuditEvent.target).like(pattern)))
+        statement = statement.where(
+            or_(
+                func.lower(AuditEvent.actor_name).like(pattern),
+                func.lower(AuditEvent.action).like(pattern),
+                func.lower(AuditEvent.target).like(pattern),
+            )
+        )
     total = db.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)

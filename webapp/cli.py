@@ -1,4 +1,5 @@
 """Flask CLI commands: ``flask create-admin`` and ``flask llm ...``."""
+
 from __future__ import annotations
 
 import click

@@ -3,6 +3,7 @@
 ``load_config`` returns a plain dict so the same rules serve the Flask app, the
 worker and plain scripts using :mod:`webapp.llm`.
 """
+
 import json
 import os
 import secrets
@@ -56,8 +57,30 @@ ENV_KEYS = (
     "SSE_HEARTBEAT_SECONDS",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
-FLOAT_KEYS = {"SSE_HEARTBEAT_SECONDS", "WORKER_ALIVE_TTL", "WORKER_SWEEP_INTERVAL", "QUEUED_GRACE", "ECHO_DELAY", "LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "RETRY_BACKOFF_BASE"}
-INT_KEYS = {"PORT", "WEB_WORKERS", "WEB_THREADS", "SQLITE_BUSY_TIMEOUT_MS", "JOB_TIMEOUT", "WORKER_CONCURRENCY", "LOGIN_MAX_FAILURES", "DEFAULT_REQUESTS_PER_MINUTE", "DEFAULT_TOKENS_PER_DAY", "RETRY_MAX_ATTEMPTS", "JWT_ACCESS_MINUTES", "JWT_REFRESH_DAYS"}
+FLOAT_KEYS = {
+    "SSE_HEARTBEAT_SECONDS",
+    "WORKER_ALIVE_TTL",
+    "WORKER_SWEEP_INTERVAL",
+    "QUEUED_GRACE",
+    "ECHO_DELAY",
+    "LLM_REQUEST_TIMEOUT",
+    "LLM_CONNECT_TIMEOUT",
+    "RETRY_BACKOFF_BASE",
+}
+INT_KEYS = {
+    "PORT",
+    "WEB_WORKERS",
+    "WEB_THREADS",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "JOB_TIMEOUT",
+    "WORKER_CONCURRENCY",
+    "LOGIN_MAX_FAILURES",
+    "DEFAULT_REQUESTS_PER_MINUTE",
+    "DEFAULT_TOKENS_PER_DAY",
+    "RETRY_MAX_ATTEMPTS",
+    "JWT_ACCESS_MINUTES",
+    "JWT_REFRESH_DAYS",
+}
 BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
 
 DEFAULTS = {
@@ -129,7 +152,7 @@ def normalize_database_url(url: str) -> str:
     # SQLAlchemy's bare "postgresql://" means psycopg2; we ship psycopg 3.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -3,12 +3,13 @@
 The job (``workers.admin.check_provider_connection``) gets only the provider's name;
 keys are read inside it through the LLM layer's key resolver, never passed as arguments.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import redis
 
@@ -32,8 +33,14 @@ def _test_key(provider: str) -> str:
 
 def start_connection_test(actor: User, provider: str) -> str:
     """Queue a job that makes a real request to ``provider``; the job gets only the provider name."""
-    job = get_queue().enqueue(CONNECTION_TEST_JOB, provider, job_timeout=120, result_ttl=600, failure_ttl=3600,
-                              description=f"connection test: {provider}")
+    job = get_queue().enqueue(
+        CONNECTION_TEST_JOB,
+        provider,
+        job_timeout=120,
+        result_ttl=600,
+        failure_ttl=3600,
+        description=f"connection test: {provider}",
+    )
     write_connection_test(provider, {"status": "pending", "job_id": job.id, "at": time.time()})
     audit.record(actor, "provider.test", f"provider:{provider}")
     return job.id
@@ -51,7 +58,7 @@ def connection_test_result(provider: str) -> dict | None:
     if not raw:
         return None
     result = json.loads(raw)
-    result["when"] = datetime.fromtimestamp(result.get("at", 0), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    result["when"] = datetime.fromtimestamp(result.get("at", 0), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     result["stale"] = result.get("status") == "pending" and time.time() - result.get("at", 0) > CONNECTION_TEST_STALE
     return result
 

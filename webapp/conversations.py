@@ -1,4 +1,5 @@
 """Domain functions for conversations and the user's messages in them."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,8 @@ def owned_conversation(user: User, conversation_id: int) -> Conversation:
     """The user's conversation, or 404 (never 403: other users' ids are not confirmed to exist)."""
     # Its messages and their replies in two more queries, not one per message.
     conversation = db.session.get(
-        Conversation, conversation_id,
+        Conversation,
+        conversation_id,
         options=[selectinload(Conversation.messages).selectinload(Message.generations)],
     )
     if conversation is None or conversation.user_id != user.id:
@@ -104,6 +106,7 @@ def list_conversations(user: User, query: str | None = None, limit: int = 200) -
 # Messages form a tree (Message.parent_id); editing a message adds a sibling. The visible path
 # follows the selected sibling of each group from the first message down. Everything below works
 # on the messages already loaded with the conversation: no query per message.
+
 
 def _groups(conversation: Conversation) -> dict[int | None, list[Message]]:
     groups: dict[int | None, list[Message]] = {}
@@ -186,6 +189,7 @@ def _new_reply(conversation: Conversation, message: Message) -> Generation:
 
 def _queue_reply(conversation_id: int, message_id: int) -> Generation:
     """Record a new reply to a saved message (committed first), then queue it."""
+
     def record():
         return _new_reply(db.session.get(Conversation, conversation_id), db.session.get(Message, message_id))
 
@@ -239,8 +243,14 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
     if conversation.title == "New chat":
         conversation.title = _title_from(content)
     last = last_message(conversation)
-    message = Message(conversation=conversation, role="user", content=content, submission_token=submission_token,
-                      parent_id=last.id if last is not None else None, selected=True)
+    message = Message(
+        conversation=conversation,
+        role="user",
+        content=content,
+        submission_token=submission_token,
+        parent_id=last.id if last is not None else None,
+        selected=True,
+    )
     db.session.add(message)
     return message, _new_reply(conversation, message)
 
@@ -251,7 +261,8 @@ def _save_and_queue(add, submission_token: str | None) -> Message:
     except IntegrityError:
         # The same form sent twice at once: the other request saved it first.
         existing = submission_token and db.session.scalar(
-            select(Message).where(Message.submission_token == submission_token))
+            select(Message).where(Message.submission_token == submission_token)
+        )
         if not existing:
             raise
         return existing
@@ -285,8 +296,9 @@ def regenerate_reply(conversation: Conversation, message: Message, expected_gene
     return _queue_reply(conversation.id, message.id)
 
 
-def edit_message(conversation: Conversation, message: Message, content: str,
-                 submission_token: str | None = None) -> Message:
+def edit_message(
+    conversation: Conversation, message: Message, content: str, submission_token: str | None = None
+) -> Message:
     """Edit any visible message: a new version beside it (same place in the conversation) with its own reply.
 
     The original and everything that followed it stay, one "‹ ›" away. A repeated
@@ -307,8 +319,14 @@ def edit_message(conversation: Conversation, message: Message, content: str,
         original = db.session.get(Message, message_id)
         if original.parent_id is None and conv.title == _title_from(original.content):
             conv.title = _title_from(content)  # the title was made from the old wording
-        edited = Message(conversation=conv, role="user", content=content, submission_token=submission_token,
-                         parent_id=original.parent_id, selected=True)
+        edited = Message(
+            conversation=conv,
+            role="user",
+            content=content,
+            submission_token=submission_token,
+            parent_id=original.parent_id,
+            selected=True,
+        )
         db.session.add(edited)
         _select(conv, edited)
         return edited, _new_reply(conv, edited)
@@ -318,7 +336,8 @@ def edit_message(conversation: Conversation, message: Message, content: str,
     except IntegrityError:
         # The same form sent twice at once: the other request saved it first.
         existing = submission_token and db.session.scalar(
-            select(Message).where(Message.submission_token == submission_token))
+            select(Message).where(Message.submission_token == submission_token)
+        )
         if not existing:
             raise
         return existing
@@ -337,8 +356,9 @@ def rename(conversation: Conversation, title: str) -> None:
     db.session.commit()
 
 
-def update_settings(conversation: Conversation, user: User, model_id: str, system_prompt: str | None,
-                    options: dict) -> None:
+def update_settings(
+    conversation: Conversation, user: User, model_id: str, system_prompt: str | None, options: dict
+) -> None:
     """Set the model, system prompt and options used by the conversation's next replies.
 
     Raises ``ModelUnavailable`` for a model the user may not use.
@@ -394,6 +414,7 @@ def _title_from(content: str) -> str:
 
 
 # -- export ---------------------------------------------------------------------------
+
 
 def _iso(value) -> str | None:
     return value.isoformat() + "Z" if value is not None else None
@@ -476,8 +497,10 @@ def export_markdown(conversation: Conversation) -> str:
     groups = _groups(conversation)
     branched = len(path) != len(conversation.messages)
     if branched:
-        lines.append("- Edited messages made branches: the visible path comes first (its messages marked ▶), "
-                     "then every other branch.")
+        lines.append(
+            "- Edited messages made branches: the visible path comes first (its messages marked ▶), "
+            "then every other branch."
+        )
     for message in path:
         versions = groups[message.parent_id]
         mark = f" ▶ (message #{message.id})" if branched else ""
@@ -492,8 +515,13 @@ def export_markdown(conversation: Conversation) -> str:
             continue
         versions = groups[message.parent_id]
         after = "the start" if message.parent_id is None else f"message #{message.parent_id}"
-        lines += ["", "---", "", f"### Branch at {after}: version {versions.index(message) + 1} of {len(versions)} "
-                                 f"(not on the visible path)"]
+        lines += [
+            "",
+            "---",
+            "",
+            f"### Branch at {after}: version {versions.index(message) + 1} of {len(versions)} "
+            f"(not on the visible path)",
+        ]
         current = message
         while current is not None and current.id not in printed:
             printed.add(current.id)

@@ -7,6 +7,7 @@ failing at once. A write that still meets a lock (or, on PostgreSQL, a deadlock 
 failure) is rolled back and run again, whole, by :func:`write`, so each unit of work given to it
 must be safe to repeat: it reads what it needs inside, by id.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ may have left it needing one), and if the full page still cannot be drawn (the d
 down, so the signed-in user cannot be loaded for the top bar) it answers a plain page that
 needs nothing but the error.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Domain functions for generations: create one, queue its job, read its progress."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,10 @@ log = logging.getLogger(__name__)
 
 JOB_FUNCTION = "workers.generation.run_generation"
 QUEUE_UNAVAILABLE = "The job queue is unavailable right now. Your message is saved; try again in a moment."
-QUEUE_HELD = ("The job queue is unavailable right now. Your message is saved and will be answered "
-              "as soon as the queue is back; there is nothing you need to do.")
+QUEUE_HELD = (
+    "The job queue is unavailable right now. Your message is saved and will be answered "
+    "as soon as the queue is back; there is nothing you need to do."
+)
 # How long a stop waits for the worker to notice the stop key (it checks between chunks)
 # before asking RQ to stop the job, and then for the worker to finish after that.
 STOP_GRACE_MS = 3000
@@ -148,6 +151,7 @@ def enqueue_job(generation_id: int, job_id: str, model_id: str, note: str = "") 
 
 def _refuse(generation_id: int, error: str, error_code: str) -> None:
     """Fail a generation that never ran (only if it is still queued)."""
+
     def refuse():
         db.session.execute(
             update(Generation)
@@ -155,6 +159,7 @@ def _refuse(generation_id: int, error: str, error_code: str) -> None:
             .values(status=GenerationStatus.FAILED, error=error, error_code=error_code, finished_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
     write(refuse)
     db.session.expire_all()
 
@@ -189,7 +194,9 @@ def stop(generation: Generation) -> str:
             except (NoSuchJobError, InvalidJobOperation):
                 pass
             if live.wait_for_status(connection, generation_id, STOP_COMMAND_GRACE_MS) is None:
-                if _finish_cancelled(generation_id, *GenerationStatus.ACTIVE, text=live.read_all(connection, generation_id)):
+                if _finish_cancelled(
+                    generation_id, *GenerationStatus.ACTIVE, text=live.read_all(connection, generation_id)
+                ):
                     live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
     except redis.RedisError:
         log.warning("queue unavailable while stopping generation %s", generation_id, exc_info=True)
@@ -205,12 +212,15 @@ def _finish_cancelled(generation_id: int, *from_statuses: str, text: str | None 
         values["text"] = text
 
     def cancel() -> bool:
-        return db.session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.status.in_(from_statuses))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        return (
+            db.session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.status.in_(from_statuses))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
 
     return write(cancel)
 
@@ -293,8 +303,13 @@ def progress(generation: Generation, cursor: int = 0, wait_ms: int = 0) -> dict:
         if update_ is not None and update_.text and not update_.statuses:
             # New text and no end mark: it is running (the worker saves the end to the database before
             # marking it in the stream), so skip reloading the record - one query less per streamed piece.
-            return {**before, "status": GenerationStatus.RUNNING, "position": None,
-                    "text": update_.text, "cursor": update_.cursor}
+            return {
+                **before,
+                "status": GenerationStatus.RUNNING,
+                "position": None,
+                "text": update_.text,
+                "cursor": update_.cursor,
+            }
         generation = db.session.get(Generation, generation_id)  # expired by the commit: reloads
         if not generation.is_finished:
             if update_ is None:  # Redis is unreachable: nothing new, and keep the caller's cursor

@@ -5,6 +5,7 @@ Python's ``json`` accepts things nothing downstream can handle: lone UTF-16 surr
 becomes infinity), and nesting deep enough to exhaust the recursion limit. Each is a
 ``ValueError`` here, so ``request.get_json()`` treats it as bad JSON: a 400, never a 5xx.
 """
+
 from __future__ import annotations
 
 import json

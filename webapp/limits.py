@@ -9,6 +9,7 @@ Limits come from the user (set by an admin), else the site default an admin
 stored, else the configuration (DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_TOKENS_PER_DAY);
 0 or empty means unlimited.
 """
+
 from __future__ import annotations
 
 import time
@@ -64,9 +65,11 @@ def _site_default(key: str, config_key: str) -> int:
 
 def effective_limits(user: User) -> Limits:
     return Limits(
-        user.requests_per_minute if user.requests_per_minute is not None
+        user.requests_per_minute
+        if user.requests_per_minute is not None
         else _site_default(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
-        user.tokens_per_day if user.tokens_per_day is not None
+        user.tokens_per_day
+        if user.tokens_per_day is not None
         else _site_default(admin_settings.DEFAULT_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
     )
 
@@ -79,8 +82,11 @@ def estimate_tokens(generation: Generation) -> int:
     elif generation.message is not None:
         conversation = generation.message.conversation
         characters += sum(len(m.content) for m in conversation.messages if m.id <= generation.message.id)
-        characters += sum(len(m.reply.text or "") for m in conversation.messages
-                          if m.id < generation.message.id and m.reply is not None)
+        characters += sum(
+            len(m.reply.text or "")
+            for m in conversation.messages
+            if m.id < generation.message.id and m.reply is not None
+        )
     output = (generation.options or {}).get("max_tokens") or DEFAULT_OUTPUT_ESTIMATE
     return characters // 4 + int(output)
 
@@ -105,20 +111,31 @@ def reserve(user: User, generation: Generation) -> None:
     tokens = estimate_tokens(generation) if limits.tokens_per_day > 0 else 0
     connection = get_redis()
     refused, ttl = connection.eval(
-        _RESERVE, 2, minute_key, day_key,
-        limits.requests_per_minute, limits.tokens_per_day, tokens, 60 - int(now) % 60 + 1, _seconds_to_midnight(now) + 3600,
+        _RESERVE,
+        2,
+        minute_key,
+        day_key,
+        limits.requests_per_minute,
+        limits.tokens_per_day,
+        tokens,
+        60 - int(now) % 60 + 1,
+        _seconds_to_midnight(now) + 3600,
     )
     if refused == 1:
         wait = ttl if ttl and ttl > 0 else 60 - int(now) % 60
         raise LimitExceeded(
             f"You have reached your limit of {limits.requests_per_minute} requests per minute. "
-            f"It resets in {wait} seconds.", wait)
+            f"It resets in {wait} seconds.",
+            wait,
+        )
     if refused == 2:
         wait = _seconds_to_midnight(now)
         hours, minutes = divmod(wait // 60, 60)
         raise LimitExceeded(
             f"You have used your {limits.tokens_per_day} tokens for today. "
-            f"The allowance resets at midnight UTC, in {hours} h {minutes} min.", wait)
+            f"The allowance resets at midnight UTC, in {hours} h {minutes} min.",
+            wait,
+        )
     if tokens:
         connection.set(_reservation_key(generation.id), f"{day_key}|{tokens}", ex=RESERVATION_TTL)
 

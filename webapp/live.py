@@ -11,6 +11,7 @@ Every write also publishes on the generation's notify channel (in the same round
 trip), so one pub/sub connection per web process (``LiveFeed``) can wake all the
 event streams it serves instead of each holding a blocked Redis connection.
 """
+
 from __future__ import annotations
 
 import logging
@@ -126,7 +127,7 @@ def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms
                 chunk = fields[b"t"].decode()
                 skip = result.cursor - start
                 if skip < len(chunk):
-                    parts.append(chunk[max(skip, 0):])
+                    parts.append(chunk[max(skip, 0) :])
                     result.cursor = start + len(chunk)
             elif b"status" in fields:
                 status = fields[b"status"].decode()
@@ -161,7 +162,6 @@ def wait_for_status(connection: redis.Redis, generation_id: int, timeout_ms: int
                     return fields[b"status"].decode()
 
 
-
 class LiveFeed:
     """One per web process: a single pub/sub connection wakes every event stream it serves.
 
@@ -182,7 +182,7 @@ class LiveFeed:
         self._reader: threading.Thread | None = None
         self._closed = threading.Event()
 
-    def subscribe(self, generation_id: int) -> "Subscription":
+    def subscribe(self, generation_id: int) -> Subscription:
         channel = notify_channel(generation_id).encode()
         event = threading.Event()
         with self._lock:

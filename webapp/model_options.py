@@ -8,12 +8,13 @@ Used by the conversation settings and the model settings page:
 An empty field means "not set" (the provider's default). Values are checked by the
 schema (types, ranges, unknown names) and finally by ``model.validate_options``.
 """
+
 from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from pydantic import ValidationError
 
@@ -44,7 +45,11 @@ class OptionField:
 
 
 def _kind(annotation) -> str:
-    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union else ()
+    args = (
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else ()
+    )
     candidates = [a for a in args if a is not type(None)] or [annotation]
     base = candidates[0]
     if base is bool:
@@ -76,8 +81,9 @@ def _shown(value) -> str:
     return str(value)
 
 
-def option_fields(model: Model, values: Mapping | None = None, errors: Mapping | None = None,
-                  raw: Mapping | None = None) -> list[OptionField]:
+def option_fields(
+    model: Model, values: Mapping | None = None, errors: Mapping | None = None, raw: Mapping | None = None
+) -> list[OptionField]:
     """One field per option the model's schema declares, filled from ``values`` (or the submitted ``raw`` form)."""
     values = values or {}
     errors = errors or {}
@@ -85,16 +91,18 @@ def option_fields(model: Model, values: Mapping | None = None, errors: Mapping |
     for name, info in model.Options.model_fields.items():
         minimum, maximum = _bounds(info)
         shown = raw.get(FIELD_PREFIX + name, "") if raw is not None else _shown(values.get(name))
-        fields.append(OptionField(
-            name=name,
-            label=name.replace("_", " ").capitalize(),
-            kind=_kind(info.annotation),
-            description=info.description or "",
-            value=shown,
-            minimum=minimum,
-            maximum=maximum,
-            error=errors.get(name),
-        ))
+        fields.append(
+            OptionField(
+                name=name,
+                label=name.replace("_", " ").capitalize(),
+                kind=_kind(info.annotation),
+                description=info.description or "",
+                value=shown,
+                minimum=minimum,
+                maximum=maximum,
+                error=errors.get(name),
+            )
+        )
     return fields
 
 

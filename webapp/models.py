@@ -1,7 +1,8 @@
 """Database models: users, conversations, messages and generations."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
@@ -13,7 +14,7 @@ from .extensions import db
 
 def utcnow() -> datetime:
     # Stored naive (UTC) so SQLite and PostgreSQL round-trip the same value.
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class User(UserMixin, db.Model):

@@ -1,16 +1,16 @@
 """What /readyz and /metrics report: database, Redis, workers, queue and generations."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 
 import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
 from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select, text
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                    SummaryMetricFamily)
-from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
@@ -66,8 +66,9 @@ class SwitchboardCollector(Collector):
 
         since = utcnow() - timedelta(hours=1)
         finished = db.session.execute(
-            select(Generation.provider, Generation.started_at, Generation.finished_at, Generation.error_code)
-            .where(Generation.finished_at >= since, Generation.started_at.is_not(None))
+            select(Generation.provider, Generation.started_at, Generation.finished_at, Generation.error_code).where(
+                Generation.finished_at >= since, Generation.started_at.is_not(None)
+            )
         ).all()
         durations: dict[str, list[float]] = {}
         errors: dict[tuple[str, str], int] = {}
@@ -75,13 +76,17 @@ class SwitchboardCollector(Collector):
             durations.setdefault(provider, []).append((ended - started).total_seconds())
             if error_code:
                 errors[(provider, error_code)] = errors.get((provider, error_code), 0) + 1
-        latency = SummaryMetricFamily("switchboard_provider_latency_seconds",
-                                      "Time from a worker taking a reply to its end, last hour.", labels=["provider"])
+        latency = SummaryMetricFamily(
+            "switchboard_provider_latency_seconds",
+            "Time from a worker taking a reply to its end, last hour.",
+            labels=["provider"],
+        )
         for provider, values in sorted(durations.items()):
             latency.add_metric([provider], count_value=len(values), sum_value=round(sum(values), 6))
         yield latency
-        failures = GaugeMetricFamily("switchboard_provider_errors_last_hour", "Failed replies in the last hour.",
-                                     labels=["provider", "code"])
+        failures = GaugeMetricFamily(
+            "switchboard_provider_errors_last_hour", "Failed replies in the last hour.", labels=["provider", "code"]
+        )
         for (provider, code), count in sorted(errors.items()):
             failures.add_metric([provider, code], count)
         yield failures
@@ -96,13 +101,15 @@ class SwitchboardCollector(Collector):
             family = GaugeMetricFamily(name, doc, labels=["queue"])
             family.add_metric([queue.name], value)
             yield family
-        yield GaugeMetricFamily("switchboard_workers", "Workers whose process is alive.",
-                                value=len(live_worker_names(connection)))
+        yield GaugeMetricFamily(
+            "switchboard_workers", "Workers whose process is alive.", value=len(live_worker_names(connection))
+        )
 
     def _http(self, connection: redis.Redis):
         raw = {k.decode(): v.decode() for k, v in connection.hgetall(METRICS_KEY).items()}
-        requests = CounterMetricFamily("switchboard_http_requests", "HTTP requests answered.",
-                                       labels=["method", "route", "status"])
+        requests = CounterMetricFamily(
+            "switchboard_http_requests", "HTTP requests answered.", labels=["method", "route", "status"]
+        )
         buckets: dict[str, dict[str, int]] = {}
         sums: dict[str, float] = {}
         for key, value in sorted(raw.items()):
@@ -115,8 +122,9 @@ class SwitchboardCollector(Collector):
                 series, _, bucket = rest.rpartition("|")
                 buckets.setdefault(series, {})[bucket] = int(value)
         yield requests
-        latency = HistogramMetricFamily("switchboard_http_request_duration_seconds", "Time to answer a request.",
-                                        labels=["method", "route"])
+        latency = HistogramMetricFamily(
+            "switchboard_http_request_duration_seconds", "Time to answer a request.", labels=["method", "route"]
+        )
         for series, counts in sorted(buckets.items()):
             running, cumulative = 0, []
             for bound in LATENCY_BUCKETS:

@@ -6,6 +6,7 @@ redaction the LLM errors use, so a key that slips into a log line is masked.
 Request counts and latency histograms live in Redis so /metrics sees every web
 process and host, not only the one that answers the scrape.
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,8 +85,9 @@ def init_request_tracking(app: Flask) -> None:
         started = g.get("request_started")
         if started is not None and request.endpoint != "static":
             try:
-                record_request(get_redis(), _route_label(), request.method, response.status_code,
-                               time.perf_counter() - started)
+                record_request(
+                    get_redis(), _route_label(), request.method, response.status_code, time.perf_counter() - started
+                )
             except redis.RedisError:
                 pass  # metrics must never break a page
         return response

@@ -5,6 +5,7 @@ folder (database, secret key, aliases, Valkey data) for installs outside the
 repository and for tests. Both the Flask app and the plain-Python ``webapp.llm``
 API resolve it here so they always agree.
 """
+
 import os
 from pathlib import Path
 

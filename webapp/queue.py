@@ -1,4 +1,5 @@
 """The Redis connection and the RQ queue that carries every LLM call."""
+
 from __future__ import annotations
 
 import redis
@@ -32,7 +33,8 @@ def connect(url: str, socket_timeout: float = _READ_TIMEOUT) -> redis.Redis:
     options = dict(socket_connect_timeout=_CONNECT_TIMEOUT, socket_timeout=socket_timeout, health_check_interval=30)
     if _green():
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=_GREEN_MAX_CONNECTIONS, timeout=_GREEN_POOL_WAIT, **options)
+            url, max_connections=_GREEN_MAX_CONNECTIONS, timeout=_GREEN_POOL_WAIT, **options
+        )
         return redis.Redis(connection_pool=pool)
     return redis.Redis.from_url(url, **options)
 
@@ -65,4 +67,4 @@ def live_worker_names(connection: redis.Redis) -> list[str]:
     pipe = connection.pipeline(transaction=False)
     for name in names:
         pipe.exists(worker_alive_key(name))
-    return [name for name, alive in zip(names, pipe.execute()) if alive]
+    return [name for name, alive in zip(names, pipe.execute(), strict=True) if alive]

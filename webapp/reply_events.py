@@ -7,11 +7,12 @@ database); a queued one reads its status each second. Every event carries the
 character cursor it leaves the reader at: resuming from it gives exactly the text
 still missing.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import redis
 from flask import current_app
@@ -61,8 +62,9 @@ def follow(generation: Generation, cursor: int, heartbeat_seconds: float) -> Ite
     return _follow(generation.id, generation.job_id, generation.status, max(cursor, 0), heartbeat_seconds)
 
 
-def _follow(generation_id: int, job_id: str | None, status: str, cursor: int,
-            heartbeat_seconds: float) -> Iterator[ReplyEvent]:
+def _follow(
+    generation_id: int, job_id: str | None, status: str, cursor: int, heartbeat_seconds: float
+) -> Iterator[ReplyEvent]:
     if status in GenerationStatus.FINISHED:
         yield from _ended(generation_id, cursor)
         return

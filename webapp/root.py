@@ -1,4 +1,5 @@
 """``GET /``: the welcome message for API clients, the app for browsers."""
+
 from flask import Blueprint, jsonify, redirect, request, url_for
 
 bp = Blueprint("root", __name__)

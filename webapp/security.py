@@ -1,4 +1,5 @@
 """Response headers and the user loader shared by every page."""
+
 from __future__ import annotations
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
@@ -41,8 +42,10 @@ def signed_in_request() -> bool:
     if user is not None:
         # is_anonymous reads no column: the view may have released its database session (long polls do).
         return not user.is_anonymous
-    return "_user_id" in session or request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME",
-                                                                                "remember_token")) is not None
+    return (
+        "_user_id" in session
+        or request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")) is not None
+    )
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -6,6 +6,7 @@ what they are doing), Valkey last (it flushes its append-only file). A process t
 by itself is logged and started again after a pause that doubles with each quick failure
 (1 s up to 30 s), while the others keep running; ``/readyz`` shows the gap meanwhile.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,14 @@ def log(message: str) -> None:
     print(f"[switchboard] {message}", file=sys.stderr, flush=True)
 
 
-def gunicorn_command(bind: str, workers: int, threads: int, access_log: str = "-",
-                     access_log_format: str | None = None, connections: int = 4000) -> list[str]:
+def gunicorn_command(
+    bind: str,
+    workers: int,
+    threads: int,
+    access_log: str = "-",
+    access_log_format: str | None = None,
+    connections: int = 4000,
+) -> list[str]:
     """The gunicorn command line ``make run`` uses (the benchmark and the scale-out test too).
 
     gevent workers: an open reply event stream is a parked greenlet (a few KiB), not a thread,
@@ -44,11 +51,20 @@ def gunicorn_command(bind: str, workers: int, threads: int, access_log: str = "-
     """
     del threads
     command = [
-        sys.executable, "-m", "gunicorn", "wsgi:app",
-        "--bind", bind,
-        "--workers", str(workers),
-        "--worker-class", "gevent", "--worker-connections", str(connections),
-        "--access-logfile", access_log,
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "wsgi:app",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gevent",
+        "--worker-connections",
+        str(connections),
+        "--access-logfile",
+        access_log,
         # gunicorn 25+ otherwise opens a control socket at one fixed path per user ($XDG_RUNTIME_DIR or
         # ~/.gunicorn/gunicorn.ctl), which every instance on the host shares. Switchboard never uses it.
         "--no-control-socket",
@@ -73,8 +89,11 @@ def valkey_answers(timeout: float = 1.0) -> bool:
     if not socket_path.exists():
         return False
     try:
-        return bool(redis.Redis(unix_socket_path=str(socket_path), socket_connect_timeout=timeout,
-                                socket_timeout=timeout, retry=None).ping())
+        return bool(
+            redis.Redis(
+                unix_socket_path=str(socket_path), socket_connect_timeout=timeout, socket_timeout=timeout, retry=None
+            ).ping()
+        )
     except redis.RedisError:
         return False
 
@@ -96,8 +115,14 @@ class Supervised:
     def start(self) -> None:
         output = open(self.log_file, "ab") if self.log_file else None
         try:
-            self.process = subprocess.Popen(self.command, cwd=PROJECT_ROOT, env=self.env, start_new_session=True,
-                                            stdout=output, stderr=subprocess.STDOUT if output else None)
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                start_new_session=True,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+            )
         finally:
             if output:
                 output.close()

@@ -5,6 +5,7 @@ its JWTs); the database keeps only its SHA-256. Every request looks the record u
 query, joined with the user), so revoking the record ends the sign-in at once: sign-out, "sign out
 everywhere", an admin's disable or password reset, or a replayed refresh token.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,13 +37,23 @@ def hash_token(raw_token: str) -> str:
 def start(user: User, kind: str, lifetime: timedelta, ip_address: str | None, user_agent: str | None) -> str:
     """Record a new sign-in for ``user`` and return the raw token its client will hold (flushed, not committed)."""
     now = utcnow()
-    db.session.execute(delete(UserSession).where(
-        UserSession.user_id == user.id,
-        or_(UserSession.expires_at < now - KEEP_DEAD, UserSession.revoked_at < now - KEEP_DEAD)))
+    db.session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id,
+            or_(UserSession.expires_at < now - KEEP_DEAD, UserSession.revoked_at < now - KEEP_DEAD),
+        )
+    )
     raw_token = secrets.token_urlsafe(32)
-    record = UserSession(user_id=user.id, kind=kind, token_hash=hash_token(raw_token), created_at=now,
-                         last_seen_at=now, expires_at=now + lifetime, ip_address=(ip_address or "")[:64] or None,
-                         user_agent=(user_agent or "")[:255] or None)
+    record = UserSession(
+        user_id=user.id,
+        kind=kind,
+        token_hash=hash_token(raw_token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + lifetime,
+        ip_address=(ip_address or "")[:64] or None,
+        user_agent=(user_agent or "")[:255] or None,
+    )
     db.session.add(record)
     db.session.flush()
     user.current_session, user.current_session_token = record, raw_token
@@ -54,8 +65,11 @@ def find(raw_token: str, kind: str) -> UserSession | None:
     if not raw_token or not isinstance(raw_token, str):
         return None
     return db.session.scalar(
-        select(UserSession).join(UserSession.user).options(contains_eager(UserSession.user))
-        .where(UserSession.token_hash == hash_token(raw_token), UserSession.kind == kind))
+        select(UserSession)
+        .join(UserSession.user)
+        .options(contains_eager(UserSession.user))
+        .where(UserSession.token_hash == hash_token(raw_token), UserSession.kind == kind)
+    )
 
 
 def load_user(raw_token: str, kind: str) -> User | None:
@@ -80,9 +94,11 @@ def touch(record: UserSession) -> None:
         return
     try:
         with db.engine.begin() as connection:
-            connection.execute(update(UserSession)
-                               .where(UserSession.id == record.id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
-                               .values(last_seen_at=now))
+            connection.execute(
+                update(UserSession)
+                .where(UserSession.id == record.id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
+                .values(last_seen_at=now)
+            )
     except OperationalError:  # e.g. SQLite busy under load: "last seen" may lag, the request goes on
         log.warning("could not note the last use of sign-in %s", record.id)
         return
@@ -96,9 +112,11 @@ def revoke(record: UserSession) -> None:
 
 def revoke_all(user: User) -> int:
     """End every sign-in of ``user`` (browsers and API token families); returns how many it ended."""
-    result = db.session.execute(update(UserSession)
-                                .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
-                                .values(revoked_at=utcnow()))
+    result = db.session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
     return result.rowcount
 
 
@@ -112,19 +130,23 @@ def revoke_own(user: User, session_id: int) -> UserSession | None:
 
 
 def list_live(user: User) -> list[UserSession]:
-    return list(db.session.scalars(
-        select(UserSession)
-        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow())
-        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())))
+    return list(
+        db.session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None), UserSession.expires_at > utcnow())
+            .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+        )
+    )
 
 
 def rotate_refresh(record: UserSession, presented_jti: str, new_jti: str, new_expiry: datetime) -> bool:
     """Retire ``presented_jti`` in favour of ``new_jti``. False when it was not the family's current refresh
     token: already rotated (a replay) or used by a concurrent request; the caller then revokes the family.
     One conditional UPDATE, so two requests racing with the same token cannot both win."""
-    result = db.session.execute(update(UserSession)
-                                .where(UserSession.id == record.id, UserSession.refresh_jti == presented_jti,
-                                       UserSession.revoked_at.is_(None))
-                                .values(refresh_jti=new_jti, expires_at=new_expiry, last_seen_at=utcnow())
-                                .execution_options(synchronize_session=False))
+    result = db.session.execute(
+        update(UserSession)
+        .where(UserSession.id == record.id, UserSession.refresh_jti == presented_jti, UserSession.revoked_at.is_(None))
+        .values(refresh_jti=new_jti, expires_at=new_expiry, last_seen_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     return result.rowcount == 1

@@ -17,6 +17,7 @@ themselves are still checked.
 Why not Flask-Limiter: it limits requests per key, whereas this counts *failures* and must let the
 right password through from a client that has not failed; a request limiter cannot say that.
 """
+
 from __future__ import annotations
 
 import hashlib

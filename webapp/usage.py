@@ -5,6 +5,7 @@ reads with ``LITELLM_LOCAL_MODEL_COST_MAP=True``). The file is read straight
 from the installed package, so the page does not pay for litellm's 4-second
 import; if the file moves, litellm itself is imported (once, lazily).
 """
+
 from __future__ import annotations
 
 import csv
@@ -90,8 +91,15 @@ def usage_rows(days: int = 30, username: str | None = None) -> list[UsageRow]:
     since = utcnow() - timedelta(days=days)
     day = func.date(Generation.created_at)
     statement = (
-        select(day, User.username, Generation.model_id, Generation.provider, func.count(Generation.id),
-               func.coalesce(func.sum(Generation.input_tokens), 0), func.coalesce(func.sum(Generation.output_tokens), 0))
+        select(
+            day,
+            User.username,
+            Generation.model_id,
+            Generation.provider,
+            func.count(Generation.id),
+            func.coalesce(func.sum(Generation.input_tokens), 0),
+            func.coalesce(func.sum(Generation.output_tokens), 0),
+        )
         .join(User, User.id == Generation.user_id)
         .where(Generation.created_at >= since)
         .group_by(day, User.username, Generation.model_id, Generation.provider)
@@ -103,8 +111,11 @@ def usage_rows(days: int = 30, username: str | None = None) -> list[UsageRow]:
     for day_value, user, model_id, provider, requests, input_tokens, output_tokens in db.session.execute(statement):
         prices = unit_prices(model_id, provider)
         cost = None if prices is None else input_tokens * prices[0] + output_tokens * prices[1]
-        rows.append(UsageRow(_day(day_value), user, model_id, provider, int(requests), int(input_tokens),
-                             int(output_tokens), cost))
+        rows.append(
+            UsageRow(
+                _day(day_value), user, model_id, provider, int(requests), int(input_tokens), int(output_tokens), cost
+            )
+        )
     return rows
 
 
@@ -141,12 +152,28 @@ def daily_chart(rows: list[UsageRow], days: int, width: int = 720, height: int =
     for index, label in enumerate(labels):
         value = per_day[label]
         bar_height = round(plot_height * value / peak, 1)
-        bars.append({"x": round(left + index * slot + slot * 0.1, 1), "y": round(top + plot_height - bar_height, 1),
-                     "width": round(slot * 0.8, 1), "height": bar_height, "day": label, "tokens": value})
+        bars.append(
+            {
+                "x": round(left + index * slot + slot * 0.1, 1),
+                "y": round(top + plot_height - bar_height, 1),
+                "width": round(slot * 0.8, 1),
+                "height": bar_height,
+                "day": label,
+                "tokens": value,
+            }
+        )
     step = max(1, len(labels) // 6)
     ticks = [{"x": round(left + i * slot + slot / 2, 1), "label": labels[i][5:]} for i in range(0, len(labels), step)]
-    return {"width": width, "height": height, "bars": bars, "ticks": ticks, "peak": peak if peak > 1 else max(per_day.values(), default=0),
-            "left": left, "top": top, "baseline": top + plot_height}
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "ticks": ticks,
+        "peak": peak if peak > 1 else max(per_day.values(), default=0),
+        "left": left,
+        "top": top,
+        "baseline": top + plot_height,
+    }
 
 
 def _cell(value: str) -> str:
@@ -157,8 +184,20 @@ def _cell(value: str) -> str:
 def to_csv(rows: list[UsageRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["day", "user", "model", "provider", "requests", "input_tokens", "output_tokens", "estimated_cost_usd"])
+    writer.writerow(
+        ["day", "user", "model", "provider", "requests", "input_tokens", "output_tokens", "estimated_cost_usd"]
+    )
     for r in rows:
-        writer.writerow([r.day, _cell(r.user), _cell(r.model_id), _cell(r.provider), r.requests, r.input_tokens, r.output_tokens,
-                         "" if r.cost is None else f"{r.cost:.6f}"])
+        writer.writerow(
+            [
+                r.day,
+                _cell(r.user),
+                _cell(r.model_id),
+                _cell(r.provider),
+                r.requests,
+                r.input_tokens,
+                r.output_tokens,
+                "" if r.cost is None else f"{r.cost:.6f}",
+            ]
+        )
     return out.getvalue()

@@ -1,4 +1,5 @@
 """A user's defaults for new conversations: model, system prompt and options."""
+
 from __future__ import annotations
 
 from .extensions import db

@@ -5,6 +5,7 @@ process runs that many jobs at once in threads (``workers.threaded``);
 with 1 it is RQ's classic forking worker, a process per job. If Redis goes
 away the worker waits for it and carries on: no restart needed.
 """
+
 from __future__ import annotations
 
 import argparse

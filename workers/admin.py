@@ -3,6 +3,7 @@
 It takes only the provider's name: keys are read inside the job (through the
 app's key resolver), never passed as job arguments.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,6 +19,13 @@ def check_provider_connection(provider: str) -> bool:
     with app_context():
         ok, message = check_connection(provider)
         job = get_current_job()
-        write_connection_test(provider, {"status": "ok" if ok else "failed", "message": message, "at": time.time(),
-                                         "job_id": job.id if job is not None else None})
+        write_connection_test(
+            provider,
+            {
+                "status": "ok" if ok else "failed",
+                "message": message,
+                "at": time.time(),
+                "job_id": job.id if job is not None else None,
+            },
+        )
         return ok

@@ -1,4 +1,5 @@
 """The Flask app a job runs inside: the current one (tests' SimpleWorker) or one per worker process."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager

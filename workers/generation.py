@@ -4,6 +4,7 @@ It takes only the generation's id, loads everything else from the database,
 streams the reply into Redis as it grows (``webapp.live``), and always writes
 the final text, status and reason back to the database in ``finally``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
-from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from webapp import limits, live
 from webapp.access import ModelNotAllowed, check_model_usable
@@ -24,8 +25,8 @@ from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
-from webapp.observability import generation_id_var
 from webapp.models import Generation, GenerationStatus, Message, User, utcnow
+from webapp.observability import generation_id_var
 from webapp.queue import get_redis
 
 from .app_context import app_context
@@ -35,10 +36,13 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The worker hit an internal error while writing this reply."
 TIME_LIMIT_ERROR = "The reply took longer than the job time limit and was cut off."
-WORKER_STOPPED_ERROR = ("The worker was shut down while writing this reply. The text so far is kept; "
-                        "retry to get a full reply.")
-QUEUE_LOST_ERROR = ("The job queue (Redis) became unavailable while this reply was being written. "
-                    "The text so far is kept; retry to get a full reply.")
+WORKER_STOPPED_ERROR = (
+    "The worker was shut down while writing this reply. The text so far is kept; retry to get a full reply."
+)
+QUEUE_LOST_ERROR = (
+    "The job queue (Redis) became unavailable while this reply was being written. "
+    "The text so far is kept; retry to get a full reply."
+)
 BACKOFF_CAP_SECONDS = 20.0
 
 
@@ -137,8 +141,14 @@ def _refusal(generation: Generation) -> ModelNotAllowed | None:
 
 def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> None:
     """The final record, in one short write transaction (retried when it meets a lock)."""
-    values = {"text": text, "status": outcome.status, "error": outcome.error, "error_code": outcome.error_code,
-              "attempts": Generation.attempts + attempts, "finished_at": utcnow()}
+    values = {
+        "text": text,
+        "status": outcome.status,
+        "error": outcome.error,
+        "error_code": outcome.error_code,
+        "attempts": Generation.attempts + attempts,
+        "finished_at": utcnow(),
+    }
     if usage is not None:
         values.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
     mine = [Generation.id == generation_id]
@@ -146,9 +156,11 @@ def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usag
     if job_id:  # re-queued by recovery meanwhile (another job owns it now): leave it to that job
         mine.append(Generation.job_id == job_id)
     db.session.rollback()
-    write(lambda: db.session.execute(
-        update(Generation).where(*mine).values(**values).execution_options(synchronize_session=False)
-    ))
+    write(
+        lambda: db.session.execute(
+            update(Generation).where(*mine).values(**values).execution_options(synchronize_session=False)
+        )
+    )
 
 
 def run_generation(generation_id: int) -> str | None:
@@ -178,7 +190,9 @@ def _run(generation_id: int) -> str | None:
             model = get_model(call["model_id"])
             while True:
                 attempts += 1
-                response = model.prompt(call["prompt"], system=call["system"], history=call["history"], **call["options"])
+                response = model.prompt(
+                    call["prompt"], system=call["system"], history=call["history"], **call["options"]
+                )
                 unregister = on_stop(response.close)
                 try:
                     for chunk in response:
@@ -215,8 +229,9 @@ def _run(generation_id: int) -> str | None:
             outcome = Outcome(GenerationStatus.FAILED, TIME_LIMIT_ERROR, "job_timeout")
             reraise = exc
         except redis.RedisError:
-            log.warning("generation %s: Redis went away mid-reply; %d characters kept", generation_id,
-                        sum(map(len, parts)))
+            log.warning(
+                "generation %s: Redis went away mid-reply; %d characters kept", generation_id, sum(map(len, parts))
+            )
             outcome = Outcome(GenerationStatus.FAILED, QUEUE_LOST_ERROR, "queue_lost")
         except Exception:
             log.exception("generation %s failed", generation_id)

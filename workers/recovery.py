@@ -11,6 +11,7 @@ it (e.g. the claim met a database lock) is queued again. Re-queueing is bounded
 worker sweeps every few seconds (one at a time, under a Redis lock) and once at
 start, so after a restart nothing is left "running" or stuck "queued".
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,9 @@ log = logging.getLogger(__name__)
 # A generation just marked running may not show its worker yet: leave it this long.
 START_GRACE = timedelta(seconds=30)
 MAX_REQUEUES = 3
-NOT_STARTED = ("The reply could not be started: its job was lost {count} times (the queue or a worker failed). "
-               "Retry to ask again.")
+NOT_STARTED = (
+    "The reply could not be started: its job was lost {count} times (the queue or a worker failed). Retry to ask again."
+)
 # RQ states in which a job is still on its way to a worker (or running on a live one).
 WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 WORKER_LOST = "The worker writing this reply stopped unexpectedly (it was killed or restarted). The text so far is kept; retry to get a full reply."
@@ -105,11 +107,20 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
     text = live.read_all(connection, generation.id)
     if text:
         # Conditional: a worker that was only slow, not dead, may have finished meanwhile.
-        if not _still(generation, GenerationStatus.RUNNING, status=GenerationStatus.FAILED, text=text,
-                      error=WORKER_LOST, error_code="worker_lost", finished_at=utcnow()):
+        if not _still(
+            generation,
+            GenerationStatus.RUNNING,
+            status=GenerationStatus.FAILED,
+            text=text,
+            error=WORKER_LOST,
+            error_code="worker_lost",
+            finished_at=utcnow(),
+        ):
             return None
         live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(GenerationStatus.FAILED)
-        log.warning("generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text))
+        log.warning(
+            "generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text)
+        )
         return "failed"
     # Nothing streamed: run it again on a live worker, under a new job id.
     return _requeue(generation, GenerationStatus.RUNNING, f"worker {worker_name} lost before any text")
@@ -132,17 +143,30 @@ def recover_queued(generation: Generation, connection: redis.Redis) -> str | Non
 def _requeue(generation: Generation, from_status: str, why: str) -> str | None:
     """A new job for the generation, or a plain failure once it has been re-queued ``MAX_REQUEUES`` times."""
     if generation.requeues >= MAX_REQUEUES:
-        if not _still(generation, from_status, status=GenerationStatus.FAILED,
-                      error=NOT_STARTED.format(count=generation.requeues + 1), error_code="not_started",
-                      finished_at=utcnow()):
+        if not _still(
+            generation,
+            from_status,
+            status=GenerationStatus.FAILED,
+            error=NOT_STARTED.format(count=generation.requeues + 1),
+            error_code="not_started",
+            finished_at=utcnow(),
+        ):
             return None
-        log.warning("generation %s: %s, and re-queued %d times already; failed", generation.id, why,
-                    generation.requeues)
+        log.warning(
+            "generation %s: %s, and re-queued %d times already; failed", generation.id, why, generation.requeues
+        )
         return "failed"
     count = generation.requeues + 1
     job_id = f"generation-{generation.id}-r{count}"
-    if not _still(generation, from_status, status=GenerationStatus.QUEUED, started_at=None, job_id=job_id,
-                  requeues=count, enqueued_at=utcnow()):
+    if not _still(
+        generation,
+        from_status,
+        status=GenerationStatus.QUEUED,
+        started_at=None,
+        job_id=job_id,
+        requeues=count,
+        enqueued_at=utcnow(),
+    ):
         return None
     enqueue_job(generation.id, job_id, generation.model_id, note=", re-queued")
     log.warning("generation %s: %s; re-queued (%d of %d)", generation.id, why, count, MAX_REQUEUES)
@@ -152,12 +176,16 @@ def _requeue(generation: Generation, from_status: str, why: str) -> str | None:
 def _still(generation: Generation, current_status: str, **values) -> bool:
     """Apply ``values`` only if the generation is still ``current_status`` under the same job (one conditional UPDATE)."""
     generation_id, job_id = generation.id, generation.job_id
-    return write(lambda: bool(db.session.execute(
-        update(Generation)
-        .where(Generation.id == generation_id, Generation.status == current_status, Generation.job_id == job_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount))
+    return write(
+        lambda: bool(
+            db.session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.status == current_status, Generation.job_id == job_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        )
+    )
 
 
 def sweep(connection: redis.Redis) -> dict[int, str]:
@@ -167,15 +195,23 @@ def sweep(connection: redis.Redis) -> dict[int, str]:
     done = {}
     try:
         settled = utcnow() - queued_grace()
-        active = db.session.scalars(select(Generation).where(or_(
-            Generation.status == GenerationStatus.RUNNING,
-            and_(Generation.status == GenerationStatus.QUEUED,
-                 or_(Generation.enqueued_at.is_(None), Generation.enqueued_at < settled)),
-        ))).all()
+        active = db.session.scalars(
+            select(Generation).where(
+                or_(
+                    Generation.status == GenerationStatus.RUNNING,
+                    and_(
+                        Generation.status == GenerationStatus.QUEUED,
+                        or_(Generation.enqueued_at.is_(None), Generation.enqueued_at < settled),
+                    ),
+                )
+            )
+        ).all()
         db.session.expunge_all()  # keep what was read, detached: each row is then changed by its own UPDATE
         db.session.rollback()  # and no transaction is held while each is looked at
         for generation in active:
-            action = (recover if generation.status == GenerationStatus.RUNNING else recover_queued)(generation, connection)
+            action = (recover if generation.status == GenerationStatus.RUNNING else recover_queued)(
+                generation, connection
+            )
             if action:
                 done[generation.id] = action
     finally:

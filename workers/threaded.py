@@ -17,13 +17,14 @@ A stop is delivered to a job's thread as an asynchronous exception
 (``PyThreadState_SetAsyncExc``), plus callbacks the job registered to unblock a
 socket read; a job shields its final record from it (``shielded``).
 """
+
 from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable
 
 import redis
 from rq.command import parse_payload
@@ -33,13 +34,23 @@ from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import BaseWorker, WorkerStatus
 
-
 # RQ internals used here and in workers/__main__.py (private fields or undocumented hooks of BaseWorker).
 RQ_INTERNALS = (
-    "_stop_requested", "_stopped_job_id", "_shutdown_requested_date",  # fields
-    "prepare_execution", "perform_job", "maintain_heartbeats", "handle_payload", "request_stop_execution",
-    "request_force_stop", "kill_horse", "dequeue_job_and_maintain_ttl", "execute_job", "teardown",
-    "handle_job_failure", "set_state",  # methods overridden or called
+    "_stop_requested",
+    "_stopped_job_id",
+    "_shutdown_requested_date",  # fields
+    "prepare_execution",
+    "perform_job",
+    "maintain_heartbeats",
+    "handle_payload",
+    "request_stop_execution",
+    "request_force_stop",
+    "kill_horse",
+    "dequeue_job_and_maintain_ttl",
+    "execute_job",
+    "teardown",
+    "handle_job_failure",
+    "set_state",  # methods overridden or called
 )
 
 
@@ -135,8 +146,9 @@ class ThreadedWorker(BaseWorker):
         try:
             self.perform_job(job, queue, execution)
         except redis.RedisError as exc:  # RQ's bookkeeping met a Redis outage; the job recorded its own end
-            self.log.warning("Worker %s: job %s ended while Redis was unavailable (%s)", self.name, job.id,
-                             exc.__class__.__name__)
+            self.log.warning(
+                "Worker %s: job %s ended while Redis was unavailable (%s)", self.name, job.id, exc.__class__.__name__
+            )
         except BaseException:  # perform_job handles job errors; anything else must not kill the pool thread
             self.log.exception("Worker %s: job %s crashed its thread", self.name, job.id)
         finally:

@@ -1,4 +1,5 @@
 """Helpers shared by the admin tests."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -31,8 +32,9 @@ def post(client, action: str, data: dict | None = None, page: str = "/admin/", t
     return client.post(action, data={**(data or {}), token_field: token})
 
 
-def save_provider(client, name: str, *, enabled: bool = True, base_url: str = "", api_key: str = "",
-                  clear_key: bool = False):
+def save_provider(
+    client, name: str, *, enabled: bool = True, base_url: str = "", api_key: str = "", clear_key: bool = False
+):
     data = {f"{name}-base_url": base_url, f"{name}-api_key": api_key}
     if enabled:
         data[f"{name}-enabled"] = "y"
@@ -41,8 +43,14 @@ def save_provider(client, name: str, *, enabled: bool = True, base_url: str = ""
     return post(client, f"/admin/providers/{name}", data, page="/admin/providers", token_field=f"{name}-csrf_token")
 
 
-def save_models(client, *, enabled: list[str], default: str = "", user_models: list[str] | None = None,
-                admin_models: list[str] | None = None):
+def save_models(
+    client,
+    *,
+    enabled: list[str],
+    default: str = "",
+    user_models: list[str] | None = None,
+    admin_models: list[str] | None = None,
+):
     data = {"enabled": enabled, "default_model": default}
     if user_models is not None:
         data["restrict_user"] = "y"

@@ -1,4 +1,5 @@
 """Every admin and rq-dashboard route, for anonymous, plain user, disabled user and admin."""
+
 import pytest
 from sqlalchemy import select
 
@@ -11,8 +12,14 @@ from webapp.queue import get_queue
 from .helpers import make_user
 
 SAMPLE_VALUES = {
-    "name": "echo", "user_id": 1, "instance_number": 0, "queue_name": "switchboard-test",
-    "registry_name": "queued", "per_page": "10", "order": "asc", "page": "1",
+    "name": "echo",
+    "user_id": 1,
+    "instance_number": 0,
+    "queue_name": "switchboard-test",
+    "registry_name": "queued",
+    "per_page": "10",
+    "order": "asc",
+    "page": "1",
     "filename": "js/jquery-3.5.1.min.js",
 }
 
@@ -48,8 +55,11 @@ def request(client, method, path, token):
 
 def refused_even_to_admins(method, endpoint) -> bool:
     """A queue action by GET (rq-dashboard's requeue_all accepts one) is refused to everyone."""
-    return (method == "GET" and endpoint.startswith("rq_dashboard.")
-            and endpoint.split(".", 1)[1] not in RQ_DASHBOARD_READ_ONLY)
+    return (
+        method == "GET"
+        and endpoint.startswith("rq_dashboard.")
+        and endpoint.split(".", 1)[1] not in RQ_DASHBOARD_READ_ONLY
+    )
 
 
 def sent_to_login(response):

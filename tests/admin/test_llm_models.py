@@ -1,4 +1,5 @@
 """LiteLLM models and the in-house model name, set from the admin page with nothing in the environment."""
+
 import json
 
 from sqlalchemy import select, text
@@ -63,8 +64,12 @@ def test_bad_json_is_refused_with_a_message_and_changes_nothing(app, client, adm
 
 def test_inhouse_model_name_from_the_admin_page(app, client, admin):
     data = {"inhouse-enabled": "y", "inhouse-model_name": "team-llm-7b", "inhouse-base_url": "http://127.0.0.1:9"}
-    assert post(client, "/admin/providers/inhouse", data, page="/admin/providers",
-                token_field="inhouse-csrf_token").status_code == 302
+    assert (
+        post(
+            client, "/admin/providers/inhouse", data, page="/admin/providers", token_field="inhouse-csrf_token"
+        ).status_code
+        == 302
+    )
     assert 'value="team-llm-7b"' in client.get("/admin/providers").get_data(as_text=True)
     from webapp.llm import settings
 

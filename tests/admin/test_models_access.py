@@ -1,4 +1,5 @@
 """Enabled models, default model, aliases and role allow-lists, enforced in the chat pages and the worker."""
+
 import re
 
 import pytest
@@ -159,8 +160,11 @@ def test_role_allow_list_is_enforced_in_the_json_api(app, client, admin, run_job
     headers = {"Authorization": f"Bearer {token}"}
     listed = {m["id"] for m in api.get("/v1/models", headers=headers).get_json()["data"]}
     assert "echo" in listed and "gpt-4o" not in listed and "gpt-4o-mini" not in listed
-    refused = api.post("/v1/chat/completions", headers=headers,
-                       json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    refused = api.post(
+        "/v1/chat/completions",
+        headers=headers,
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert refused.status_code == 403
     assert "not available to your account" in refused.get_json()["error"]["message"]
     with app.app_context():

@@ -1,4 +1,5 @@
 """Provider settings: keys encrypted at rest, never shown, logged or passed to jobs; base URLs and on/off take effect."""
+
 import logging
 
 from sqlalchemy import select, text
@@ -17,8 +18,17 @@ KEY = "sk-test-5ecret-Zq81xP0wLm4321"
 
 
 def all_pages(client):
-    paths = ["/admin/", "/admin/providers", "/admin/models", "/admin/users", "/admin/usage", "/admin/audit",
-             "/admin/usage.csv", "/admin/users/1", "/chat/"]
+    paths = [
+        "/admin/",
+        "/admin/providers",
+        "/admin/models",
+        "/admin/users",
+        "/admin/usage",
+        "/admin/audit",
+        "/admin/usage.csv",
+        "/admin/users/1",
+        "/chat/",
+    ]
     return {path: client.get(path).get_data(as_text=True) for path in paths}
 
 

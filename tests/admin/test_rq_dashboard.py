@@ -3,6 +3,7 @@
 The state-changing routes of rq-dashboard 0.9 (rq_dashboard/web.py) are listed here; each is tried by GET,
 by a cross-origin POST (Origin, or only Referer, of another site) and by a POST carrying neither header.
 All are refused with a JSON 403 and the Redis state is unchanged; a same-origin POST still works."""
+
 import pytest
 from rq import SimpleWorker
 from rq.job import Job
@@ -56,8 +57,9 @@ def redis_state(app):
 
 
 def test_every_dashboard_route_is_listed_as_read_only_or_state_changing(app):
-    endpoints = {rule.endpoint.split(".", 1)[1] for rule in app.url_map.iter_rules()
-                 if rule.endpoint.startswith("rq_dashboard.")}
+    endpoints = {
+        rule.endpoint.split(".", 1)[1] for rule in app.url_map.iter_rules() if rule.endpoint.startswith("rq_dashboard.")
+    }
     assert endpoints == set(RQ_DASHBOARD_READ_ONLY - {"static"}) | set(STATE_CHANGING) | {"static"}
 
 
@@ -66,16 +68,14 @@ def test_state_changing_actions_refuse_anything_but_a_same_origin_post(client, a
     before = redis_state(jobs)
     assert before["failed"] == [FAILED] and len(before["queued"]) == 2 and before["failed job exists"]
     for attack, request in ATTACKS.items():
-        response = client.open(STATE_CHANGING[endpoint], method=request["method"],
-                               headers=request.get("headers", {}))
+        response = client.open(STATE_CHANGING[endpoint], method=request["method"], headers=request.get("headers", {}))
         assert response.status_code == 403, attack
         assert response.is_json and response.get_json()["error"]["code"] == 403, attack
         assert redis_state(jobs) == before, attack  # nothing changed: the failed job still failed, the queue as it was
 
 
 @pytest.mark.parametrize("endpoint", sorted(STATE_CHANGING))
-@pytest.mark.parametrize("headers", [{"Origin": ORIGIN}, {"Referer": ORIGIN + "/admin/rq/"}],
-                         ids=["Origin", "Referer"])
+@pytest.mark.parametrize("headers", [{"Origin": ORIGIN}, {"Referer": ORIGIN + "/admin/rq/"}], ids=["Origin", "Referer"])
 def test_a_same_origin_post_still_works(client, admin, jobs, endpoint, headers):
     before = redis_state(jobs)
     response = client.post(STATE_CHANGING[endpoint], headers=headers)
@@ -84,8 +84,13 @@ def test_a_same_origin_post_still_works(client, admin, jobs, endpoint, headers):
 
 
 def test_the_read_only_views_still_answer_get(client, admin, jobs):
-    for path in ("/admin/rq/", "/admin/rq/0/data/queues.json", f"/admin/rq/0/data/job/{FAILED}.json",
-                 "/admin/rq/0/data/workers.json", f"/admin/rq/0/view/job/{FAILED}"):
+    for path in (
+        "/admin/rq/",
+        "/admin/rq/0/data/queues.json",
+        f"/admin/rq/0/data/job/{FAILED}.json",
+        "/admin/rq/0/data/workers.json",
+        f"/admin/rq/0/view/job/{FAILED}",
+    ):
         assert client.get(path).status_code == 200, path
 
 

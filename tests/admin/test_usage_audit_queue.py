@@ -1,4 +1,5 @@
 """Usage (tokens, requests, cost, SVG chart, CSV), the audit log and the queue summary."""
+
 import csv
 import io
 from datetime import timedelta
@@ -15,9 +16,17 @@ from .helpers import make_user, post, save_provider
 def add_generation(app, username, model_id, provider, input_tokens, output_tokens, days_ago=0):
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == username))
-        db.session.add(Generation(user_id=user.id, model_id=model_id, provider=provider, status="succeeded",
-                                  input_tokens=input_tokens, output_tokens=output_tokens,
-                                  created_at=utcnow() - timedelta(days=days_ago)))
+        db.session.add(
+            Generation(
+                user_id=user.id,
+                model_id=model_id,
+                provider=provider,
+                status="succeeded",
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                created_at=utcnow() - timedelta(days=days_ago),
+            )
+        )
         db.session.commit()
 
 

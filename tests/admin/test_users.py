@@ -1,4 +1,5 @@
 """Users page: search, create, disable/enable, promote/demote, reset password, limits; last-admin protection."""
+
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -16,15 +17,18 @@ def test_search_and_create(app, client, admin):
     make_user(app, "bob")
     page = client.get("/admin/users?q=ali").get_data(as_text=True)
     assert "alice" in page and ">bob<" not in page
-    response = post(client, "/admin/users", {"username": "carol", "password": "long enough pw", "role": "user"},
-                    page="/admin/users")
+    response = post(
+        client, "/admin/users", {"username": "carol", "password": "long enough pw", "role": "user"}, page="/admin/users"
+    )
     assert response.status_code == 302
     assert get_user(app, "carol").check_password("long enough pw")
-    response = post(client, "/admin/users", {"username": "Carol", "password": "long enough pw", "role": "user"},
-                    page="/admin/users")
+    response = post(
+        client, "/admin/users", {"username": "Carol", "password": "long enough pw", "role": "user"}, page="/admin/users"
+    )
     assert response.status_code == 400 and "That username is taken." in response.get_data(as_text=True)
-    response = post(client, "/admin/users", {"username": "dave", "password": "short", "role": "user"},
-                    page="/admin/users")
+    response = post(
+        client, "/admin/users", {"username": "dave", "password": "short", "role": "user"}, page="/admin/users"
+    )
     assert response.status_code == 400 and "Use at least 8 characters." in response.get_data(as_text=True)
 
 
@@ -83,24 +87,39 @@ def test_a_disabled_admin_does_not_count(app, client, admin):
 
 def test_reset_password_and_limits(app, client, admin, auth):
     bob_id = make_user(app, "bob")
-    response = post(client, f"/admin/users/{bob_id}/password", {"password": "new password 1", "confirm": "new password 1"},
-                    page=f"/admin/users/{bob_id}")
+    response = post(
+        client,
+        f"/admin/users/{bob_id}/password",
+        {"password": "new password 1", "confirm": "new password 1"},
+        page=f"/admin/users/{bob_id}",
+    )
     assert response.status_code == 302
     bob = get_user(app, "bob")
     assert bob.check_password("new password 1") and not bob.check_password(PASSWORD)
-    response = post(client, f"/admin/users/{bob_id}/password", {"password": "x", "confirm": "x"},
-                    page=f"/admin/users/{bob_id}")
+    response = post(
+        client, f"/admin/users/{bob_id}/password", {"password": "x", "confirm": "x"}, page=f"/admin/users/{bob_id}"
+    )
     assert response.status_code == 400
-    response = post(client, f"/admin/users/{bob_id}/limits", {"requests_per_minute": "30", "tokens_per_day": "50000"},
-                    page=f"/admin/users/{bob_id}")
+    response = post(
+        client,
+        f"/admin/users/{bob_id}/limits",
+        {"requests_per_minute": "30", "tokens_per_day": "50000"},
+        page=f"/admin/users/{bob_id}",
+    )
     assert response.status_code == 302
     bob = get_user(app, "bob")
     assert (bob.requests_per_minute, bob.tokens_per_day) == (30, 50000)
-    post(client, f"/admin/users/{bob_id}/limits", {"requests_per_minute": "", "tokens_per_day": ""},
-         page=f"/admin/users/{bob_id}")
+    post(
+        client,
+        f"/admin/users/{bob_id}/limits",
+        {"requests_per_minute": "", "tokens_per_day": ""},
+        page=f"/admin/users/{bob_id}",
+    )
     bob = get_user(app, "bob")
     assert (bob.requests_per_minute, bob.tokens_per_day) == (None, None)
-    response = post(client, f"/admin/users/{bob_id}/limits", {"requests_per_minute": "-1"}, page=f"/admin/users/{bob_id}")
+    response = post(
+        client, f"/admin/users/{bob_id}/limits", {"requests_per_minute": "-1"}, page=f"/admin/users/{bob_id}"
+    )
     assert response.status_code == 400
     with app.app_context():
         events = db.session.scalars(select(AuditEvent).where(AuditEvent.target == "user:bob")).all()
@@ -115,9 +134,13 @@ def test_unknown_user_is_404(client, admin):
 def test_default_limits_are_stored_for_the_limits_module(app, client, admin):
     from webapp import admin_settings
 
-    response = post(client, "/admin/users/default-limits",
-                    {"defaults-requests_per_minute": "20", "defaults-tokens_per_day": "0"},
-                    page="/admin/users", token_field="defaults-csrf_token")
+    response = post(
+        client,
+        "/admin/users/default-limits",
+        {"defaults-requests_per_minute": "20", "defaults-tokens_per_day": "0"},
+        page="/admin/users",
+        token_field="defaults-csrf_token",
+    )
     assert response.status_code == 302
     with app.app_context():
         site = admin_settings.snapshot().site
@@ -126,8 +149,13 @@ def test_default_limits_are_stored_for_the_limits_module(app, client, admin):
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "limits.defaults")) is not None
     page = client.get("/admin/users").get_data(as_text=True)
     assert 'value="20"' in page
-    response = post(client, "/admin/users/default-limits", {"defaults-requests_per_minute": "-5"},
-                    page="/admin/users", token_field="defaults-csrf_token")
+    response = post(
+        client,
+        "/admin/users/default-limits",
+        {"defaults-requests_per_minute": "-5"},
+        page="/admin/users",
+        token_field="defaults-csrf_token",
+    )
     assert response.status_code == 400
 
 

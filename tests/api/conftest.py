@@ -1,4 +1,5 @@
 """The app served by a real WSGI server on 127.0.0.1, a real RQ worker in this process, fake providers."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,9 @@ def worker(app, monkeypatch):
     with app.app_context():
         queue = get_queue()
         rq_worker = InProcessWorker([queue], connection=queue.connection, concurrency=4)
-    thread = threading.Thread(target=rq_worker.work, kwargs={"logging_level": "WARNING"}, name="api-test-worker",
-                              daemon=True)
+    thread = threading.Thread(
+        target=rq_worker.work, kwargs={"logging_level": "WARNING"}, name="api-test-worker", daemon=True
+    )
     thread.start()
     yield rq_worker
     rq_worker._stop_requested = True
@@ -93,8 +95,12 @@ class Reply:
 
 def http(method: str, url: str, body=None, headers: dict | None = None, raw: bytes | None = None) -> Reply:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return Reply(response.status, dict(response.headers), response.read().decode())
@@ -113,8 +119,9 @@ def curl(command: str, base_url: str, **values) -> Reply:
     for name, value in values.items():
         command = command.replace(f"${name}", value)
     command = command.replace("http://localhost:8000", base_url).replace("http://127.0.0.1:8000", base_url)
-    result = subprocess.run(["bash", "-c", command + " -s -S -w '\\n%{http_code}'"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", "-c", command + " -s -S -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     text, _, status = result.stdout.rpartition("\n")
     return Reply(int(status), {}, text)

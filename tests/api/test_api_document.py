@@ -1,5 +1,6 @@
 """The API document's curl examples (docs/api.md), parsed out of it and run with curl as written against a real
 server. Only the port is substituted, in one place (a test must not take the machine's port 8000)."""
+
 import json
 import re
 import shutil
@@ -24,8 +25,9 @@ def run(command: str, port: int, **placeholders) -> tuple[int, str]:
     command = command.replace(DOCUMENTED_PORT, f":{port}")  # the one substitution
     for name, value in placeholders.items():  # the values the document asks the reader to fill in
         command = command.replace(f"${name}", value)
-    result = subprocess.run(["bash", "-c", command + " -s -S -w '\\n%{http_code}'"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["bash", "-c", command + " -s -S -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, (command, result.stderr)
     text, _, status = result.stdout.rpartition("\n")
     return int(status), text

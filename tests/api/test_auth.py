@@ -1,4 +1,5 @@
 """Tokens and API keys: what authorizes an API call, and the 401s (always JSON, OpenAI's shape)."""
+
 import base64
 import json
 import time
@@ -53,8 +54,9 @@ def test_token_lifetimes_are_configurable(app, server, user):
     assert access["exp"] - access["iat"] == 60 and refresh["exp"] - refresh["iat"] == 2 * 24 * 3600
 
 
-@pytest.mark.parametrize("body", [{"username": USERNAME, "password": "wrong password"},
-                                  {"username": "nobody", "password": PASSWORD}])
+@pytest.mark.parametrize(
+    "body", [{"username": USERNAME, "password": "wrong password"}, {"username": "nobody", "password": PASSWORD}]
+)
 def test_wrong_credentials_are_401(server, user, body):
     error = assert_error(http("POST", f"{server}/api/token/", body), 401, "invalid_credentials")
     assert error["type"] == "authentication_error"
@@ -81,15 +83,19 @@ def forge(app, template: str, **changes):
 
 def test_expired_tampered_and_unsigned_tokens_are_401(app, server, user, access_token):
     assert models(server, forge(app, access_token)).status == 200  # the forger signs like the server
-    error = assert_error(models(server, forge(app, access_token, iat=int(time.time()) - 120,
-                                              exp=int(time.time()) - 60)), 401, "token_not_valid")
+    error = assert_error(
+        models(server, forge(app, access_token, iat=int(time.time()) - 120, exp=int(time.time()) - 60)),
+        401,
+        "token_not_valid",
+    )
     # Signed correctly but naming no sign-in of ours (or another user's): refused.
     assert_error(models(server, forge(app, access_token, sid="made-up")), 401, "token_not_valid")
     assert_error(models(server, forge(app, access_token, sub="999")), 401, "token_not_valid")
     no_family = {k: v for k, v in jwt.decode(access_token, options={"verify_signature": False}).items() if k != "sid"}
     with app.app_context():
-        assert_error(models(server, jwt.encode(no_family, tokens._signing_key(), algorithm="HS256")), 401,
-                     "token_not_valid")
+        assert_error(
+            models(server, jwt.encode(no_family, tokens._signing_key(), algorithm="HS256")), 401, "token_not_valid"
+        )
     assert "expired" in error["message"]
 
     header, payload, signature = access_token.split(".")
@@ -102,8 +108,9 @@ def test_expired_tampered_and_unsigned_tokens_are_401(app, server, user, access_
     unsigned = b64({"alg": "none", "typ": "JWT"}) + "." + payload + "."
     assert_error(models(server, unsigned), 401, "token_not_valid")
     with app.app_context():
-        other_alg = jwt.encode(jwt.decode(access_token, options={"verify_signature": False}),
-                               tokens._signing_key(), algorithm="HS512")
+        other_alg = jwt.encode(
+            jwt.decode(access_token, options={"verify_signature": False}), tokens._signing_key(), algorithm="HS512"
+        )
     assert_error(models(server, other_alg), 401, "token_not_valid")
     assert_error(models(server, "not-a-token"), 401, "token_not_valid")
 
@@ -158,8 +165,9 @@ def test_a_session_cookie_alone_never_authorizes(client, auth):
     assert client.get("/chat/").status_code == 200  # signed in for the pages
     response = client.get("/v1/models")
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "not_authenticated"
-    response = client.post("/v1/chat/completions", json={"model": "echo", "messages": [
-        {"role": "user", "content": "hi"}]})
+    response = client.post(
+        "/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert response.status_code == 401
 
 
@@ -171,12 +179,15 @@ def test_the_api_needs_no_csrf_token_and_errors_are_never_html(server):
     assert_error(http("DELETE", f"{server}/v1/chat/completions"), 405)
 
 
-@pytest.mark.parametrize("body, fields", [
-    ({}, {"username", "password"}),
-    ({"username": "ok_name", "password": "short"}, {"password"}),
-    ({"username": "a b!", "password": "long enough"}, {"username"}),
-    ({"username": "x", "password": ""}, {"username", "password"}),
-])
+@pytest.mark.parametrize(
+    "body, fields",
+    [
+        ({}, {"username", "password"}),
+        ({"username": "ok_name", "password": "short"}, {"password"}),
+        ({"username": "a b!", "password": "long enough"}, {"username"}),
+        ({"username": "x", "password": ""}, {"username", "password"}),
+    ],
+)
 def test_signup_rejects_bad_fields_with_a_message_each(server, body, fields):
     reply = http("POST", f"{server}/api/signup/", body)
     assert_error(reply, 400, "invalid_fields")
@@ -194,8 +205,11 @@ def test_a_limit_error_raised_under_the_api_is_a_429_with_retry_after(app):
     with app.test_request_context("/v1/chat/completions"):
         response = handle_error(LimitExceeded("You have reached your limit of 5 requests per minute."))
     assert response.status_code == 429 and response.headers["Retry-After"] == "42"
-    assert response.get_json()["error"] == {"message": "You have reached your limit of 5 requests per minute.",
-                                            "type": "rate_limit_error", "code": "rate_limit_exceeded"}
+    assert response.get_json()["error"] == {
+        "message": "You have reached your limit of 5 requests per minute.",
+        "type": "rate_limit_error",
+        "code": "rate_limit_exceeded",
+    }
 
 
 def test_repeated_wrong_passwords_are_throttled_with_429(app, server, user):

@@ -1,5 +1,6 @@
 """Per-user limits: reserved before a job is queued, so concurrent requests cannot overshoot;
 settled with the real usage afterwards; 429 with Retry-After from the API, a plain message on the page."""
+
 import re
 import threading
 import time
@@ -47,7 +48,9 @@ def test_fifty_concurrent_requests_cannot_overshoot_requests_per_minute(app, ser
     assert refused.json["error"]["code"] == "limit_exceeded"
     assert "10 requests per minute" in refused.json["error"]["message"]
     with app.app_context():
-        refused_count = db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded"))
+        refused_count = db.session.scalar(
+            select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")
+        )
         assert refused_count == 40  # every request is recorded, the refused ones with their reason
 
 
@@ -66,13 +69,17 @@ def test_tokens_per_day_are_reserved_then_settled_with_real_usage(app, client, a
         assert "tokens for today" in refused[0].error and "midnight UTC" in refused[0].error
     run_jobs()
     with app.app_context():
-        used = sum(g.input_tokens + g.output_tokens
-                   for g in db.session.scalars(select(Generation).where(Generation.status == "succeeded")))
+        used = sum(
+            g.input_tokens + g.output_tokens
+            for g in db.session.scalars(select(Generation).where(Generation.status == "succeeded"))
+        )
         day_key = limits._keys(user_id, time.time())[1]
         assert int(get_redis().get(day_key)) == used  # estimates replaced by the real usage
     send(client, "f")  # with the estimates given back, more fits again
     with app.app_context():
-        assert db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")) == 1
+        assert (
+            db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")) == 1
+        )
 
 
 def test_the_page_says_when_the_limit_resets(app, client, auth):
@@ -99,7 +106,11 @@ def test_site_default_applies_when_the_user_has_none(app, client, auth):
     send(client, "one")
     send(client, "two")
     with app.app_context():
-        assert db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")) == 0
+        assert (
+            db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")) == 0
+        )
     send(client, "three")
     with app.app_context():
-        assert db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")) == 1
+        assert (
+            db.session.scalar(select(func.count(Generation.id)).where(Generation.error_code == "limit_exceeded")) == 1
+        )

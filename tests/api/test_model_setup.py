@@ -1,5 +1,6 @@
 """Models whose provider is not set up: a 400 (not temporary), and hidden from the model list; a failure known
 before the first token is an HTTP error; a provider that is down stays a 503. Through the openai SDK."""
+
 import openai
 import pytest
 
@@ -24,16 +25,21 @@ def test_a_model_whose_provider_is_not_set_up_is_a_400_and_not_listed(server, ap
     assert not any(model_id.startswith("gemini") for model_id in ids)
     for stream in (False, True):
         with pytest.raises(openai.BadRequestError) as caught:
-            client.chat.completions.create(model="gemini-1.5-pro", stream=stream,
-                                           messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(
+                model="gemini-1.5-pro", stream=stream, messages=[{"role": "user", "content": "hi"}]
+            )
         assert caught.value.status_code == 400 and caught.value.code == "model_not_configured"
         assert "not set up" in caught.value.message
     assert gemini_server.requests == []  # nothing was queued or sent
 
 
 def test_the_seed_api_answers_400_too(server, access_token):
-    reply = http("POST", f"{server}/api/chat/completions/?provider=gemini", {
-        "model": "gemini-1.5-pro", "messages": [{"role": "user", "content": "hi"}]}, headers=bearer(access_token))
+    reply = http(
+        "POST",
+        f"{server}/api/chat/completions/?provider=gemini",
+        {"model": "gemini-1.5-pro", "messages": [{"role": "user", "content": "hi"}]},
+        headers=bearer(access_token),
+    )
     assert reply.status == 400 and reply.json["error"]["code"] == "model_not_configured"
 
 
@@ -52,6 +58,5 @@ def test_a_provider_that_is_down_stays_503(app, server, api_key, worker):
     client = openai.OpenAI(base_url=f"{server}/v1", api_key=api_key, max_retries=0, timeout=30)
     for stream in (False, True):
         with pytest.raises(openai.InternalServerError) as caught:
-            client.chat.completions.create(model="inhouse", stream=stream,
-                                           messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(model="inhouse", stream=stream, messages=[{"role": "user", "content": "hi"}])
         assert caught.value.status_code == 503 and caught.value.code == "provider_unavailable"

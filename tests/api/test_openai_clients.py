@@ -1,4 +1,5 @@
 """The official openai SDK and litellm as clients of /v1 and of /api/chat/completions/, streaming included."""
+
 import os
 
 import openai
@@ -31,12 +32,15 @@ def test_sdk_lists_ids_and_aliases(server, api_key):
 
 def test_sdk_completion_on_v1(app, server, api_key, worker):
     client = sdk(f"{server}/v1", api_key)
-    completion = client.chat.completions.create(model="echo", messages=[
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "first question"},
-        {"role": "assistant", "content": "first answer"},
-        {"role": "user", "content": "hello from the sdk"},
-    ])
+    completion = client.chat.completions.create(
+        model="echo",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "first answer"},
+            {"role": "user", "content": "hello from the sdk"},
+        ],
+    )
     assert completion.object == "chat.completion" and completion.model == "echo"
     assert "hello from the sdk" in completion.choices[0].message.content
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
@@ -50,8 +54,12 @@ def test_sdk_completion_on_v1(app, server, api_key, worker):
 
 def test_sdk_streams_from_a_provider_on_v1(server, api_key, worker, openai_server):
     stream = sdk(f"{server}/v1", api_key).chat.completions.create(
-        model="4o", stream=True, stream_options={"include_usage": True}, temperature=0.5,
-        messages=[{"role": "system", "content": "sys"}, {"role": "user", "content": "stream this please"}])
+        model="4o",
+        stream=True,
+        stream_options={"include_usage": True},
+        temperature=0.5,
+        messages=[{"role": "system", "content": "sys"}, {"role": "user", "content": "stream this please"}],
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Fake answer to: stream this please"
@@ -64,11 +72,13 @@ def test_sdk_streams_from_a_provider_on_v1(server, api_key, worker, openai_serve
 
 def test_sdk_against_the_seed_endpoint_with_a_jwt(server, access_token, worker):
     client = sdk(f"{server}/api", access_token, default_query={"provider": "openai"})
-    completion = client.chat.completions.create(model="gpt-3.5-turbo", messages=[
-        {"role": "user", "content": "How is the weather on Venus?"}])
+    completion = client.chat.completions.create(
+        model="gpt-3.5-turbo", messages=[{"role": "user", "content": "How is the weather on Venus?"}]
+    )
     assert completion.choices[0].message.content == "Fake answer to: How is the weather on Venus?"
-    stream = client.chat.completions.create(model="gpt-3.5-turbo", stream=True, messages=[
-        {"role": "user", "content": "and on Mars?"}])
+    stream = client.chat.completions.create(
+        model="gpt-3.5-turbo", stream=True, messages=[{"role": "user", "content": "and on Mars?"}]
+    )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Fake answer to: and on Mars?"
 
 
@@ -88,8 +98,12 @@ def test_sdk_errors_map_to_its_exceptions(app, server, api_key, worker):
 def test_provider_rate_limit_is_429_with_retry_after(app, server, api_key, worker, openai_server):
     app.config["RETRY_MAX_ATTEMPTS"] = 1
     openai_server.fail_next("rate_limit", retry_after=7)
-    reply = http("POST", f"{server}/v1/chat/completions", {"model": "gpt-4o", "messages": [
-        {"role": "user", "content": "hi"}]}, headers=bearer(api_key))
+    reply = http(
+        "POST",
+        f"{server}/v1/chat/completions",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        headers=bearer(api_key),
+    )
     assert reply.status == 429, reply.text
     assert reply.headers["Retry-After"] == "7" and reply.json["error"]["type"] == "rate_limit_error"
 
@@ -99,17 +113,27 @@ def test_a_model_the_account_may_not_use_is_403(app, server, api_key):
     from webapp import llm
 
     llm.configure(app.config)
-    reply = http("POST", f"{server}/v1/chat/completions", {"model": "gemini-1.5-pro", "messages": [
-        {"role": "user", "content": "hi"}]}, headers=bearer(api_key))
+    reply = http(
+        "POST",
+        f"{server}/v1/chat/completions",
+        {"model": "gemini-1.5-pro", "messages": [{"role": "user", "content": "hi"}]},
+        headers=bearer(api_key),
+    )
     assert reply.status == 403 and reply.json["error"]["code"] == "model_not_allowed"
-    assert "gemini-1.5-pro" not in {m["id"] for m in http("GET", f"{server}/v1/models", headers=bearer(api_key)).json["data"]}
+    assert "gemini-1.5-pro" not in {
+        m["id"] for m in http("GET", f"{server}/v1/models", headers=bearer(api_key)).json["data"]
+    }
 
 
 def test_queue_down_is_503(app, server, api_key, tmp_path):
     app.config["REDIS_URL"] = f"unix://{tmp_path / 'nothing-listens-here.sock'}"
     app.extensions.pop("switchboard_redis", None)
-    reply = http("POST", f"{server}/v1/chat/completions", {"model": "echo", "messages": [
-        {"role": "user", "content": "hi"}]}, headers=bearer(api_key))
+    reply = http(
+        "POST",
+        f"{server}/v1/chat/completions",
+        {"model": "echo", "messages": [{"role": "user", "content": "hi"}]},
+        headers=bearer(api_key),
+    )
     assert reply.status == 503 and reply.json["error"]["code"] == "queue_unavailable"
 
 
@@ -122,6 +146,12 @@ def test_litellm_on_v1_streaming_and_not(server, api_key, worker, litellm):
 
 
 def test_litellm_on_the_seed_endpoint(server, access_token, worker, litellm):
-    stream = litellm.completion(model="openai/gpt-3.5-turbo", api_base=f"{server}/api", api_key=access_token,
-                                messages=[{"role": "user", "content": "via litellm"}], stream=True, max_retries=0)
+    stream = litellm.completion(
+        model="openai/gpt-3.5-turbo",
+        api_base=f"{server}/api",
+        api_key=access_token,
+        messages=[{"role": "user", "content": "via litellm"}],
+        stream=True,
+        max_retries=0,
+    )
     assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == "Fake answer to: via litellm"

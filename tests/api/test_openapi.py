@@ -1,4 +1,5 @@
 """The OpenAPI description matches the app's routes, and the docs page renders it without scripts."""
+
 import re
 
 from openapi_spec_validator import validate

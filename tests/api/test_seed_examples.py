@@ -1,4 +1,5 @@
 """Every curl example of llm-service-api.md, run with curl as written against the app on a real server."""
+
 import json
 
 import pytest
@@ -30,7 +31,7 @@ COMPLETION = """curl -X POST "http://localhost:8000/api/chat/completions/?provid
 
 
 def sse_events(text: str) -> list:
-    events = [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    events = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     return [json.loads(event) for event in events[:-1]]
 

@@ -1,4 +1,5 @@
 """Server-Sent Events over a raw connection: the chunks as they come, and a hang-up cancelling the job."""
+
 import http.client
 import json
 import socket
@@ -15,8 +16,12 @@ from webapp.queue import get_queue
 def open_stream(server: str, key: str, body: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     url = urlsplit(server)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    connection.request("POST", "/v1/chat/completions", json.dumps(body),
-                       {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        json.dumps(body),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     connection.raw_socket = connection.sock  # getresponse() hands the socket over to the response
     response = connection.getresponse()
     assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
@@ -28,7 +33,7 @@ def read_event(response) -> dict:
         line = response.readline().decode()
         assert line, "the stream ended"
         if line.startswith("data: "):
-            return json.loads(line[len("data: "):])
+            return json.loads(line[len("data: ") :])
 
 
 def hang_up(connection, response):
@@ -45,8 +50,11 @@ def generation(app) -> Generation:
 
 def test_hanging_up_mid_stream_cancels_the_running_job_and_keeps_the_partial_text(app, server, api_key, worker):
     words = " ".join(f"word{i}" for i in range(300))  # 30 s of reply: far longer than the test
-    connection, response = open_stream(server, api_key, {"model": "echo", "stream": True, "delay": 0.1,
-                                                         "messages": [{"role": "user", "content": words}]})
+    connection, response = open_stream(
+        server,
+        api_key,
+        {"model": "echo", "stream": True, "delay": 0.1, "messages": [{"role": "user", "content": words}]},
+    )
     assert read_event(response)["choices"][0]["delta"]["role"] == "assistant"
     received = ""
     while "word3" not in received:
@@ -57,8 +65,11 @@ def test_hanging_up_mid_stream_cancels_the_running_job_and_keeps_the_partial_tex
     assert cancelled.text.startswith(received)
     assert "word3" in cancelled.text and "word299" not in cancelled.text
     # The worker is free again: a new request is answered.
-    connection, response = open_stream(server, api_key, {"model": "echo", "stream": True, "delay": 0,
-                                                         "messages": [{"role": "user", "content": "again"}]})
+    connection, response = open_stream(
+        server,
+        api_key,
+        {"model": "echo", "stream": True, "delay": 0, "messages": [{"role": "user", "content": "again"}]},
+    )
     body = response.read().decode()
     assert "again" in body and body.rstrip().endswith("data: [DONE]")
     response.close()
@@ -69,9 +80,12 @@ def test_hanging_up_while_queued_cancels_before_it_runs(app, server, api_key):
     # No worker: the answer's headers wait for the first text, so the client hangs up before any byte.
     url = urlsplit(server)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    connection.request("POST", "/v1/chat/completions",
-                       json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user", "content": "never run"}]}),
-                       {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user", "content": "never run"}]}),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+    )
     wait_for(lambda: generation(app) is not None, what="the generation recorded")
     connection.sock.shutdown(socket.SHUT_RDWR)
     connection.close()
@@ -86,9 +100,12 @@ def test_a_failure_before_the_first_token_is_an_http_error_not_a_stream(app, ser
     openai_server.fail_next("unauthorized")
     url = urlsplit(server)
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    connection.request("POST", "/v1/chat/completions",
-                       json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
-                       {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+    )
     response = connection.getresponse()
     body = json.loads(response.read())
     connection.close()
@@ -96,14 +113,16 @@ def test_a_failure_before_the_first_token_is_an_http_error_not_a_stream(app, ser
     assert body["error"]["code"] == "authentication_failed" and body["error"]["message"]
 
 
-def test_a_failure_after_the_first_token_ends_the_stream_with_an_error_event(app, server, api_key, worker,
-                                                                              openai_server):
+def test_a_failure_after_the_first_token_ends_the_stream_with_an_error_event(
+    app, server, api_key, worker, openai_server
+):
     app.config["RETRY_MAX_ATTEMPTS"] = 1
     openai_server.queue_reply("one two three four five six seven eight")
     openai_server.fail_next("cut", after=3)
-    connection, response = open_stream(server, api_key, {"model": "gpt-4o", "stream": True,
-                                                         "messages": [{"role": "user", "content": "hi"}]})
-    events = [line[len("data: "):] for line in response.read().decode().splitlines() if line.startswith("data: ")]
+    connection, response = open_stream(
+        server, api_key, {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    events = [line[len("data: ") :] for line in response.read().decode().splitlines() if line.startswith("data: ")]
     response.close()
     connection.close()
     assert events[-1] == "[DONE]"

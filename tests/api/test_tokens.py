@@ -1,5 +1,6 @@
 """Refresh tokens rotate (webapp/api/tokens.py): each refresh answers a new pair and retires the token sent;
 a retired token replayed revokes its whole family (every token from that sign-in) and answers 401."""
+
 import concurrent.futures
 import threading
 

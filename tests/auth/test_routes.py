@@ -76,7 +76,8 @@ def test_next_redirects_only_to_local_paths(client, auth):
     ]:
         token = csrf_token(client, "/auth/login")
         response = client.post(
-            "/auth/login", query_string={"next": target},
+            "/auth/login",
+            query_string={"next": target},
             data={"username": "alice", "password": "correct horse", "csrf_token": token},
         )
         assert response.status_code == 302

@@ -1,4 +1,5 @@
 """Browser tests: the app on a real HTTP server, a real worker process, headless Debian Chromium."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,14 @@ def browser_type_launch_args(browser_type_launch_args):
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
         "args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
         ],
     }
 
@@ -72,8 +79,15 @@ def start_worker(app_config, instance_path):
             # Provider settings a test module gives the app reach its worker too.
             **{name: str(app_config[name]) for name in PASSED_TO_WORKER if app_config.get(name) is not None},
         }
-        workers.append(subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "workers"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     yield start
     for worker in workers:

@@ -1,4 +1,5 @@
 """Steps the browser tests share."""
+
 from playwright.sync_api import expect
 
 PASSWORD = "correct horse battery"
@@ -47,8 +48,7 @@ def refreshes_until_done(page, timeout=LONG):
 
     page.on("framenavigated", navigated)
     try:
-        expect(page.locator(".message.assistant").last).to_have_attribute("data-status", "succeeded",
-                                                                           timeout=timeout)
+        expect(page.locator(".message.assistant").last).to_have_attribute("data-status", "succeeded", timeout=timeout)
     finally:
         page.remove_listener("framenavigated", navigated)
     assert page.url.endswith("#latest")

@@ -1,4 +1,5 @@
 """Sign up, sign out, sign in; model settings; personal API keys (shown once, revoked)."""
+
 import re
 
 import pytest
@@ -86,6 +87,8 @@ def test_personal_api_keys_are_shown_once_and_revoked(page, live_server, both_th
     expect(page.get_by_text("is revoked; programs using it can no longer sign in")).to_be_visible()
     expect(page.locator(".key-list li")).to_contain_text("revoked")
     expect(page.get_by_role("button", name="Revoke laptop scripts")).to_have_count(0)
-    refused = page.request.get(page.url.split("/settings")[0] + "/v1/models", headers={"Authorization": f"Bearer {key}"})
+    refused = page.request.get(
+        page.url.split("/settings")[0] + "/v1/models", headers={"Authorization": f"Bearer {key}"}
+    )
     assert refused.status == 401
     expect(page.locator("body")).to_be_visible(timeout=LONG)

@@ -1,4 +1,5 @@
 """Every admin page for an admin, in both themes; rq-dashboard for an admin and refused to a user."""
+
 import time
 
 from playwright.sync_api import expect

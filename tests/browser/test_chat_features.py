@@ -1,4 +1,5 @@
 """Stop, regenerate, browse versions, rename, search and export in Chromium; the same flows with JavaScript off."""
+
 from pathlib import Path
 
 from playwright.sync_api import expect

@@ -1,4 +1,5 @@
 """Sign up, send a message, watch the echo reply stream in, in headless Chromium."""
+
 from playwright.sync_api import expect
 
 # Records each length the reply's text takes, so the test can see it grow in pieces.

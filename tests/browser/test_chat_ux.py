@@ -1,4 +1,5 @@
 """Chat details in Chromium: refused messages keep their text and notices never cover the controls."""
+
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -17,8 +18,13 @@ UNCOVERED = """(selectors) => selectors.map((selector) => {
   const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
   return [selector, !!hit && (el === hit || el.contains(hit))];
 })"""
-CONTROLS = [".thread-title", ".thread-actions details.rename summary", ".thread-actions a[href$='export.md']",
-            ".thread-actions a[href$='export.json']", ".thread-actions a.danger"]
+CONTROLS = [
+    ".thread-title",
+    ".thread-actions details.rename summary",
+    ".thread-actions a[href$='export.md']",
+    ".thread-actions a[href$='export.json']",
+    ".thread-actions a.danger",
+]
 
 
 def assert_controls_uncovered(page):

@@ -1,4 +1,5 @@
 """Models and system prompts per conversation, error cards with retry, reload mid-stream, export JSON and delete."""
+
 import json
 from pathlib import Path
 
@@ -12,8 +13,12 @@ from tests.fakes import closed_port_url
 @pytest.fixture
 def app_config(app_config):
     # OpenAI is set up but its server is down: its models are offered, and their replies fail plainly.
-    return {**app_config, "OPENAI_API_KEY": "sk-test-unreachable", "OPENAI_BASE_URL": closed_port_url() + "/v1",
-            "RETRY_MAX_ATTEMPTS": 1}
+    return {
+        **app_config,
+        "OPENAI_API_KEY": "sk-test-unreachable",
+        "OPENAI_BASE_URL": closed_port_url() + "/v1",
+        "RETRY_MAX_ATTEMPTS": 1,
+    }
 
 
 def save_settings(page, model=None, system_prompt=None):

@@ -1,4 +1,5 @@
 """The page follows a reply over server-sent events, and over the status endpoint when EventSource is missing."""
+
 from playwright.sync_api import expect
 
 from tests.browser.helpers import LONG, send, sign_up, wait_done

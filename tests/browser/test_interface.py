@@ -1,5 +1,6 @@
 """The interface itself: code blocks (language, copy), keyboard, the growing composer, live region, no jumping
 while a reply streams, times and usage on replies, phone width; screenshots in both themes."""
+
 import re
 
 from playwright.sync_api import expect
@@ -89,7 +90,9 @@ def test_keyboard_growing_composer_focus_and_live_region(page, live_server):
     box.press("Enter")
     reply = page.locator(".message.assistant")
     # The reply streams inside a polite live region (the page's log of messages).
-    expect(page.locator('[role=log][aria-live=polite] .message.assistant[aria-busy=true] .content.streaming')).to_have_count(1, timeout=LONG)
+    expect(
+        page.locator("[role=log][aria-live=polite] .message.assistant[aria-busy=true] .content.streaming")
+    ).to_have_count(1, timeout=LONG)
     expect(reply.locator(".content")).to_contain_text("k3 ", timeout=LONG)
     page.keyboard.press("Escape")
     expect(reply).to_have_attribute("data-status", "cancelled", timeout=LONG)
@@ -165,4 +168,4 @@ def test_status_shows_queue_position_then_thinking_then_the_text(page, web_serve
     wait_done(reply)
     expect(reply.locator(".content")).to_contain_text("is anyone there?")
     states = page.evaluate("window.__states")
-    assert "Thinking…" in states[:states.index("text")], states
+    assert "Thinking…" in states[: states.index("text")], states

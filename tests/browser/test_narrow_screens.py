@@ -1,7 +1,8 @@
 """No page is wider than a 390 px phone screen: every page a user or an admin can open, in both themes."""
+
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, PASSWORD, send, sign_in, wait_done
+from tests.browser.helpers import LONG, send, sign_in, wait_done
 
 WIDTH = 390
 # What sticks out past the right edge, for the failure message.
@@ -32,7 +33,9 @@ def test_no_page_overflows_390_px(browser, live_server, make_user):
         check(page, "sign up")
         sign_in(page, live_server, "root")
         check(page, "new chat")
-        wait_done(send(page, "A long line without spaces: " + "x" * 200 + "\n```python\nprint('" + "y" * 150 + "')\n```"))
+        wait_done(
+            send(page, "A long line without spaces: " + "x" * 200 + "\n```python\nprint('" + "y" * 150 + "')\n```")
+        )
         chat = page.url.split("#")[0]
         page.locator(".message.user").first.get_by_role("link", name="Edit this message").click()
         page.get_by_label("Edit message").fill("edited")
@@ -40,11 +43,22 @@ def test_no_page_overflows_390_px(browser, live_server, make_user):
         wait_done(page.locator(".message.assistant").last)
         edit_link = page.locator(".message.user a.edit-link").first.get_attribute("href")
         user_page = None
-        pages = [chat, chat + "/rename", chat + "/delete", live_server + edit_link,
-                 live_server + "/settings/api-keys", live_server + "/settings/sessions", live_server + "/settings/models/",
-                 live_server + "/api/docs",
-                 live_server + "/admin/", live_server + "/admin/providers", live_server + "/admin/models",
-                 live_server + "/admin/users", live_server + "/admin/usage", live_server + "/admin/audit"]
+        pages = [
+            chat,
+            chat + "/rename",
+            chat + "/delete",
+            live_server + edit_link,
+            live_server + "/settings/api-keys",
+            live_server + "/settings/sessions",
+            live_server + "/settings/models/",
+            live_server + "/api/docs",
+            live_server + "/admin/",
+            live_server + "/admin/providers",
+            live_server + "/admin/models",
+            live_server + "/admin/users",
+            live_server + "/admin/usage",
+            live_server + "/admin/audit",
+        ]
         for url in pages:
             page.goto(url)
             expect(page.locator("main")).to_be_visible(timeout=LONG)

@@ -1,5 +1,6 @@
 """rq-dashboard's queue actions in Chromium: the finding's attack (a top-level GET navigation, which carries
 SameSite=Lax cookies) is refused and changes nothing; a POST made by the dashboard's own page works."""
+
 from playwright.sync_api import expect
 from rq import SimpleWorker
 
@@ -30,9 +31,12 @@ def test_a_get_navigation_is_refused_and_the_dashboards_own_post_works(page, app
     page.goto(web_server + "/admin/rq/")
     expect(page.get_by_text("RQ-dashboard").first).to_be_visible(timeout=LONG)
     # What the dashboard's script does ($.post): a same-origin POST, which Chromium sends with Origin.
-    result = page.evaluate("""async (url) => {
+    result = page.evaluate(
+        """async (url) => {
         const response = await fetch(url, {method: "POST"});
         return {status: response.status, body: await response.json()};
-    }""", f"/admin/rq/requeue/{QUEUE}")
+    }""",
+        f"/admin/rq/requeue/{QUEUE}",
+    )
     assert result == {"status": 200, "body": {"status": "OK", "count": 1}}
     assert failed_job_ids(app) == []

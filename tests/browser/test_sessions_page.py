@@ -1,5 +1,6 @@
 """The sessions page in Chromium with scripting off: lists this browser and another, ends the other (that
 browser is signed out on its next request), then signs out everywhere."""
+
 import re
 
 from playwright.sync_api import expect

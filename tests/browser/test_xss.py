@@ -1,4 +1,5 @@
 """A corpus of XSS payloads sent as messages, echoed back by a model, used as a title and a search: nothing runs."""
+
 from playwright.sync_api import expect
 
 from tests.browser.helpers import LONG, send, sign_up, wait_done
@@ -8,10 +9,10 @@ PAYLOADS = [
     "<img src=x onerror=\"window.__xss = 1; alert('img')\">",
     "<svg onload=alert('svg')>",
     "<svg><script>window.__xss = 1</script></svg>",
-    "<iframe srcdoc=\"<script>parent.__xss = 1</script>\"></iframe>",
+    '<iframe srcdoc="<script>parent.__xss = 1</script>"></iframe>',
     "\"><script>document.title = 'pwned'</script>",
     "'><img src=x onerror=alert('quote')>",
-    "<a href=\"javascript:window.__xss = 1\">plain link</a>",
+    '<a href="javascript:window.__xss = 1">plain link</a>',
     "[markdown link](javascript:alert('md'))",
     "[entity link](&#106;avascript:alert('entity'))",
     "![image](x\" onerror=\"alert('imgmd'))",

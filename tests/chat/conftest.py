@@ -1,4 +1,5 @@
 """Chat fixtures: a fake OpenAI server the app and a real `python -m workers` process both use."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,13 @@ def start_worker(app_config, instance_path, tmp_path):
         # Output to a file, not a pipe: a forking worker's job process (its own process group)
         # can outlive the worker and would hold a pipe open, hanging the teardown.
         log = open(tmp_path / f"worker-{len(processes)}.log", "wb")
-        process = subprocess.Popen([sys.executable, "-m", "workers", "--concurrency", str(concurrency)],
-                                   cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workers", "--concurrency", str(concurrency)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         processes.append((process, log))
         return process
 

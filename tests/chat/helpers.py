@@ -1,4 +1,5 @@
 """Helpers for chat tests: post forms with their CSRF and one-time tokens, read records."""
+
 from __future__ import annotations
 
 import re

@@ -1,5 +1,6 @@
 """Edits make branches: a new version of any message with its own replies, the original kept and browsable,
 replies written from the branch's own turns, every branch exported, and the page in a fixed number of queries."""
+
 import json
 import re
 
@@ -55,7 +56,7 @@ def test_editing_makes_a_branch_and_keeps_the_original(client, auth, app, run_jo
     # The page shows the new branch, with the versions of the message browsable at it.
     contents, page = shown(client, conversation_id)
     assert contents == ["hello world"]
-    assert '<span class="version-count">2/2</span>' in page and 'Previous version of this message</span>' in page
+    assert '<span class="version-count">2/2</span>' in page and "Previous version of this message</span>" in page
     response = post_form(client, f"/chat/{conversation_id}/messages/{first}/select", page=f"/chat/{conversation_id}")
     assert response.status_code == 303
     contents, page = shown(client, conversation_id)

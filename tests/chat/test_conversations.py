@@ -1,4 +1,5 @@
 """Conversations: search, rename, delete with confirmation, export, settings, regenerate, retry, edit."""
+
 import json
 
 from sqlalchemy import func, select
@@ -102,15 +103,28 @@ def test_settings_change_model_then_options_validated_by_its_schema(client, auth
     for name in ("temperature", "max_tokens", "top_p", "frequency_penalty", "seed"):
         assert f'name="option-{name}"' in page  # rendered from OpenAIOptions
     assert 'name="option-delay"' not in page  # the echo model's option is not the OpenAI model's
-    bad = post_form(client, path, {"model": "gpt-4o", "system_prompt": "Be brief.", "option-temperature": "5",
-                                   "option-max_tokens": "many"})
+    bad = post_form(
+        client,
+        path,
+        {"model": "gpt-4o", "system_prompt": "Be brief.", "option-temperature": "5", "option-max_tokens": "many"},
+    )
     assert bad.status_code == 400
     text = bad.get_data(as_text=True)
     assert "less than or equal to 2" in text and "valid integer" in text
     assert 'value="5"' in text  # the user's input is kept for correction
     assert get_conversation(app, conversation_id).options == {}
-    good = post_form(client, path, {"model": "gpt-4o", "system_prompt": "Be brief.", "option-temperature": "0.3",
-                                    "option-max_tokens": "200", "option-stop": "", "option-bogus": "1"})
+    good = post_form(
+        client,
+        path,
+        {
+            "model": "gpt-4o",
+            "system_prompt": "Be brief.",
+            "option-temperature": "0.3",
+            "option-max_tokens": "200",
+            "option-stop": "",
+            "option-bogus": "1",
+        },
+    )
     assert good.status_code == 302
     assert get_conversation(app, conversation_id).options == {"temperature": 0.3, "max_tokens": 200}
     # Switching model keeps only what the new model accepts.
@@ -130,8 +144,11 @@ def test_settings_refuse_an_unknown_model(client, auth, app):
 def test_new_reply_uses_the_conversation_settings(client, auth, app, run_jobs, fake_openai):
     auth.signup()
     conversation_id = start_chat(client, "first", model="gpt-4o")
-    post_form(client, f"/chat/{conversation_id}/settings",
-              {"model": "gpt-4o", "system_prompt": "You are terse.", "option-temperature": "0.5"})
+    post_form(
+        client,
+        f"/chat/{conversation_id}/settings",
+        {"model": "gpt-4o", "system_prompt": "You are terse.", "option-temperature": "0.5"},
+    )
     run_jobs()
     send(client, "second", conversation_id=conversation_id)
     run_jobs()
@@ -202,8 +219,12 @@ def test_cut_off_keeps_the_partial_text_and_missing_key_says_so(client, auth, ap
     assert missing.status == "failed" and missing.error_code == "model_not_configured"
     assert "The provider of this model is not set up." in client.get(f"/chat/{conversation_id}").get_data(as_text=True)
     # Asking again now is refused before anything is saved: the page says the model is not set up.
-    response = post_form(client, f"/chat/{conversation_id}/messages/{missing.message_id}/regenerate",
-                         {"of": missing.id}, follow_redirects=True)
+    response = post_form(
+        client,
+        f"/chat/{conversation_id}/messages/{missing.message_id}/regenerate",
+        {"of": missing.id},
+        follow_redirects=True,
+    )
     assert "is not set up on this server yet" in response.get_data(as_text=True)
     assert latest_generation(app).id == missing.id
 
@@ -212,8 +233,12 @@ def test_regenerate_while_running_is_refused(client, auth, app):
     auth.signup()
     conversation_id = start_chat(client, "still queued")
     generation = latest_generation(app)
-    response = post_form(client, f"/chat/{conversation_id}/messages/{generation.message_id}/regenerate",
-                         {"of": generation.id}, follow_redirects=True)
+    response = post_form(
+        client,
+        f"/chat/{conversation_id}/messages/{generation.message_id}/regenerate",
+        {"of": generation.id},
+        follow_redirects=True,
+    )
     assert "stop it first" in response.get_data(as_text=True)
     assert get_generation(app, generation.id).status == "queued"
     with app.app_context():

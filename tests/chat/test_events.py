@@ -1,4 +1,5 @@
 """Server-sent events for a reply: text and every status change, exact resume, heartbeats, endings, ownership."""
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,10 @@ def test_headers_and_a_finished_reply(client, auth, app, run_jobs):
     text, statuses, ending = read_to_end(stream)
     assert text == generation.text and statuses == []
     assert ending["event"] == "done" and ending["id"] == str(len(generation.text))
-    assert ending["data"]["usage"] == {"input_tokens": generation.input_tokens,
-                                       "output_tokens": generation.output_tokens}
+    assert ending["data"]["usage"] == {
+        "input_tokens": generation.input_tokens,
+        "output_tokens": generation.output_tokens,
+    }
     assert f'data-generation-id="{generation.id}"' in ending["data"]["html"]
     assert 'class="content markdown"' in ending["data"]["html"]
     # From its end, only the ending is left.
@@ -113,8 +116,12 @@ def test_bad_cursor_is_a_clear_400(client, auth, app):
     auth.signup()
     start_chat(client, "x")
     generation = latest_generation(app)
-    for headers, query in (({"Last-Event-ID": "abc"}, {}), ({}, {"cursor": "-3"}), ({}, {"cursor": "²"}),
-                           ({"Last-Event-ID": "9" * 5000}, {})):
+    for headers, query in (
+        ({"Last-Event-ID": "abc"}, {}),
+        ({}, {"cursor": "-3"}),
+        ({}, {"cursor": "²"}),
+        ({"Last-Event-ID": "9" * 5000}, {}),
+    ):
         response = client.get(f"/chat/generations/{generation.id}/events", headers=headers, query_string=query)
         assert response.status_code == 400 and "cursor" in response.get_json()["error"]["message"]
 
@@ -148,8 +155,11 @@ def test_queued_with_position_then_running_then_text_exactly_once(client, auth, 
     def write():
         for piece in pieces:
             # Each piece lands while the stream waits for it.
-            wait_for(lambda: writer.connection.pubsub_numsub(live.notify_channel(generation.id))[0][1] >= 1,
-                     timeout=5, what="the stream is subscribed")
+            wait_for(
+                lambda: writer.connection.pubsub_numsub(live.notify_channel(generation.id))[0][1] >= 1,
+                timeout=5,
+                what="the stream is subscribed",
+            )
             writer.append(piece)
 
     writer_thread = threading.Thread(target=write)
@@ -224,7 +234,9 @@ def test_the_stream_closes_on_stop(client, auth, app, fake_openai, start_worker)
     stream = EventStream(client, generation.id)
     seen, _ = read_text_until(stream, 30)
     # Stop is pressed while this stream is open.
-    assert post_form(client, f"/chat/generations/{generation.id}/stop", page=f"/chat/{conversation_id}").status_code == 302
+    assert (
+        post_form(client, f"/chat/generations/{generation.id}/stop", page=f"/chat/{conversation_id}").status_code == 302
+    )
     rest, _statuses, ending = read_to_end(stream)
     final = get_generation(app, generation.id)
     assert ending["event"] == "stopped" and final.status == "cancelled"
@@ -241,4 +253,3 @@ def test_a_queued_reply_stopped_ends_its_stream(client, auth, app):
     assert post_form(client, f"/chat/generations/{generation.id}/stop").status_code == 302
     text, _statuses, ending = read_to_end(stream)
     assert text == "" and ending["event"] == "stopped" and "Stopped." in ending["data"]["html"]
-

@@ -1,4 +1,5 @@
 """One user can never read, stop, export, change or delete another user's conversation or generation."""
+
 import pytest
 
 from tests.chat.helpers import get_conversation, get_generation, latest_generation, post_form, start_chat

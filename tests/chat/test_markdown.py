@@ -1,4 +1,5 @@
 """Replies render as Markdown, sanitized: no HTML or script from a model or a user can run."""
+
 from html.parser import HTMLParser
 
 import pytest
@@ -46,7 +47,7 @@ XSS_CORPUS = [
     "&lt;script&gt;alert(1)&lt;/script&gt;",
     "<a href='\x01javascript:alert(1)'>x</a>",
     '<svg><a xlink:href="javascript:alert(1)"><text>x</text></a></svg>',
-    "<noscript><p title=\"</noscript><img src=x onerror=alert(1)>\">",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
     "<template><script>alert(1)</script></template>",
 ]
 SAFE_SCHEMES = ("http://", "https://", "mailto:")
@@ -84,13 +85,27 @@ def test_xss_payload_renders_harmless(payload):
 
 
 def test_markdown_features_survive():
-    html = str(render_markdown(
-        "# Title\n\n**bold** _em_ ~~gone~~ `code`\n\n- one\n- two\n\n1. first\n\n"
-        "```python\nprint('<hi>')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quote\n\n[site](https://example.com)"))
-    for fragment in ("<h1>Title</h1>", "<strong>bold</strong>", "<em>em</em>", "<s>gone</s>", "<code>code</code>",
-                     "<li>one</li>", "<ol>", '<code class="language-python">', "print('&lt;hi&gt;')",
-                     "<table>", "<td>1</td>", "<blockquote>",
-                     '<a href="https://example.com" rel="noopener noreferrer nofollow">site</a>'):
+    html = str(
+        render_markdown(
+            "# Title\n\n**bold** _em_ ~~gone~~ `code`\n\n- one\n- two\n\n1. first\n\n"
+            "```python\nprint('<hi>')\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n> quote\n\n[site](https://example.com)"
+        )
+    )
+    for fragment in (
+        "<h1>Title</h1>",
+        "<strong>bold</strong>",
+        "<em>em</em>",
+        "<s>gone</s>",
+        "<code>code</code>",
+        "<li>one</li>",
+        "<ol>",
+        '<code class="language-python">',
+        "print('&lt;hi&gt;')",
+        "<table>",
+        "<td>1</td>",
+        "<blockquote>",
+        '<a href="https://example.com" rel="noopener noreferrer nofollow">site</a>',
+    ):
         assert fragment in html, (fragment, html)
 
 

@@ -1,5 +1,6 @@
 """Only usable models are offered: a provider with no key or base URL has its models hidden from users,
 shown disabled ("needs setup") to admins with a link to the providers page, and refused before sending."""
+
 import re
 
 import pytest
@@ -49,9 +50,16 @@ def test_admins_see_why_with_a_link_to_the_providers_page(client, auth, app):
 
 def test_sending_to_a_model_that_needs_setup_is_refused_and_keeps_the_text(client, auth, app):
     auth.signup()
-    response = client.post("/chat/", data={"content": "hello there", "model": "gpt-4o",
-                                           "csrf_token": re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
-                                                                   client.get("/chat/").get_data(as_text=True)).group(1)})
+    response = client.post(
+        "/chat/",
+        data={
+            "content": "hello there",
+            "model": "gpt-4o",
+            "csrf_token": re.search(
+                r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/chat/").get_data(as_text=True)
+            ).group(1),
+        },
+    )
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "Not sent" in page and re.search(r"<textarea[^>]*>\s*hello there</textarea>", page)

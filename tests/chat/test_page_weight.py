@@ -1,4 +1,5 @@
 """The chat page with its script, styles and icon stays under 60 KB, all of it served from static/."""
+
 import re
 
 from tests.chat.helpers import start_chat

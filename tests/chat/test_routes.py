@@ -196,8 +196,11 @@ def test_the_same_form_posted_twice_at_once_saves_one_message_and_redirects_both
     for attempt in range(10):
         path = f"/chat/{conversation_id}" if conversation_id else "/chat/"
         page = client.get(path).get_data(as_text=True)
-        data = {"content": f"twice {attempt}", "csrf_token": csrf_token(client, path),
-                "submission_token": FORM_TOKEN_RE.search(page).group(1)}
+        data = {
+            "content": f"twice {attempt}",
+            "csrf_token": csrf_token(client, path),
+            "submission_token": FORM_TOKEN_RE.search(page).group(1),
+        }
         post_path = f"/chat/{conversation_id}/messages" if conversation_id else "/chat/"
         barrier = threading.Barrier(2)
 

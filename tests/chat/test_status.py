@@ -1,10 +1,11 @@
 """The status endpoint: cursor, wait (long polling), queue position, usage; reload mid-stream."""
+
 import time
 
 import pytest
 
-from tests.waiting import wait_for
 from tests.chat.helpers import get_generation, latest_generation, start_chat
+from tests.waiting import wait_for
 from webapp import live
 from webapp.queue import get_redis
 
@@ -52,8 +53,11 @@ def test_wait_returns_as_soon_as_a_chunk_lands_and_cursor_gives_only_new_text(cl
 
     def later():
         # The chunk lands while the request below is held (blocked in XREAD).
-        wait_for(lambda: writer.connection.info("clients")["blocked_clients"] >= 1, timeout=8,
-                 what="the status request is waiting")
+        wait_for(
+            lambda: writer.connection.info("clients")["blocked_clients"] >= 1,
+            timeout=8,
+            what="the status request is waiting",
+        )
         writer.append("wörld!")
 
     thread = threading.Thread(target=later)
@@ -111,10 +115,22 @@ def test_reload_mid_stream_picks_the_reply_up_where_it_stands(client, auth, app,
     assert 'data-status="succeeded"' in finished and 'http-equiv="refresh"' not in finished
 
 
-@pytest.mark.parametrize("params", [
-    {"wait": "nan"}, {"wait": "NaN"}, {"wait": "inf"}, {"wait": "-1"}, {"wait": "1e9"}, {"wait": "11"},
-    {"wait": "soon"}, {"cursor": "-5"}, {"cursor": "99999999999999999999"}, {"cursor": "1.5"}, {"cursor": "x"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"wait": "nan"},
+        {"wait": "NaN"},
+        {"wait": "inf"},
+        {"wait": "-1"},
+        {"wait": "1e9"},
+        {"wait": "11"},
+        {"wait": "soon"},
+        {"cursor": "-5"},
+        {"cursor": "99999999999999999999"},
+        {"cursor": "1.5"},
+        {"cursor": "x"},
+    ],
+)
 def test_bad_cursor_or_wait_is_a_json_400(client, auth, app, params):
     auth.signup()
     start_chat(client, "a reply nobody runs")

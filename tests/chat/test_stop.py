@@ -1,11 +1,12 @@
 """Stop: a queued job leaves the queue; a running one stops in the worker, which closes the provider stream."""
+
 import time
 
 import pytest
 from rq.job import Job, JobStatus
 
-from tests.waiting import wait_for
 from tests.chat.helpers import get_generation, latest_generation, post_form, start_chat
+from tests.waiting import wait_for
 from webapp.queue import get_queue, get_redis
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(400))  # 400 pieces at 40/s: about ten seconds
@@ -52,7 +53,8 @@ def test_stop_is_idempotent_and_json_for_scripts(client, auth, app):
 @pytest.mark.slow
 @pytest.mark.parametrize("concurrency", [1, 3], ids=["forking-worker", "threaded-worker"])
 def test_stop_mid_stream_closes_the_provider_stream_and_keeps_the_text(
-        client, auth, app, fake_openai, start_worker, concurrency):
+    client, auth, app, fake_openai, start_worker, concurrency
+):
     fake_openai.reply = LONG_REPLY
     start_worker(concurrency)
     auth.signup()
@@ -97,8 +99,9 @@ def test_stop_a_stalled_stream_falls_back_to_rq_stop_job(client, auth, app, fake
     auth.signup()
     conversation_id = start_chat(client, "stall please", model="gpt-4o")
     generation = latest_generation(app)
-    wait_for(lambda: status(client, generation.id)["text"] == "word0 word1 word2 ", timeout=40,
-             what="three pieces streamed")
+    wait_for(
+        lambda: status(client, generation.id)["text"] == "word0 word1 word2 ", timeout=40, what="three pieces streamed"
+    )
     response = post_form(client, f"/chat/generations/{generation.id}/stop", page=f"/chat/{conversation_id}")
     assert response.status_code == 302
     stopped = get_generation(app, generation.id)
@@ -106,4 +109,5 @@ def test_stop_a_stalled_stream_falls_back_to_rq_stop_job(client, auth, app, fake
     assert stopped.text == "word0 word1 word2 "
     with app.app_context():
         assert get_queue().started_job_registry.get_job_ids() == [] or wait_for(
-            lambda: get_queue().started_job_registry.get_job_ids() == [], timeout=10)
+            lambda: get_queue().started_job_registry.get_job_ids() == [], timeout=10
+        )

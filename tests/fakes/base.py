@@ -4,6 +4,7 @@ Subclasses implement ``handle(handler, request)``; the helpers here write JSON,
 chunked streams, errors and the scripted faults. Every response closes its
 connection (``Connection: close``) so servers stop promptly.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,8 +96,14 @@ class _Handler(BaseHTTPRequestHandler):
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        request = RecordedRequest(self.command, split.path, parse_qs(split.query),
-                                  {k.lower(): v for k, v in self.headers.items()}, body, parsed)
+        request = RecordedRequest(
+            self.command,
+            split.path,
+            parse_qs(split.query),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            parsed,
+        )
         fake._record(request)
         self.fake = fake
         self.chunked = False
@@ -182,8 +189,15 @@ class FakeServer:
     * ``disconnected`` (threading.Event): set when a client hung up mid-answer.
     """
 
-    def __init__(self, *, reply=None, ttft: float = 0.0, tokens_per_second: float | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        *,
+        reply=None,
+        ttft: float = 0.0,
+        tokens_per_second: float | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self.reply = reply
         self.ttft = ttft
         self.tokens_per_second = tokens_per_second
@@ -209,8 +223,12 @@ class FakeServer:
 
     def start(self):
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"{type(self).__name__}:{self.port}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"{type(self).__name__}:{self.port}",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -323,8 +341,9 @@ class FakeServer:
     def handle(self, handler: _Handler, request: RecordedRequest, fault: Fault | None) -> None:
         raise NotImplementedError
 
-    def stream_pieces(self, handler: _Handler, pieces: list[bytes], fault: Fault | None,
-                      closing: list[bytes] = ()) -> None:
+    def stream_pieces(
+        self, handler: _Handler, pieces: list[bytes], fault: Fault | None, closing: list[bytes] = ()
+    ) -> None:
         """Write ``pieces`` (already framed), honouring pacing and cut/stall faults,
         then ``closing`` and the end of the chunked body."""
         kind = fault.kind if fault else None

@@ -2,19 +2,32 @@
 ``transport="rest"``): ``GET /v1beta/models``, ``POST
 /v1beta/models/NAME:generateContent`` and ``:streamGenerateContent`` (a JSON
 array written incrementally, not SSE). Point the SDK at ``server.url``."""
+
 from __future__ import annotations
 
 import json
 
 from .base import FakeServer, split_tokens
 
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 class FakeGeminiServer(FakeServer):
-    def __init__(self, *, models=("gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.0-flash"),
-                 require_key: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        models=("gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.0-flash"),
+        require_key: str | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.models = list(models)
         self.require_key = require_key
@@ -37,14 +50,30 @@ class FakeGeminiServer(FakeServer):
             return
         path = request.path
         if request.method == "GET" and path.rstrip("/") == "/v1beta/models":
-            handler.send_json(200, {"models": [{
-                "name": f"models/{m}", "baseModelId": m, "version": "001", "displayName": m.title(),
-                "description": "fake", "inputTokenLimit": 32768, "outputTokenLimit": 8192,
-                "supportedGenerationMethods": ["generateContent", "countTokens"],
-                "temperature": 1.0, "topP": 0.95, "topK": 40} for m in self.models]})
+            handler.send_json(
+                200,
+                {
+                    "models": [
+                        {
+                            "name": f"models/{m}",
+                            "baseModelId": m,
+                            "version": "001",
+                            "displayName": m.title(),
+                            "description": "fake",
+                            "inputTokenLimit": 32768,
+                            "outputTokenLimit": 8192,
+                            "supportedGenerationMethods": ["generateContent", "countTokens"],
+                            "temperature": 1.0,
+                            "topP": 0.95,
+                            "topK": 40,
+                        }
+                        for m in self.models
+                    ]
+                },
+            )
             return
         if request.method == "POST" and path.startswith("/v1beta/models/") and ":" in path:
-            name, _, method = path[len("/v1beta/models/"):].partition(":")
+            name, _, method = path[len("/v1beta/models/") :].partition(":")
             if method in ("generateContent", "streamGenerateContent"):
                 self._generate(handler, request, fault, name, stream=method == "streamGenerateContent")
                 return
@@ -65,8 +94,11 @@ class FakeGeminiServer(FakeServer):
             pieces = pieces[: fault.params.get("after", max(1, len(pieces) // 2))]
             finish = "MAX_TOKENS"
         prompt_tokens = sum(len(p.get("text", "").split()) for c in body["contents"] for p in c.get("parts", []))
-        usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": len(pieces),
-                 "totalTokenCount": prompt_tokens + len(pieces)}
+        usage = {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": len(pieces),
+            "totalTokenCount": prompt_tokens + len(pieces),
+        }
 
         def answer(text, finish_reason=None, with_usage=False):
             candidate = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}

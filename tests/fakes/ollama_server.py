@@ -3,10 +3,11 @@
 NDJSON lines when streaming (``{"message": {...}, "done": false}`` ... then a
 ``"done": true`` line with ``done_reason`` and token counts) or one JSON object.
 Also ``GET /api/tags``, ``POST /api/show``. Point ``api_base`` at ``server.url``."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .base import FakeServer, split_tokens
 
@@ -32,7 +33,9 @@ class FakeOllamaServer(FakeServer):
 
     def handle(self, handler, request, fault):
         if request.method == "GET" and request.path == "/api/tags":
-            handler.send_json(200, {"models": [{"name": n, "model": n, "size": 1, "details": {}} for n in self._names()]})
+            handler.send_json(
+                200, {"models": [{"name": n, "model": n, "size": 1, "details": {}} for n in self._names()]}
+            )
             return
         if request.method == "POST" and request.path == "/api/show":
             handler.send_json(200, {"template": "{{ .Prompt }}", "details": {"family": "llama"}, "model_info": {}})
@@ -57,12 +60,21 @@ class FakeOllamaServer(FakeServer):
         if kind == "length":
             pieces = pieces[: fault.params.get("after", max(1, len(pieces) // 2))]
             done_reason = "length"
-        created = datetime.now(timezone.utc).isoformat()
+        created = datetime.now(UTC).isoformat()
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-        final = {"model": model, "created_at": created, "message": {"role": "assistant", "content": ""},
-                 "done_reason": done_reason, "done": True, "total_duration": 1000, "load_duration": 10,
-                 "prompt_eval_count": prompt_tokens, "prompt_eval_duration": 10,
-                 "eval_count": len(pieces), "eval_duration": 100}
+        final = {
+            "model": model,
+            "created_at": created,
+            "message": {"role": "assistant", "content": ""},
+            "done_reason": done_reason,
+            "done": True,
+            "total_duration": 1000,
+            "load_duration": 10,
+            "prompt_eval_count": prompt_tokens,
+            "prompt_eval_duration": 10,
+            "eval_count": len(pieces),
+            "eval_duration": 100,
+        }
         if body.get("stream") is False:
             self.pace(0)
             if kind == "malformed":
@@ -71,10 +83,20 @@ class FakeOllamaServer(FakeServer):
             handler.send_json(200, {**final, "message": {"role": "assistant", "content": "".join(pieces)}})
             return
         handler.start_stream("application/x-ndjson")
-        framed = [json.dumps({"model": model, "created_at": created,
-                              "message": {"role": "assistant", "content": piece}, "done": False}).encode() + b"\n"
-                  for piece in pieces]
+        framed = [
+            json.dumps(
+                {
+                    "model": model,
+                    "created_at": created,
+                    "message": {"role": "assistant", "content": piece},
+                    "done": False,
+                }
+            ).encode()
+            + b"\n"
+            for piece in pieces
+        ]
         if kind == "malformed":
             framed.insert(min(1, len(framed)), b'{"model": "x", "message": \n')
-        self.stream_pieces(handler, framed, fault if kind in ("cut", "stall") else None,
-                           [json.dumps(final).encode() + b"\n"])
+        self.stream_pieces(
+            handler, framed, fault if kind in ("cut", "stall") else None, [json.dumps(final).encode() + b"\n"]
+        )

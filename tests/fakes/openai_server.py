@@ -1,6 +1,7 @@
 """A fake OpenAI-compatible API: ``POST /v1/chat/completions`` (SSE
 ``chat.completion.chunk`` events + ``data: [DONE]``, or one JSON answer) and
 ``GET /v1/models``. Point the SDK at ``server.base_url`` (``url + "/v1"``)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,7 @@ from .base import FakeServer, RecordedRequest, split_tokens
 
 
 class FakeOpenAIServer(FakeServer):
-    def __init__(self, *, models=("gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo"), require_key: str | None = None,
-                 **kwargs):
+    def __init__(self, *, models=("gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo"), require_key: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.models = list(models)
         self.require_key = require_key
@@ -30,16 +30,24 @@ class FakeOpenAIServer(FakeServer):
 
     def error_body(self, status, message):
         kinds = {429: "rate_limit_exceeded", 401: "invalid_api_key", 404: "model_not_found"}
-        return {"error": {"message": message, "type": "fake_error", "param": None,
-                          "code": kinds.get(status, str(status))}}
+        return {
+            "error": {"message": message, "type": "fake_error", "param": None, "code": kinds.get(status, str(status))}
+        }
 
     def handle(self, handler, request, fault):
         if self.require_key is not None and request.header("authorization") != f"Bearer {self.require_key}":
             handler.send_json(401, self.error_body(401, "Incorrect API key provided: sk-...xyz."))
             return
         if request.method == "GET" and request.path.rstrip("/").endswith("/v1/models"):
-            handler.send_json(200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models]})
+            handler.send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"} for m in self.models
+                    ],
+                },
+            )
             return
         if request.method == "POST" and request.path.endswith("/chat/completions"):
             self._chat(handler, request, fault)
@@ -60,26 +68,48 @@ class FakeOpenAIServer(FakeServer):
             pieces = pieces[: fault.params.get("after", max(1, len(pieces) // 2))]
             finish = "length"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
-                 "total_tokens": prompt_tokens + len(pieces)}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(pieces),
+            "total_tokens": prompt_tokens + len(pieces),
+        }
         created = int(time.time())
         if not body.get("stream"):
             self.pace(0)
             if kind == "malformed":
                 handler.send_json(200, b'{"id": "chatcmpl-fake", "choices": [{"message": ')
                 return
-            handler.send_json(200, {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
-                             "message": {"role": "assistant", "content": "".join(pieces), "refusal": None}}],
-                "usage": usage})
+            handler.send_json(
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": finish,
+                            "logprobs": None,
+                            "message": {"role": "assistant", "content": "".join(pieces), "refusal": None},
+                        }
+                    ],
+                    "usage": usage,
+                },
+            )
             return
 
         def event(delta, finish_reason=None, usage_payload=None, choices=True):
-            payload = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created,
-                       "model": model, "system_fingerprint": None,
-                       "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                    "finish_reason": finish_reason}] if choices else []}
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+                if choices
+                else [],
+            }
             if usage_payload is not None:
                 payload["usage"] = usage_payload
             return b"data: " + json.dumps(payload).encode() + b"\n\n"

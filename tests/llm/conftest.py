@@ -1,5 +1,6 @@
 """Fixtures for the LLM layer: an isolated instance folder and settings, and
 session-wide fake provider servers (reset before each test)."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,9 +8,20 @@ import pytest
 import webapp.llm as llm
 
 PROVIDER_ENV = (
-    "OPENAI_API_KEY", "OPENAI_MODEL", "OPENAI_BASE_URL", "GEMINI_API_KEY", "GEMINI_API_BASE", "GOOGLE_API_KEY",
-    "INHOUSE_API_BASE", "INHOUSE_API_KEY", "INHOUSE_MODEL", "LLM_MODELS", "DEFAULT_LLM_MODEL", "ECHO_DELAY",
-    "LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT",
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GEMINI_API_BASE",
+    "GOOGLE_API_KEY",
+    "INHOUSE_API_BASE",
+    "INHOUSE_API_KEY",
+    "INHOUSE_MODEL",
+    "LLM_MODELS",
+    "DEFAULT_LLM_MODEL",
+    "ECHO_DELAY",
+    "LLM_REQUEST_TIMEOUT",
+    "LLM_CONNECT_TIMEOUT",
 )
 OPENAI_KEY = "sk-test-0123456789abcdef"
 GEMINI_KEY = "AIzaTestKey0123456789abcdef"

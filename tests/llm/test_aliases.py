@@ -1,5 +1,6 @@
 """aliases.json: created when missing, overwritten when invalid, atomic and
 safe under concurrent writers (threads and processes)."""
+
 import json
 import subprocess
 import sys
@@ -61,8 +62,11 @@ def test_writes_leave_no_temporary_files(llm_instance):
     for i in range(5):
         llm.set_alias(f"a{i}", "echo")
     names = sorted(p.name for p in llm_instance.iterdir())
-    assert names == ["aliases.json", "aliases.json.lock"] or names == ["aliases.json", "aliases.json.lock",
-                                                                       "secret_key"]
+    assert names == ["aliases.json", "aliases.json.lock"] or names == [
+        "aliases.json",
+        "aliases.json.lock",
+        "secret_key",
+    ]
 
 
 def test_concurrent_thread_writers_lose_nothing():
@@ -93,8 +97,9 @@ def test_concurrent_process_writers_lose_nothing(llm_instance):
         "    llm.set_alias(f'p{n}-{i}', 'echo')\n"
         "    llm.get_aliases()\n"  # readers never see a broken file
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(n)], stderr=subprocess.PIPE, text=True)
-             for n in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(n)], stderr=subprocess.PIPE, text=True) for n in range(4)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err

@@ -1,13 +1,14 @@
 """The ``llm`` click group (``flask llm`` / ``python -m webapp.llm``)."""
+
 import subprocess
 import sys
 
 from click.testing import CliRunner
 
 import webapp.llm as llm
-from webapp.llm.cli import llm as llm_cli
 from tests.fakes import closed_port_url
 from tests.llm.conftest import OPENAI_KEY
+from webapp.llm.cli import llm as llm_cli
 
 
 def run(*args, input=None):
@@ -81,10 +82,15 @@ def test_providers_command(openai_server, use_settings):
 
 
 def test_python_dash_m():
-    result = subprocess.run([sys.executable, "-m", "webapp.llm", "prompt", "plain", "-o", "delay", "0"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "webapp.llm", "prompt", "plain", "-o", "delay", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Echo (offline model): plain\n"
-    bad = subprocess.run([sys.executable, "-m", "webapp.llm", "prompt", "x", "-m", "nope"],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "webapp.llm", "prompt", "x", "-m", "nope"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1 and "Unknown model" in bad.stderr

@@ -1,4 +1,5 @@
 """Model lookup, options, keys, responses (laziness, caching, timing, usage, close)."""
+
 import sys
 import threading
 import time
@@ -6,8 +7,8 @@ import time
 import pytest
 
 import webapp.llm as llm
-from webapp.llm.errors import InvalidOptions, LLMError, MissingKey
 from tests.llm.conftest import OPENAI_KEY
+from webapp.llm.errors import InvalidOptions, LLMError, MissingKey
 
 
 def test_get_model_returns_fresh_instances():
@@ -36,8 +37,10 @@ def test_get_models_lists_each_id_once():
 def test_importing_the_api_does_not_import_sdks():
     import subprocess
 
-    code = ("import sys, webapp.llm as llm; llm.get_models(); llm.get_model('echo').prompt('x').text();"
-            "print(sorted(m for m in ('openai', 'litellm', 'google.generativeai') if m in sys.modules))")
+    code = (
+        "import sys, webapp.llm as llm; llm.get_models(); llm.get_model('echo').prompt('x').text();"
+        "print(sorted(m for m in ('openai', 'litellm', 'google.generativeai') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -59,13 +62,16 @@ def test_unknown_model_message_names_closest_ids():
     assert info.value.code == "unknown_model"
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"temperature": 2.5}, "temperature"),
-    ({"temperature": -1}, "temperature"),
-    ({"max_tokens": 0}, "max_tokens"),
-    ({"temprature": 0.5}, "unknown option 'temprature'"),
-    ({"temperature": "hot"}, "temperature"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"temperature": -1}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"temprature": 0.5}, "unknown option 'temprature'"),
+        ({"temperature": "hot"}, "temperature"),
+    ],
+)
 def test_invalid_options_fail_before_any_request(openai_settings, options, fragment):
     with pytest.raises(InvalidOptions) as info:
         llm.get_model("gpt-3.5-turbo").prompt("hi", **options)
@@ -157,7 +163,10 @@ def test_history_is_sent_before_the_prompt(openai_settings):
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     llm.get_model("gpt-4o").prompt("And now?", system="Be nice", history=history).text()
     assert openai_settings.last_request.json["messages"] == [
-        {"role": "system", "content": "Be nice"}, *history, {"role": "user", "content": "And now?"}]
+        {"role": "system", "content": "Be nice"},
+        *history,
+        {"role": "user", "content": "And now?"},
+    ]
 
 
 def test_bad_history_is_rejected():
@@ -245,7 +254,8 @@ def test_entry_point_plugins_are_loaded(tmp_path):
     (dist / "sb_fake_plugin-1.0.dist-info").mkdir(parents=True)
     (dist / "sb_fake_plugin-1.0.dist-info" / "METADATA").write_text("Name: sb-fake-plugin\nVersion: 1.0\n")
     (dist / "sb_fake_plugin-1.0.dist-info" / "entry_points.txt").write_text(
-        "[switchboard.providers]\nshout = sb_fake_plugin\n")
+        "[switchboard.providers]\nshout = sb_fake_plugin\n"
+    )
     (dist / "sb_fake_plugin.py").write_text(
         "from webapp.llm import Model\n"
         "class Shout(Model):\n"
@@ -254,7 +264,8 @@ def test_entry_point_plugins_are_loaded(tmp_path):
         "        yield prompt.prompt.upper()\n"
         "def register(registry):\n"
         "    registry.add_provider('shout', 'Shouting')\n"
-        "    registry.add_model(Shout)\n")
+        "    registry.add_model(Shout)\n"
+    )
     sys.path.insert(0, str(dist))
     llm.configure(None)  # new registry generation
     try:
@@ -288,6 +299,7 @@ def test_overrides_hook_wins_over_settings(openai_server, use_settings):
 
 
 def test_cli_group_is_exported_as_llm_cli():
-    from webapp.llm.cli import llm as group, llm_cli
+    from webapp.llm.cli import llm as group
+    from webapp.llm.cli import llm_cli
 
     assert llm_cli is group and llm_cli.name == "llm"

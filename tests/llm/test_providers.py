@@ -1,14 +1,22 @@
 """Each provider against its fake server: streaming, non-streaming, and every
 fault mapped to the right error class."""
+
+import json
 import time
 
 import pytest
 
 import webapp.llm as llm
-from webapp.llm.errors import (AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout,
-                               ProviderUnavailable, RateLimited)
 from tests.fakes import closed_port_url
 from tests.llm.conftest import GEMINI_KEY, OPENAI_KEY
+from webapp.llm.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContentCutOff,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
 
 FAST_TIMEOUT = 0.4
 
@@ -46,8 +54,9 @@ def provider(request, use_settings, openai_server, gemini_server, ollama_server)
     if kind == "litellm-ollama":
         use_settings(LLM_MODELS={"ollama_chat/llama3": {"api_base": ollama_server.url}}, **common)
         return "ollama_chat/llama3", ollama_server, "Fake Ollama answer to: "
-    use_settings(LLM_MODELS={"openai/gpt-4o-mini": {"api_base": openai_server.base_url, "api_key": OPENAI_KEY}},
-                 **common)
+    use_settings(
+        LLM_MODELS={"openai/gpt-4o-mini": {"api_base": openai_server.base_url, "api_key": OPENAI_KEY}}, **common
+    )
     return "openai/gpt-4o-mini", openai_server, "Fake answer to: "
 
 
@@ -66,7 +75,9 @@ def test_prompt(provider, stream):
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
-@pytest.mark.parametrize("fault, params, error", COMMON_FAULTS, ids=[f"{f[0]}-{i}" for i, f in enumerate(COMMON_FAULTS)])
+@pytest.mark.parametrize(
+    "fault, params, error", COMMON_FAULTS, ids=[f"{f[0]}-{i}" for i, f in enumerate(COMMON_FAULTS)]
+)
 def test_faults(provider, stream, fault, params, error):
     model_id, server, _ = provider
     server.fail_next(fault, **params)
@@ -120,10 +131,18 @@ def test_malformed_json_whole_answer(provider):
 def test_refused_connection(provider, use_settings):
     model_id, _, _ = provider
     dead = closed_port_url()
-    use_settings(OPENAI_BASE_URL=dead + "/v1", OPENAI_API_KEY=OPENAI_KEY, INHOUSE_API_BASE=dead,
-                 GEMINI_API_BASE=dead, GEMINI_API_KEY=GEMINI_KEY, LLM_REQUEST_TIMEOUT=FAST_TIMEOUT,
-                 LLM_MODELS={"ollama_chat/llama3": {"api_base": dead},
-                             "openai/gpt-4o-mini": {"api_base": dead + "/v1", "api_key": OPENAI_KEY}})
+    use_settings(
+        OPENAI_BASE_URL=dead + "/v1",
+        OPENAI_API_KEY=OPENAI_KEY,
+        INHOUSE_API_BASE=dead,
+        GEMINI_API_BASE=dead,
+        GEMINI_API_KEY=GEMINI_KEY,
+        LLM_REQUEST_TIMEOUT=FAST_TIMEOUT,
+        LLM_MODELS={
+            "ollama_chat/llama3": {"api_base": dead},
+            "openai/gpt-4o-mini": {"api_base": dead + "/v1", "api_key": OPENAI_KEY},
+        },
+    )
     start = time.monotonic()
     with pytest.raises(ProviderUnavailable):
         llm.get_model(model_id).prompt(PROMPT).text()
@@ -188,7 +207,11 @@ def test_inhouse_default_model_discovers_the_first_served_model(openai_server, u
     assert openai_server.last_request.json["model"] == "gpt-4o"  # the first one listed
     assert openai_server.last_request.header("authorization") == "Bearer inhouse-secret-key"
     assert llm.list_provider_models("inhouse") == [
-        "inhouse/gpt-4o", "inhouse/gpt-4o-mini", "inhouse/gpt-3.5-turbo", "inhouse/llama-3-8b"]
+        "inhouse/gpt-4o",
+        "inhouse/gpt-4o-mini",
+        "inhouse/gpt-3.5-turbo",
+        "inhouse/llama-3-8b",
+    ]
     use_settings(INHOUSE_API_BASE=openai_server.url, INHOUSE_MODEL="llama-3-8b")
     llm.get_model("inhouse").prompt("x").text()
     assert openai_server.last_request.json["model"] == "llama-3-8b"
@@ -216,8 +239,9 @@ def test_inhouse_not_configured():
 
 
 def test_litellm_models_come_from_settings(ollama_server, use_settings, litellm_module):
-    use_settings(LLM_MODELS={"ollama_chat/llama3": {"api_base": ollama_server.url}},
-                 DEFAULT_LLM_MODEL="ollama_chat/llama3")
+    use_settings(
+        LLM_MODELS={"ollama_chat/llama3": {"api_base": ollama_server.url}}, DEFAULT_LLM_MODEL="ollama_chat/llama3"
+    )
     model = llm.get_default_model()
     assert model.model_id == "ollama_chat/llama3" and model.provider == "litellm"
     assert model.prompt("hi", temperature=0.1).text() == "Fake Ollama answer to: hi"
@@ -229,5 +253,5 @@ def test_litellm_models_come_from_settings(ollama_server, use_settings, litellm_
 
 
 def test_litellm_from_environment_json(ollama_server, monkeypatch, litellm_module):
-    monkeypatch.setenv("LLM_MODELS", '{"ollama_chat/llama3": {"api_base": "%s"}}' % ollama_server.url)
+    monkeypatch.setenv("LLM_MODELS", json.dumps({"ollama_chat/llama3": {"api_base": ollama_server.url}}))
     assert llm.get_model("ollama_chat/llama3").prompt("env").text() == "Fake Ollama answer to: env"

@@ -1,5 +1,6 @@
 """Every example of the Python API document, against the fake OpenAI server
 (gpt-3.5-turbo) and against the offline echo model."""
+
 import pytest
 
 import webapp.llm as llm
@@ -63,8 +64,10 @@ def test_model_options(openai_settings):
 def test_models_without_a_key_need_no_key_line():
     model = llm.get_model("echo")
     assert model.needs_key is False
-    assert model.prompt("Five surprising names for a pet pelican").text() == \
-        "Echo (offline model): Five surprising names for a pet pelican"
+    assert (
+        model.prompt("Five surprising names for a pet pelican").text()
+        == "Echo (offline model): Five surprising names for a pet pelican"
+    )
 
 
 @pytest.mark.parametrize("model_name", ["gpt-3.5-turbo", "echo"])

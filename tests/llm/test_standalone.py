@@ -1,4 +1,5 @@
 """The LLM layer stands alone: a plain script imports and uses it without Flask or the rest of the app."""
+
 import json
 import os
 import subprocess
@@ -20,8 +21,9 @@ print(json.dumps({"loaded": loaded, "app_modules": app_modules, "reply": reply, 
 def test_a_plain_script_uses_webapp_llm_without_flask(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GEMINI_", "INHOUSE_", "LLM_"))}
     env["SWITCHBOARD_INSTANCE_PATH"] = str(tmp_path / "instance")
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["loaded"] == [], f"importing webapp.llm pulled in {report['loaded']}"

@@ -1,4 +1,5 @@
 """/settings/models: defaults for new conversations and the models a user may use."""
+
 import pytest
 
 from tests.chat.helpers import get_conversation, post_form, start_chat
@@ -41,19 +42,27 @@ def test_lists_every_usable_model_with_provider_and_options(client, auth, app):
 
 def test_defaults_apply_to_new_conversations(client, auth, app):
     auth.signup()
-    response = post_form(client, "/settings/models/", {"model": "gpt-4o-mini", "system_prompt": "Answer in French."},
-                         page="/settings/models/")
+    response = post_form(
+        client,
+        "/settings/models/",
+        {"model": "gpt-4o-mini", "system_prompt": "Answer in French."},
+        page="/settings/models/",
+    )
     assert response.status_code == 302
     account = user(app)
     assert account.default_model == "gpt-4o-mini" and account.default_system_prompt == "Answer in French."
     page = client.get("/settings/models/").get_data(as_text=True)
     assert 'name="option-frequency_penalty"' in page  # now the OpenAI model's options
-    bad = post_form(client, "/settings/models/", {"model": "gpt-4o-mini", "option-top_p": "1.5"},
-                    page="/settings/models/")
+    bad = post_form(
+        client, "/settings/models/", {"model": "gpt-4o-mini", "option-top_p": "1.5"}, page="/settings/models/"
+    )
     assert bad.status_code == 400 and "less than or equal to 1" in bad.get_data(as_text=True)
-    good = post_form(client, "/settings/models/",
-                     {"model": "gpt-4o-mini", "system_prompt": "Answer in French.", "option-top_p": "0.9"},
-                     page="/settings/models/")
+    good = post_form(
+        client,
+        "/settings/models/",
+        {"model": "gpt-4o-mini", "system_prompt": "Answer in French.", "option-top_p": "0.9"},
+        page="/settings/models/",
+    )
     assert good.status_code == 302 and user(app).default_options == {"top_p": 0.9}
     conversation_id = start_chat(client, "bonjour")
     conversation = get_conversation(app, conversation_id)

@@ -1,9 +1,9 @@
+import os
 import subprocess
 import sys
-import os
 
-from webapp.paths import PROJECT_ROOT
 from tests.waiting import wait_for
+from webapp.paths import PROJECT_ROOT
 
 
 def test_healthz_is_always_cheap_and_public(client):
@@ -17,10 +17,20 @@ def test_readyz_needs_a_live_worker(client, app, app_config, instance_path):
     checks = body.get_json()["checks"]
     assert checks["database"]["ok"] and checks["redis"]["ok"] and not checks["workers"]["ok"]
 
-    env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
-           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"]}
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r, timeout=30)
         assert ready.get_json()["status"] == "ready"

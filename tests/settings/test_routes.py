@@ -1,4 +1,5 @@
 """The API keys page: create (shown once), list, revoke; only one's own keys."""
+
 import re
 
 import pytest
@@ -15,8 +16,11 @@ KEY_RE = re.compile(r'<code id="new-key">(sb-[A-Za-z0-9_-]+)</code>')
 
 def create(client, name="laptop"):
     """Post the form and follow its redirect to the page that shows the new key once."""
-    return client.post("/settings/api-keys", data={"name": name, "csrf_token": csrf_token(client, "/settings/api-keys")},
-                       follow_redirects=True)
+    return client.post(
+        "/settings/api-keys",
+        data={"name": name, "csrf_token": csrf_token(client, "/settings/api-keys")},
+        follow_redirects=True,
+    )
 
 
 def test_a_new_key_is_shown_once_and_stored_hashed(client, auth, app):
@@ -42,8 +46,9 @@ def test_revoking_a_key(client, auth, app):
     raw_key = KEY_RE.search(create(client).get_data(as_text=True)).group(1)
     with app.app_context():
         key_id = db.session.scalar(select(ApiKey.id))
-    response = client.post(f"/settings/api-keys/{key_id}/revoke",
-                           data={"csrf_token": csrf_token(client, "/settings/api-keys")})
+    response = client.post(
+        f"/settings/api-keys/{key_id}/revoke", data={"csrf_token": csrf_token(client, "/settings/api-keys")}
+    )
     assert response.status_code == 302
     with app.app_context():
         assert user_for_key(raw_key) is None
@@ -58,8 +63,9 @@ def test_other_users_keys_are_404_and_csrf_is_required(client, auth, app):
     assert client.post("/settings/api-keys", data={"name": "no token"}).status_code == 400
     auth.logout()
     auth.signup("mallory")
-    response = client.post(f"/settings/api-keys/{key_id}/revoke",
-                           data={"csrf_token": csrf_token(client, "/settings/api-keys")})
+    response = client.post(
+        f"/settings/api-keys/{key_id}/revoke", data={"csrf_token": csrf_token(client, "/settings/api-keys")}
+    )
     assert response.status_code == 404
     with app.app_context():
         assert db.session.get(ApiKey, key_id).revoked_at is None
@@ -74,7 +80,9 @@ def test_a_name_is_required_and_the_page_needs_a_login(client, auth):
 
 def test_reloading_after_creating_makes_no_second_key(client, auth, app):
     auth.signup()
-    posted = client.post("/settings/api-keys", data={"name": "laptop", "csrf_token": csrf_token(client, "/settings/api-keys")})
+    posted = client.post(
+        "/settings/api-keys", data={"name": "laptop", "csrf_token": csrf_token(client, "/settings/api-keys")}
+    )
     assert posted.status_code == 303 and posted.headers["Location"] == "/settings/api-keys"
     shown = client.get("/settings/api-keys").get_data(as_text=True)
     assert KEY_RE.search(shown)
@@ -87,7 +95,9 @@ def test_reloading_after_creating_makes_no_second_key(client, auth, app):
 def test_key_names_are_unique_per_user(client, auth, app):
     auth.signup()
     create(client, "laptop")
-    again = client.post("/settings/api-keys", data={"name": "  laptop ", "csrf_token": csrf_token(client, "/settings/api-keys")})
+    again = client.post(
+        "/settings/api-keys", data={"name": "  laptop ", "csrf_token": csrf_token(client, "/settings/api-keys")}
+    )
     assert again.status_code == 400
     assert "You already have a key named “laptop”" in again.get_data(as_text=True)
     auth.logout()

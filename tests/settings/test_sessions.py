@@ -1,11 +1,12 @@
 """The sessions page: every live sign-in of one's own (browser and API), "this device", ending one, and
 sign out everywhere; POST + CSRF only, and nobody else's sessions."""
+
 import re
 
 from sqlalchemy import select
 
 from tests.conftest import csrf_token
-from tests.test_sessions import signed_in, sign_in
+from tests.test_sessions import sign_in, signed_in
 from webapp.accounts import create_user
 from webapp.extensions import db
 from webapp.models import User, UserSession
@@ -20,19 +21,27 @@ def make_users(app, *names):
 
 def session_ids(app, username):
     with app.app_context():
-        return list(db.session.scalars(select(UserSession.id).join(User).where(User.username == username)
-                                       .order_by(UserSession.id)))
+        return list(
+            db.session.scalars(
+                select(UserSession.id).join(User).where(User.username == username).order_by(UserSession.id)
+            )
+        )
 
 
 def test_the_page_lists_live_sign_ins_with_this_device_marked(app):
     make_users(app, "alice", "mallory")
     laptop = app.test_client()
     token = csrf_token(laptop, "/auth/login")
-    laptop.post("/auth/login", data={"username": "alice", "password": "correct horse", "csrf_token": token},
-                headers={"User-Agent": "LaptopBrowser/1.0"}, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    laptop.post(
+        "/auth/login",
+        data={"username": "alice", "password": "correct horse", "csrf_token": token},
+        headers={"User-Agent": "LaptopBrowser/1.0"},
+        environ_base={"REMOTE_ADDR": "198.51.100.7"},
+    )
     sign_in(app)  # a second browser
-    app.test_client().post("/api/token/", json={"username": "alice", "password": "correct horse"},
-                           headers={"User-Agent": "script/2.0"})
+    app.test_client().post(
+        "/api/token/", json={"username": "alice", "password": "correct horse"}, headers={"User-Agent": "script/2.0"}
+    )
     sign_in(app, "mallory")
     ended = sign_in(app)
     ended.post("/auth/logout", data={"csrf_token": csrf_token(ended, "/chat/")})
@@ -51,8 +60,9 @@ def test_ending_another_session_signs_that_browser_out(app):
     make_users(app, "alice")
     laptop, phone = sign_in(app), sign_in(app)
     phone_session = session_ids(app, "alice")[1]
-    response = laptop.post(f"/settings/sessions/{phone_session}/end",
-                           data={"csrf_token": csrf_token(laptop, "/settings/sessions")})
+    response = laptop.post(
+        f"/settings/sessions/{phone_session}/end", data={"csrf_token": csrf_token(laptop, "/settings/sessions")}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/settings/sessions")
     assert not signed_in(phone) and signed_in(laptop)
     assert f"/settings/sessions/{phone_session}/end" not in laptop.get("/settings/sessions").get_data(as_text=True)
@@ -62,7 +72,9 @@ def test_ending_this_device_signs_out_here(app):
     make_users(app, "alice")
     laptop = sign_in(app, remember=True)
     this = session_ids(app, "alice")[0]
-    response = laptop.post(f"/settings/sessions/{this}/end", data={"csrf_token": csrf_token(laptop, "/settings/sessions")})
+    response = laptop.post(
+        f"/settings/sessions/{this}/end", data={"csrf_token": csrf_token(laptop, "/settings/sessions")}
+    )
     assert "/auth/login" in response.headers["Location"] and not signed_in(laptop)
 
 
@@ -81,11 +93,16 @@ def test_no_one_ends_someone_elses_session_and_csrf_is_required(app):
     make_users(app, "alice", "mallory")
     alice, mallory = sign_in(app), sign_in(app, "mallory")
     alice_session = session_ids(app, "alice")[0]
-    response = mallory.post(f"/settings/sessions/{alice_session}/end",
-                            data={"csrf_token": csrf_token(mallory, "/settings/sessions")})
+    response = mallory.post(
+        f"/settings/sessions/{alice_session}/end", data={"csrf_token": csrf_token(mallory, "/settings/sessions")}
+    )
     assert response.status_code == 404
-    assert mallory.post("/settings/sessions/999999/end",
-                        data={"csrf_token": csrf_token(mallory, "/settings/sessions")}).status_code == 404
+    assert (
+        mallory.post(
+            "/settings/sessions/999999/end", data={"csrf_token": csrf_token(mallory, "/settings/sessions")}
+        ).status_code
+        == 404
+    )
     assert alice.post(f"/settings/sessions/{alice_session}/end").status_code == 400  # no CSRF token
     assert alice.post("/settings/sessions/end-all").status_code == 400
     assert alice.get(f"/settings/sessions/{alice_session}/end").status_code == 405  # never by GET

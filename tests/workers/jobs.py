@@ -1,4 +1,5 @@
 """Plain job functions the worker tests enqueue (importable by a worker process)."""
+
 import time
 
 from rq import get_current_job

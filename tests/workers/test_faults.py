@@ -1,5 +1,6 @@
 """Provider faults seen through the worker: retried when transient (backoff, Retry-After),
 recorded as attempts, and ending in a clear error that keeps the partial text."""
+
 import pytest
 from sqlalchemy import select
 

@@ -73,8 +73,9 @@ def test_real_worker_process_streams_a_reply(client, auth, app, app_config, inst
         "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
         "ECHO_DELAY": "0.05",
     }
-    worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         auth.signup()
         words = " ".join(f"word{i}" for i in range(12))
@@ -85,8 +86,9 @@ def test_real_worker_process_streams_a_reply(client, auth, app, app_config, inst
         deadline = time.monotonic() + 30
         while not payload.get("done"):
             assert time.monotonic() < deadline, "the reply did not finish in time"
-            payload = client.get(f"/chat/generations/{generation_id}/status",
-                                 query_string={"cursor": cursor, "wait": 2}).get_json()
+            payload = client.get(
+                f"/chat/generations/{generation_id}/status", query_string={"cursor": cursor, "wait": 2}
+            ).get_json()
             if payload["text"]:
                 deltas.append(payload["text"])
             cursor = payload["cursor"]

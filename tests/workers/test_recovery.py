@@ -1,4 +1,5 @@
 """Generations whose worker died are finished or re-queued, never left running."""
+
 import os
 import signal
 import subprocess
@@ -71,8 +72,9 @@ def test_a_just_started_generation_is_left_alone(client, auth, app):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
-def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(fault, client, auth, app, app_config,
-                                                                        instance_path):
+def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(
+    fault, client, auth, app, app_config, instance_path
+):
     env = {
         **os.environ,
         "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
@@ -85,8 +87,13 @@ def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(fault, c
     }
 
     def start_worker():
-        return subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     auth.signup()
     send(client, " ".join(f"word{i}" for i in range(40)))
@@ -102,6 +109,7 @@ def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(fault, c
 
     second = start_worker()
     try:
+
         def finished():
             with app.app_context():
                 generation = db.session.get(Generation, generation_id)
@@ -150,7 +158,8 @@ def test_queued_generation_whose_job_is_gone_is_requeued_and_answered(client, au
 
 
 def test_job_that_failed_before_its_claim_leaves_the_generation_queued_and_is_requeued(
-        client, auth, app, app_config, tmp_path, run_jobs):
+    client, auth, app, app_config, tmp_path, run_jobs
+):
     from rq import SimpleWorker
     from rq.registry import FailedJobRegistry
 

@@ -1,4 +1,5 @@
 """The concurrent worker, as a real process: many jobs at once, one stopped, one timing out, one raising."""
+
 import os
 import signal
 import subprocess
@@ -22,7 +23,10 @@ def worker_process(redis_url, instance_path):
     env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "REDIS_URL": redis_url}
     process = subprocess.Popen(
         [sys.executable, "-m", "workers", "--concurrency", "30", "--queue", "threaded-test"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     yield connection
     process.terminate()
@@ -41,8 +45,12 @@ def test_many_jobs_at_once_with_stop_timeout_and_failure(worker_process):
     registry = StartedJobRegistry(queue=queue)
 
     # All of them run at the same time in one process.
-    wait_for(lambda: stopped.get_status(refresh=True) == JobStatus.STARTED
-             and sum(job.get_status(refresh=True) == JobStatus.STARTED for job in waiting) == 24)
+    wait_for(
+        lambda: (
+            stopped.get_status(refresh=True) == JobStatus.STARTED
+            and sum(job.get_status(refresh=True) == JobStatus.STARTED for job in waiting) == 24
+        )
+    )
     assert registry.count >= 25
 
     send_stop_job_command(connection, stopped.id)
@@ -73,8 +81,13 @@ def test_the_rq_internals_it_relies_on_are_there(redis_url):
 def start(redis_url, instance_path, tmp_path, queue):
     env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "REDIS_URL": redis_url}
     log = open(tmp_path / f"{queue}.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "workers", "--concurrency", "8", "--queue", queue],
-                               cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workers", "--concurrency", "8", "--queue", queue],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     return process
 
@@ -116,13 +129,15 @@ def test_cold_shutdown_stops_running_jobs_and_exits(redis_url, instance_path, tm
         process.send_signal(signal.SIGTERM)  # the second: cold shutdown
         assert process.wait(timeout=30) == 0, (tmp_path / "cold-test.log").read_text()
         assert "cold shut down" in (tmp_path / "cold-test.log").read_text()
-        wait_for(lambda: all(job.get_status(refresh=True) in (JobStatus.STOPPED, JobStatus.FAILED) for job in jobs),
-                 10, "the running jobs stopped, not left started")
+        wait_for(
+            lambda: all(job.get_status(refresh=True) in (JobStatus.STOPPED, JobStatus.FAILED) for job in jobs),
+            10,
+            "the running jobs stopped, not left started",
+        )
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-
 
 
 @pytest.mark.slow
@@ -133,11 +148,18 @@ def test_cold_shutdown_mid_reply_keeps_the_text_and_says_why(client, auth, app, 
     from webapp.extensions import db
     from webapp.models import Generation
 
-    env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "DATABASE_URL": app_config["DATABASE_URL"],
-           "REDIS_URL": app_config["REDIS_URL"], "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"], "ECHO_DELAY": "0.05"}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+        "ECHO_DELAY": "0.05",
+    }
     log = open(tmp_path / "worker.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     log.close()
     try:
         auth.signup()
@@ -146,8 +168,10 @@ def test_cold_shutdown_mid_reply_keeps_the_text_and_says_why(client, auth, app, 
         def streaming():
             with app.app_context():
                 generation = db.session.scalar(select(Generation))
-                return generation.status == "running" and len(client.get(
-                    f"/chat/generations/{generation.id}/status").get_json()["text"]) > 20
+                return (
+                    generation.status == "running"
+                    and len(client.get(f"/chat/generations/{generation.id}/status").get_json()["text"]) > 20
+                )
 
         wait_for(streaming, 30, "the reply streaming")
         process.send_signal(signal.SIGTERM)

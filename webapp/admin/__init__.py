@@ -3,6 +3,7 @@
 Every view here, and every rq-dashboard view, passes :func:`require_admin`:
 anonymous visitors are sent to sign in, signed-in non-admins get 403.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -29,10 +30,20 @@ RQ_DASHBOARD_PREFIX = "/admin/rq"
 # queue (delete_job_view, requeue_job_view, requeue_all, empty_queue, compact_queue; requeue_all even
 # answers GET) and is exempt from our CSRF tokens, so it must be a POST from one of our own pages.
 # A view a later version adds is treated as state-changing until it is listed here.
-RQ_DASHBOARD_READ_ONLY = frozenset({
-    "favicon", "queues_overview", "workers_overview", "jobs_overview", "job_view",
-    "list_queues", "list_jobs", "job_info", "list_workers", "static",
-})
+RQ_DASHBOARD_READ_ONLY = frozenset(
+    {
+        "favicon",
+        "queues_overview",
+        "workers_overview",
+        "jobs_overview",
+        "job_view",
+        "list_queues",
+        "list_jobs",
+        "job_info",
+        "list_workers",
+        "static",
+    }
+)
 
 
 def same_origin() -> bool:
@@ -53,8 +64,11 @@ def refuse_unsafe_dashboard_request():
         return None
     if request.method == "POST" and same_origin():
         return None
-    reason = ("This queue action needs a POST from the queue dashboard's own page."
-              if request.method == "POST" else "This queue action needs a POST; nothing was changed.")
+    reason = (
+        "This queue action needs a POST from the queue dashboard's own page."
+        if request.method == "POST"
+        else "This queue action needs a POST; nothing was changed."
+    )
     return jsonify({"error": {"message": reason, "code": 403, "type": "Forbidden"}}), 403
 
 

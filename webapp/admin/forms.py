@@ -1,7 +1,16 @@
 from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms import (BooleanField, HiddenField, IntegerField, PasswordField, SelectField, SelectMultipleField,
-                     StringField, SubmitField, TextAreaField)
 from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 from ..auth.forms import PASSWORD_RULE, USERNAME_RULE
@@ -11,15 +20,22 @@ ROLE_CHOICES = ["user", "admin"]
 
 class ProviderForm(FlaskForm):
     enabled = BooleanField("Enabled")
-    base_url = StringField("Base URL", validators=[Optional(), Length(max=500),
-                                                  URL(require_tld=False, message="Enter a full URL (http://…).")])
+    base_url = StringField(
+        "Base URL",
+        validators=[Optional(), Length(max=500), URL(require_tld=False, message="Enter a full URL (http://…).")],
+    )
     # Never pre-filled: a stored key is not sent back to the browser.
     api_key = PasswordField("New API key", validators=[Optional(), Length(max=500)])
     clear_key = BooleanField("Remove the stored key")
     # litellm: the LLM_MODELS dict as JSON (secrets shown masked); inhouse: the model name to use.
-    models_json = TextAreaField("Models (JSON: model name → litellm arguments)",
-                                validators=[Optional(), Length(max=20000)], render_kw={"rows": 6})
-    model_name = StringField("Model name (default: the first the server lists)", validators=[Optional(), Length(max=200)])
+    models_json = TextAreaField(
+        "Models (JSON: model name → litellm arguments)",
+        validators=[Optional(), Length(max=20000)],
+        render_kw={"rows": 6},
+    )
+    model_name = StringField(
+        "Model name (default: the first the server lists)", validators=[Optional(), Length(max=200)]
+    )
     submit = SubmitField("Save")
 
 
@@ -46,8 +62,14 @@ class ModelsForm(FlaskForm):
 
 
 class AliasForm(FlaskForm):
-    alias = StringField("Alias", validators=[DataRequired(), Length(max=100),
-                                             Regexp(r"^[A-Za-z0-9_.:/-]+$", message="No spaces or odd characters.")])
+    alias = StringField(
+        "Alias",
+        validators=[
+            DataRequired(),
+            Length(max=100),
+            Regexp(r"^[A-Za-z0-9_.:/-]+$", message="No spaces or odd characters."),
+        ],
+    )
     model = StringField("Model id or alias", validators=[DataRequired(), Length(max=200)])
     submit = SubmitField("Add alias")
 
@@ -76,7 +98,9 @@ class StatusForm(FlaskForm):
 
 class PasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired(), PASSWORD_RULE])
-    confirm = PasswordField("Repeat", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
+    confirm = PasswordField(
+        "Repeat", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")]
+    )
     submit = SubmitField("Reset password")
 
 

@@ -8,8 +8,18 @@ from ..extensions import db
 from ..llm import UnknownModelError, get_models
 from ..models import User
 from . import bp, service
-from .forms import (ActionForm, AliasForm, CreateUserForm, LimitsForm, ModelsForm, PasswordForm, ProviderForm,
-                    RemoveAliasForm, RoleForm, StatusForm)
+from .forms import (
+    ActionForm,
+    AliasForm,
+    CreateUserForm,
+    LimitsForm,
+    ModelsForm,
+    PasswordForm,
+    ProviderForm,
+    RemoveAliasForm,
+    RoleForm,
+    StatusForm,
+)
 
 USAGE_DAY_CHOICES = (7, 30, 90)
 
@@ -20,6 +30,7 @@ def index():
 
 
 # -- providers ---------------------------------------------------------------------------
+
 
 def _provider_forms(overview):
     forms = {}
@@ -39,8 +50,13 @@ def _provider_forms(overview):
 def providers():
     overview = service.providers_overview()
     pending = any(p["test"] and p["test"]["status"] == "pending" and not p["test"]["stale"] for p in overview)
-    return render_template("admin/providers.html", providers=overview, forms=_provider_forms(overview),
-                           action=ActionForm(), refresh=pending)
+    return render_template(
+        "admin/providers.html",
+        providers=overview,
+        forms=_provider_forms(overview),
+        action=ActionForm(),
+        refresh=pending,
+    )
 
 
 @bp.route("/providers/<name>", methods=["POST"])
@@ -51,8 +67,9 @@ def update_provider(name):
     valid = form.validate_on_submit()
     if valid and name in ("litellm", "inhouse"):
         try:
-            service.update_provider_models(current_user, name,
-                                           form.models_json.data if name == "litellm" else form.model_name.data)
+            service.update_provider_models(
+                current_user, name, form.models_json.data if name == "litellm" else form.model_name.data
+            )
         except ValueError as exc:
             form.models_json.errors = [str(exc)]
             valid = False
@@ -61,10 +78,17 @@ def update_provider(name):
         overview = service.providers_overview()
         forms = _provider_forms(overview)
         forms[name] = form
-        return render_template("admin/providers.html", providers=overview, forms=forms, action=ActionForm(),
-                               refresh=False), 400
-    service.update_provider(current_user, name, enabled=form.enabled.data, base_url=form.base_url.data,
-                            api_key=form.api_key.data, clear_key=form.clear_key.data)
+        return render_template(
+            "admin/providers.html", providers=overview, forms=forms, action=ActionForm(), refresh=False
+        ), 400
+    service.update_provider(
+        current_user,
+        name,
+        enabled=form.enabled.data,
+        base_url=form.base_url.data,
+        api_key=form.api_key.data,
+        clear_key=form.clear_key.data,
+    )
     db.session.commit()
     flash(f"Saved the {name} provider.", "success")
     return redirect(url_for("admin.providers") + f"#provider-{name}")
@@ -88,6 +112,7 @@ def test_provider(name):
 
 # -- models ------------------------------------------------------------------------------
 
+
 def _models_page(form=None, alias_form=None, status=200):
     overview = service.models_overview()
     ids = [m.model_id for m in overview["models"]]
@@ -100,8 +125,13 @@ def _models_page(form=None, alias_form=None, status=200):
             allowed = overview["role_models"][role]
             getattr(form, f"restrict_{role}").data = allowed is not None
             getattr(form, f"{role}_models").data = list(allowed or [])
-    return render_template("admin/models.html", overview=overview, form=form, alias_form=alias_form or AliasForm(),
-                           remove_form=RemoveAliasForm()), status
+    return render_template(
+        "admin/models.html",
+        overview=overview,
+        form=form,
+        alias_form=alias_form or AliasForm(),
+        remove_form=RemoveAliasForm(),
+    ), status
 
 
 @bp.route("/models")
@@ -116,9 +146,14 @@ def update_models():
     if not form.validate_on_submit():
         return _models_page(form=form, status=400)
     service.update_models(
-        current_user, enabled=form.enabled.data or [], default_model=form.default_model.data or None,
-        role_models={"user": (form.user_models.data or []) if form.restrict_user.data else None,
-                     "admin": (form.admin_models.data or []) if form.restrict_admin.data else None})
+        current_user,
+        enabled=form.enabled.data or [],
+        default_model=form.default_model.data or None,
+        role_models={
+            "user": (form.user_models.data or []) if form.restrict_user.data else None,
+            "admin": (form.admin_models.data or []) if form.restrict_admin.data else None,
+        },
+    )
     db.session.commit()
     flash("Saved the model settings.", "success")
     return redirect(url_for("admin.models"))
@@ -156,6 +191,7 @@ def remove_alias():
 
 # -- users -------------------------------------------------------------------------------
 
+
 @bp.route("/users", methods=["GET", "POST"])
 def users():
     form = CreateUserForm()
@@ -176,8 +212,13 @@ def users():
 def _users_page(query="", form=None, limits_form=None, status=200):
     if limits_form is None:
         limits_form = LimitsForm(formdata=None, prefix="defaults", **service.default_limits())
-    return render_template("admin/users.html", users=service.search_users(query), query=query,
-                           form=form or CreateUserForm(formdata=None), limits_form=limits_form), status
+    return render_template(
+        "admin/users.html",
+        users=service.search_users(query),
+        query=query,
+        form=form or CreateUserForm(formdata=None),
+        limits_form=limits_form,
+    ), status
 
 
 @bp.route("/users/default-limits", methods=["POST"])
@@ -201,10 +242,16 @@ def _user_or_404(user_id):
 def _user_page(user, status=200, **forms):
     role_form = forms.get("role_form") or RoleForm(formdata=None, role=user.role)
     limits_form = forms.get("limits_form") or LimitsForm(
-        formdata=None, requests_per_minute=user.requests_per_minute, tokens_per_day=user.tokens_per_day)
-    return render_template("admin/user.html", user=user, role_form=role_form, limits_form=limits_form,
-                           password_form=forms.get("password_form") or PasswordForm(formdata=None),
-                           status_form=StatusForm(formdata=None)), status
+        formdata=None, requests_per_minute=user.requests_per_minute, tokens_per_day=user.tokens_per_day
+    )
+    return render_template(
+        "admin/user.html",
+        user=user,
+        role_form=role_form,
+        limits_form=limits_form,
+        password_form=forms.get("password_form") or PasswordForm(formdata=None),
+        status_form=StatusForm(formdata=None),
+    ), status
 
 
 @bp.route("/users/<int:user_id>")
@@ -230,8 +277,9 @@ def user_role(user_id):
     form = RoleForm()
     if not form.validate_on_submit():
         return _user_page(user, 400, role_form=form)
-    return _apply(user, lambda: service.set_role(current_user, user, form.role.data),
-                  f"{user.username} is now {form.role.data}.")
+    return _apply(
+        user, lambda: service.set_role(current_user, user, form.role.data), f"{user.username} is now {form.role.data}."
+    )
 
 
 @bp.route("/users/<int:user_id>/status", methods=["POST"])
@@ -241,8 +289,11 @@ def user_status(user_id):
     if not form.validate_on_submit() or form.disabled.data not in ("0", "1"):
         abort(400)
     disabled = form.disabled.data == "1"
-    return _apply(user, lambda: service.set_disabled(current_user, user, disabled),
-                  f"{user.username} is {'disabled: their sessions have ended' if disabled else 'enabled'}.")
+    return _apply(
+        user,
+        lambda: service.set_disabled(current_user, user, disabled),
+        f"{user.username} is {'disabled: their sessions have ended' if disabled else 'enabled'}.",
+    )
 
 
 @bp.route("/users/<int:user_id>/password", methods=["POST"])
@@ -251,8 +302,11 @@ def user_password(user_id):
     form = PasswordForm()
     if not form.validate_on_submit():
         return _user_page(user, 400, password_form=form)
-    return _apply(user, lambda: service.reset_password(current_user, user, form.password.data),
-                  f"Password of {user.username} reset; their sessions have ended.")
+    return _apply(
+        user,
+        lambda: service.reset_password(current_user, user, form.password.data),
+        f"Password of {user.username} reset; their sessions have ended.",
+    )
 
 
 @bp.route("/users/<int:user_id>/limits", methods=["POST"])
@@ -261,12 +315,15 @@ def user_limits(user_id):
     form = LimitsForm()
     if not form.validate_on_submit():
         return _user_page(user, 400, limits_form=form)
-    return _apply(user, lambda: service.set_limits(current_user, user, form.requests_per_minute.data,
-                                                   form.tokens_per_day.data),
-                  f"Limits of {user.username} saved.")
+    return _apply(
+        user,
+        lambda: service.set_limits(current_user, user, form.requests_per_minute.data, form.tokens_per_day.data),
+        f"Limits of {user.username} saved.",
+    )
 
 
 # -- usage and audit ---------------------------------------------------------------------
+
 
 def _usage_args():
     days = request.args.get("days", 30, type=int)
@@ -278,21 +335,32 @@ def _usage_args():
 def usage_page():
     days, username = _usage_args()
     rows = usage.usage_rows(days, username)
-    return render_template("admin/usage.html", rows=rows, totals=usage.totals(rows), chart=usage.daily_chart(rows, days),
-                           days=days, day_choices=USAGE_DAY_CHOICES, username=username or "")
+    return render_template(
+        "admin/usage.html",
+        rows=rows,
+        totals=usage.totals(rows),
+        chart=usage.daily_chart(rows, days),
+        days=days,
+        day_choices=USAGE_DAY_CHOICES,
+        username=username or "",
+    )
 
 
 @bp.route("/usage.csv")
 def usage_csv():
     days, username = _usage_args()
     body = usage.to_csv(usage.usage_rows(days, username))
-    return Response(body, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="switchboard-usage-{days}d.csv"'})
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="switchboard-usage-{days}d.csv"'},
+    )
 
 
 @bp.route("/audit")
 def audit_log():
     query = request.args.get("q", "").strip()[:100]
     events, pages = audit.events(request.args.get("page", 1, type=int), query)
-    return render_template("admin/audit.html", events=events, pages=pages, page=request.args.get("page", 1, type=int),
-                           query=query)
+    return render_template(
+        "admin/audit.html", events=events, pages=pages, page=request.args.get("page", 1, type=int), query=query
+    )

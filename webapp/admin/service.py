@@ -1,9 +1,10 @@
 """Domain functions behind the admin pages. Each change records an audit event; the view commits."""
+
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Worker
@@ -12,8 +13,8 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, or_, select
 
 from .. import admin_settings, audit, sessions
-from ..connection_tests import connection_test_result
 from ..accounts import create_user, find_user
+from ..connection_tests import connection_test_result
 from ..extensions import db
 from ..llm import get_aliases, get_models, get_providers, remove_alias, set_alias
 from ..llm import settings as llm_settings
@@ -23,12 +24,12 @@ from ..queue import get_queue
 log = logging.getLogger(__name__)
 
 
-
 class ActionRefused(Exception):
     """An admin action that would break an invariant (e.g. removing the last admin)."""
 
 
 # -- providers ---------------------------------------------------------------------------
+
 
 def providers_overview() -> list[dict]:
     """Every registered provider with its stored settings (never the key itself)."""
@@ -36,19 +37,21 @@ def providers_overview() -> list[dict]:
     for name, info in get_providers().items():
         row = admin_settings.provider_setting(name)
         env_key = bool(info["key_env_var"] and llm_settings.setting(info["key_env_var"]))
-        overview.append({
-            "name": name,
-            "label": info["label"],
-            "enabled": row.enabled if row is not None else True,
-            "base_url": row.base_url if row is not None else None,
-            "base_url_setting": admin_settings.BASE_URL_SETTINGS.get(name),
-            "takes_key": bool(info["key_env_var"]),
-            "needs_key": info["needs_key"],
-            "key_hint": admin_settings.key_hint(row),
-            "env_key": env_key,
-            "test": connection_test_result(name),
-            "model_setting": admin_settings.MODEL_SETTINGS.get(name),
-        })
+        overview.append(
+            {
+                "name": name,
+                "label": info["label"],
+                "enabled": row.enabled if row is not None else True,
+                "base_url": row.base_url if row is not None else None,
+                "base_url_setting": admin_settings.BASE_URL_SETTINGS.get(name),
+                "takes_key": bool(info["key_env_var"]),
+                "needs_key": info["needs_key"],
+                "key_hint": admin_settings.key_hint(row),
+                "env_key": env_key,
+                "test": connection_test_result(name),
+                "model_setting": admin_settings.MODEL_SETTINGS.get(name),
+            }
+        )
     return overview
 
 
@@ -78,14 +81,17 @@ def known_provider(name: str) -> bool:
     return name in get_providers()
 
 
-def update_provider(actor: User, name: str, *, enabled: bool, base_url: str | None, api_key: str | None,
-                    clear_key: bool) -> None:
-    before, after = admin_settings.update_provider(name, enabled=enabled, base_url=base_url, api_key=api_key,
-                                                   clear_key=clear_key)
+def update_provider(
+    actor: User, name: str, *, enabled: bool, base_url: str | None, api_key: str | None, clear_key: bool
+) -> None:
+    before, after = admin_settings.update_provider(
+        name, enabled=enabled, base_url=base_url, api_key=api_key, clear_key=clear_key
+    )
     audit.record(actor, "provider.update", f"provider:{name}", before, after)
 
 
 # -- models ------------------------------------------------------------------------------
+
 
 def models_overview() -> dict:
     disabled = set(admin_settings.get_site(admin_settings.DISABLED_MODELS, []))
@@ -101,16 +107,22 @@ def models_overview() -> dict:
     }
 
 
-def update_models(actor: User, *, enabled: list[str], default_model: str | None,
-                  role_models: dict[str, list[str] | None]) -> None:
+def update_models(
+    actor: User, *, enabled: list[str], default_model: str | None, role_models: dict[str, list[str] | None]
+) -> None:
     known = [m.model_id for m in get_models()]
-    before = {"disabled_models": admin_settings.get_site(admin_settings.DISABLED_MODELS, []),
-              "default_model": admin_settings.get_site(admin_settings.DEFAULT_MODEL),
-              "role_models": admin_settings.get_site(admin_settings.ROLE_MODELS, {})}
+    before = {
+        "disabled_models": admin_settings.get_site(admin_settings.DISABLED_MODELS, []),
+        "default_model": admin_settings.get_site(admin_settings.DEFAULT_MODEL),
+        "role_models": admin_settings.get_site(admin_settings.ROLE_MODELS, {}),
+    }
     # Stored as the disabled list, so models that appear later (new provider models) start enabled.
     disabled = sorted(set(known) - set(enabled))
-    after = {"disabled_models": disabled, "default_model": default_model or None,
-             "role_models": {role: (sorted(ids) if ids is not None else None) for role, ids in role_models.items()}}
+    after = {
+        "disabled_models": disabled,
+        "default_model": default_model or None,
+        "role_models": {role: (sorted(ids) if ids is not None else None) for role, ids in role_models.items()},
+    }
     admin_settings.set_site(admin_settings.DISABLED_MODELS, after["disabled_models"])
     admin_settings.set_site(admin_settings.DEFAULT_MODEL, after["default_model"])
     admin_settings.set_site(admin_settings.ROLE_MODELS, after["role_models"])
@@ -131,6 +143,7 @@ def delete_alias(actor: User, alias: str) -> None:
 
 # -- users -------------------------------------------------------------------------------
 
+
 def search_users(query: str = "", limit: int = 200) -> list[User]:
     statement = select(User).order_by(User.username)
     if query:
@@ -139,8 +152,13 @@ def search_users(query: str = "", limit: int = 200) -> list[User]:
 
 
 def user_state(user: User) -> dict:
-    return {"username": user.username, "role": user.role, "disabled": user.is_disabled,
-            "requests_per_minute": user.requests_per_minute, "tokens_per_day": user.tokens_per_day}
+    return {
+        "username": user.username,
+        "role": user.role,
+        "disabled": user.is_disabled,
+        "requests_per_minute": user.requests_per_minute,
+        "tokens_per_day": user.tokens_per_day,
+    }
 
 
 def add_user(actor: User, username: str, password: str, role: str) -> User:
@@ -152,7 +170,14 @@ def add_user(actor: User, username: str, password: str, role: str) -> User:
 
 
 def _active_admins() -> int:
-    return db.session.scalar(select(func.count(User.id)).where(User.role == "admin", or_(User.is_disabled.is_(False), User.is_disabled.is_(None)))) or 0
+    return (
+        db.session.scalar(
+            select(func.count(User.id)).where(
+                User.role == "admin", or_(User.is_disabled.is_(False), User.is_disabled.is_(None))
+            )
+        )
+        or 0
+    )
 
 
 def _refuse_if_last_admin(user: User, what: str) -> None:
@@ -181,8 +206,9 @@ def set_disabled(actor: User, user: User, disabled: bool) -> None:
     user.is_disabled = disabled
     if disabled:
         sessions.revoke_all(user)  # ends every sign-in at once, browsers and API tokens
-    audit.record(actor, "user.disable" if disabled else "user.enable", f"user:{user.username}", before,
-                 user_state(user))
+    audit.record(
+        actor, "user.disable" if disabled else "user.enable", f"user:{user.username}", before, user_state(user)
+    )
 
 
 def reset_password(actor: User, user: User, password: str) -> None:
@@ -199,8 +225,10 @@ def set_limits(actor: User, user: User, requests_per_minute: int | None, tokens_
 
 
 def default_limits() -> dict:
-    return {"requests_per_minute": admin_settings.get_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE),
-            "tokens_per_day": admin_settings.get_site(admin_settings.DEFAULT_TOKENS_PER_DAY)}
+    return {
+        "requests_per_minute": admin_settings.get_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE),
+        "tokens_per_day": admin_settings.get_site(admin_settings.DEFAULT_TOKENS_PER_DAY),
+    }
 
 
 def set_default_limits(actor: User, requests_per_minute: int | None, tokens_per_day: int | None) -> None:
@@ -213,30 +241,41 @@ def set_default_limits(actor: User, requests_per_minute: int | None, tokens_per_
 
 # -- queue -------------------------------------------------------------------------------
 
+
 def queue_summary() -> dict:
     """Queued, running, failed in the last hour, and live workers with their last heartbeat."""
     try:
         queue = get_queue()
         connection = queue.connection
         failed_ids = FailedJobRegistry(queue=queue).get_job_ids(0, 499, desc=True)
-        cutoff = datetime.now(timezone.utc) - timedelta(hours=1)
+        cutoff = datetime.now(UTC) - timedelta(hours=1)
         failed_recent = 0
         for job in Job.fetch_many(failed_ids, connection=connection):
             ended = job.ended_at if job is not None else None
             if ended is not None:
                 if ended.tzinfo is None:
-                    ended = ended.replace(tzinfo=timezone.utc)
+                    ended = ended.replace(tzinfo=UTC)
                 if ended >= cutoff:
                     failed_recent += 1
         workers = []
         for worker in Worker.all(queue=queue):
             heartbeat = getattr(worker, "last_heartbeat", None)
-            workers.append({"name": worker.name, "state": str(worker.get_state()),
-                            "last_heartbeat": heartbeat.strftime("%Y-%m-%d %H:%M:%S UTC") if heartbeat else "never",
-                            "current_job": worker.get_current_job_id()})
-        return {"available": True, "name": queue.name, "queued": queue.count,
-                "running": StartedJobRegistry(queue=queue).count, "failed_last_hour": failed_recent,
-                "workers": workers}
+            workers.append(
+                {
+                    "name": worker.name,
+                    "state": str(worker.get_state()),
+                    "last_heartbeat": heartbeat.strftime("%Y-%m-%d %H:%M:%S UTC") if heartbeat else "never",
+                    "current_job": worker.get_current_job_id(),
+                }
+            )
+        return {
+            "available": True,
+            "name": queue.name,
+            "queued": queue.count,
+            "running": StartedJobRegistry(queue=queue).count,
+            "failed_last_hour": failed_recent,
+            "workers": workers,
+        }
     except redis.RedisError:
         log.warning("queue summary: Redis unavailable")
         return {"available": False}

@@ -4,6 +4,7 @@ Both authenticate with ``Authorization: Bearer`` (an access token from
 ``/api/token/`` or a personal ``sb-`` API key), never with the session cookie,
 so both are exempt from CSRF. Every error is answered in OpenAI's shape.
 """
+
 from flask import Blueprint, Flask
 
 from ..extensions import csrf

@@ -1,4 +1,5 @@
 """Who is calling: ``Authorization: Bearer <access token or sb- API key>``. Cookies never count."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -16,8 +17,12 @@ def bearer_token() -> str:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "Authentication credentials were not provided: send 'Authorization: Bearer <token>' "
-                            "with an access token from /api/token/ or an API key.", "not_authenticated")
+        raise ApiError(
+            401,
+            "Authentication credentials were not provided: send 'Authorization: Bearer <token>' "
+            "with an access token from /api/token/ or an API key.",
+            "not_authenticated",
+        )
     return token
 
 
@@ -26,8 +31,9 @@ def authenticate() -> User:
     if looks_like_key(token):
         user = user_for_key(token)
         if user is None:
-            raise ApiError(401, "Invalid API key: it is unknown, revoked, or its account is disabled.",
-                           "invalid_api_key")
+            raise ApiError(
+                401, "Invalid API key: it is unknown, revoked, or its account is disabled.", "invalid_api_key"
+            )
         return user
     return tokens.user_for_token(token, tokens.ACCESS)
 

@@ -6,6 +6,7 @@ prefers them to a conversation's history. The reply is read back from the
 generation's Redis stream (``webapp.live``), as the chat page does, and turned
 into OpenAI's ``chat.completion`` object or ``chat.completion.chunk`` events.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -35,15 +36,44 @@ ROLES = {"system", "developer", "user", "assistant"}
 # OpenAI's sampling options, passed on when the model has an option of that name.
 OPENAI_OPTIONS = ("temperature", "top_p", "max_tokens", "frequency_penalty", "presence_penalty", "stop", "seed")
 # Request fields that are never model options.
-RESERVED = {"model", "messages", "stream", "stream_options", "n", "user", "metadata", "store", "tools",
-            "tool_choice", "response_format", "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls",
-            "max_completion_tokens", "service_tier", "modalities", "audio", "prediction", "reasoning_effort"}
+RESERVED = {
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "n",
+    "user",
+    "metadata",
+    "store",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "parallel_tool_calls",
+    "max_completion_tokens",
+    "service_tier",
+    "modalities",
+    "audio",
+    "prediction",
+    "reasoning_effort",
+}
 STREAM_WAIT_MS = 2000  # longest silence on a stream before a keep-alive comment (which also notices hang-ups)
 WAIT_SLICE_MS = 5000
 FAILURE_STATUS = {
-    "rate_limited": 429, "provider_unavailable": 503, "provider_timeout": 504, "authentication_failed": 502,
-    "bad_request": 400, "invalid_options": 400, "content_cut_off": 502, "missing_key": 503,
-    "unknown_model": 404, "model_not_allowed": 403, "queue_unavailable": 503, "job_timeout": 504,
+    "rate_limited": 429,
+    "provider_unavailable": 503,
+    "provider_timeout": 504,
+    "authentication_failed": 502,
+    "bad_request": 400,
+    "invalid_options": 400,
+    "content_cut_off": 502,
+    "missing_key": 503,
+    "unknown_model": 404,
+    "model_not_allowed": 403,
+    "queue_unavailable": 503,
+    "job_timeout": 504,
     "internal_error": 500,
 }
 _RETRY_AFTER_RE = re.compile(r"retry after ([0-9]+(?:\.[0-9]+)?) ?s", re.IGNORECASE)
@@ -61,21 +91,29 @@ class ChatRequest:
 
 # -- models and providers -----------------------------------------------------------
 
+
 def provider_names() -> list[str]:
     return sorted(get_providers())
 
 
 def unknown_provider(provider: str) -> ApiError:
-    return ApiError(400, f"Unknown provider {provider!r}. Valid providers: {', '.join(provider_names())}.",
-                    "unknown_provider", extra={"valid_providers": provider_names()})
+    return ApiError(
+        400,
+        f"Unknown provider {provider!r}. Valid providers: {', '.join(provider_names())}.",
+        "unknown_provider",
+        extra={"valid_providers": provider_names()},
+    )
 
 
 def supported_models(provider: str | None) -> list[str]:
     """The models a provider offers (asking its API when configured)."""
     if not provider:
-        raise ApiError(400, f"The 'provider' query parameter is required. Valid providers: "
-                            f"{', '.join(provider_names())}.", "missing_provider",
-                       extra={"valid_providers": provider_names()})
+        raise ApiError(
+            400,
+            f"The 'provider' query parameter is required. Valid providers: {', '.join(provider_names())}.",
+            "missing_provider",
+            extra={"valid_providers": provider_names()},
+        )
     if provider not in get_providers():
         raise unknown_provider(provider)
     try:
@@ -85,8 +123,7 @@ def supported_models(provider: str | None) -> list[str]:
     except LLMError as exc:
         label = get_providers()[provider]["label"]
         status = 503 if exc.code in {"provider_unavailable", "provider_timeout", "missing_key"} else 502
-        raise ApiError(status, f"{label} ({provider}) is unavailable right now: {exc}",
-                       exc.code) from None
+        raise ApiError(status, f"{label} ({provider}) is unavailable right now: {exc}", exc.code) from None
 
 
 def usable_models(user: User) -> list[Model]:
@@ -111,8 +148,12 @@ def resolve_model(user: User, name, provider: str | None) -> Model:
         except UnknownModelError:
             model = None
         if model is None:
-            raise ApiError(404, f"The model {name!r} is not offered by the {provider} provider "
-                                f"(see /api/supported-models/?provider={provider}).", "model_not_found")
+            raise ApiError(
+                404,
+                f"The model {name!r} is not offered by the {provider} provider "
+                f"(see /api/supported-models/?provider={provider}).",
+                "model_not_found",
+            )
     if model is None:
         raise ApiError(404, str(error), "model_not_found")
     try:
@@ -125,6 +166,7 @@ def resolve_model(user: User, name, provider: str | None) -> Model:
 
 
 # -- the request ----------------------------------------------------------------------
+
 
 def _text_of(content, index: int) -> str:
     if isinstance(content, str):
@@ -142,16 +184,18 @@ def _text_of(content, index: int) -> str:
 
 def _turns(messages) -> tuple[list[dict], str | None]:
     if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "'messages' is required: a non-empty list of {\"role\", \"content\"} objects.",
-                       "missing_messages")
+        raise ApiError(
+            400, '\'messages\' is required: a non-empty list of {"role", "content"} objects.', "missing_messages"
+        )
     turns, system = [], []
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise ApiError(400, f"messages[{index}] must be an object.", "invalid_message")
         role = message.get("role")
         if role not in ROLES:
-            raise ApiError(400, f"messages[{index}].role must be one of system, user, assistant (got {role!r}).",
-                           "invalid_role")
+            raise ApiError(
+                400, f"messages[{index}].role must be one of system, user, assistant (got {role!r}).", "invalid_role"
+            )
         text = _text_of(message.get("content"), index)
         if role in ("system", "developer"):
             system.append(text)
@@ -172,8 +216,13 @@ def _options(model: Model, body: dict) -> dict:
             raise ApiError(400, "Only one stop sequence is supported.", "invalid_options")
         raw["stop"] = raw["stop"][0] if raw["stop"] else None
     # The model's own options (e.g. echo's "delay") may be given too; OpenAI options it lacks are ignored.
-    raw.update({name: value for name, value in body.items()
-                if name in known and name not in RESERVED and name not in raw and value is not None})
+    raw.update(
+        {
+            name: value
+            for name, value in body.items()
+            if name in known and name not in RESERVED and name not in raw and value is not None
+        }
+    )
     options = {name: value for name, value in raw.items() if name in known and value is not None}
     try:
         model.validate_options(options)
@@ -202,8 +251,14 @@ def parse_request(user: User, body, provider: str | None = None) -> ChatRequest:
 def start(user: User, chat: ChatRequest) -> Generation:
     """Record the generation (committed first), then queue its job."""
     generation = Generation(
-        user_id=user.id, source="api", status=GenerationStatus.QUEUED, model_id=chat.model.model_id,
-        provider=chat.model.provider, system_prompt=chat.system, options=chat.options, request_messages=chat.turns,
+        user_id=user.id,
+        source="api",
+        status=GenerationStatus.QUEUED,
+        model_id=chat.model.model_id,
+        provider=chat.model.provider,
+        system_prompt=chat.system,
+        options=chat.options,
+        request_messages=chat.turns,
     )
     db.session.add(generation)
     db.session.flush()
@@ -219,6 +274,7 @@ def start(user: User, chat: ChatRequest) -> Generation:
 
 
 # -- waiting and reading ----------------------------------------------------------------
+
 
 def _reload(generation_id: int) -> Generation:
     db.session.expire_all()
@@ -274,11 +330,20 @@ def completion(generation: Generation) -> dict:
     if generation.status == GenerationStatus.CANCELLED:
         raise ApiError(409, "The request was cancelled before the reply finished.", "cancelled")
     return {
-        "id": completion_id(generation.id), "object": "chat.completion", "created": _created(generation),
-        "model": generation.model_id, "system_fingerprint": None, "service_tier": None,
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": generation.text or "", "refusal": None,
-                                 "annotations": []}}],
+        "id": completion_id(generation.id),
+        "object": "chat.completion",
+        "created": _created(generation),
+        "model": generation.model_id,
+        "system_fingerprint": None,
+        "service_tier": None,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {"role": "assistant", "content": generation.text or "", "refusal": None, "annotations": []},
+            }
+        ],
         "usage": _usage(generation),
     }
 
@@ -346,9 +411,16 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
     db.session.commit()
 
     def chunk(delta, finish_reason=None):
-        return _event({"id": completion_id(generation_id), "object": "chat.completion.chunk", "created": created,
-                       "model": model_id, "system_fingerprint": None,
-                       "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]})
+        return _event(
+            {
+                "id": completion_id(generation_id),
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_id,
+                "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
+        )
 
     finished = False
     try:
@@ -382,8 +454,16 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
         else:
             yield chunk({}, "stop")
             if include_usage:
-                yield _event({"id": completion_id(generation_id), "object": "chat.completion.chunk",
-                              "created": created, "model": model_id, "choices": [], "usage": _usage(current)})
+                yield _event(
+                    {
+                        "id": completion_id(generation_id),
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model_id,
+                        "choices": [],
+                        "usage": _usage(current),
+                    }
+                )
         yield "data: [DONE]\n\n"
     except redis.RedisError:
         log.warning("Redis went away while streaming generation %s", generation_id, exc_info=True)
@@ -395,6 +475,7 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
 
 
 # -- cancelling -----------------------------------------------------------------------
+
 
 def cancel(generation_id: int) -> None:
     """Cancel a generation nobody is waiting for: the same stop as the chat's Stop button

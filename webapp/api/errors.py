@@ -1,4 +1,5 @@
 """Errors of the JSON APIs, always in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,16 @@ ERROR_TYPES = {
 class ApiError(Exception):
     """Raised anywhere under the API blueprints; answered as an OpenAI-style error."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, *, extra: dict | None = None,
-                 headers: dict | None = None, type: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        *,
+        extra: dict | None = None,
+        headers: dict | None = None,
+        type: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message

@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 description of ``/``, ``/api/`` and ``/v1/`` (served at /api/openapi.json, shown at /api/docs)."""
+
 from __future__ import annotations
 
 from copy import deepcopy
@@ -22,8 +23,12 @@ def _error(description: str) -> dict:
 
 
 BEARER = [{"bearer": []}]
-PROVIDER_QUERY = {"name": "provider", "in": "query", "schema": {"type": "string"},
-                  "description": "A provider name: echo, openai, gemini, inhouse, litellm or a plugin's."}
+PROVIDER_QUERY = {
+    "name": "provider",
+    "in": "query",
+    "schema": {"type": "string"},
+    "description": "A provider name: echo, openai, gemini, inhouse, litellm or a plugin's.",
+}
 
 COMMON_ERRORS = {
     "400": _error("Invalid request (the message says what to fix)."),
@@ -33,21 +38,36 @@ COMPLETION_ERRORS = {
     **COMMON_ERRORS,
     "403": _error("The model is not available to this account."),
     "404": _error("Unknown model, or one the provider does not offer."),
-    "429": {**_error("Rate limited; retry after the Retry-After header's seconds."),
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+    "429": {
+        **_error("Rate limited; retry after the Retry-After header's seconds."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
     "503": _error("The job queue or the model's provider is unavailable."),
 }
 
-CHAT_BODY = {"required": True, "content": _json(_ref("ChatCompletionRequest"), {
-    "model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "How is the weather on Venus?"}],
-    "stream": False})}
+CHAT_BODY = {
+    "required": True,
+    "content": _json(
+        _ref("ChatCompletionRequest"),
+        {
+            "model": "gpt-3.5-turbo",
+            "messages": [{"role": "user", "content": "How is the weather on Venus?"}],
+            "stream": False,
+        },
+    ),
+}
 CHAT_RESPONSES = {
-    "200": {"description": "A `chat.completion` object, or with `\"stream\": true` Server-Sent Events of "
-                           "`chat.completion.chunk` objects ending with `data: [DONE]`.",
-            "content": {**_json(_ref("ChatCompletion")),
-                        "text/event-stream": {"schema": {"type": "string"},
-                                              "example": 'data: {"object": "chat.completion.chunk", ...}\n\n'
-                                                         "data: [DONE]\n\n"}}},
+    "200": {
+        "description": 'A `chat.completion` object, or with `"stream": true` Server-Sent Events of '
+        "`chat.completion.chunk` objects ending with `data: [DONE]`.",
+        "content": {
+            **_json(_ref("ChatCompletion")),
+            "text/event-stream": {
+                "schema": {"type": "string"},
+                "example": 'data: {"object": "chat.completion.chunk", ...}\n\ndata: [DONE]\n\n',
+            },
+        },
+    },
     **COMPLETION_ERRORS,
 }
 
@@ -57,121 +77,293 @@ SPEC = {
         "title": "Switchboard API",
         "version": "1.0.0",
         "description": "The LLM service API (signup, JSON Web Tokens, supported models, chat completions) and an "
-                       "OpenAI-compatible API under /v1 for the `openai` SDK, litellm and other OpenAI clients. "
-                       "Authenticate with `Authorization: Bearer <access token or sb- API key>`; cookies are "
-                       "never accepted. Errors are `{\"error\": {\"message\", \"type\", \"code\"}}`.",
+        "OpenAI-compatible API under /v1 for the `openai` SDK, litellm and other OpenAI clients. "
+        "Authenticate with `Authorization: Bearer <access token or sb- API key>`; cookies are "
+        'never accepted. Errors are `{"error": {"message", "type", "code"}}`.',
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                       "description": "An access token from POST /api/token/ (a JWT) or a "
-                                                      "personal API key (sb-...) from the settings page."}},
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An access token from POST /api/token/ (a JWT) or a "
+                "personal API key (sb-...) from the settings page.",
+            }
+        },
         "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object", "required": ["message", "type", "code"],
-                "properties": {"message": {"type": "string"}, "type": {"type": "string"},
-                               "code": {"type": ["string", "null"]}}}}},
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["message", "type", "code"],
+                        "properties": {
+                            "message": {"type": "string"},
+                            "type": {"type": "string"},
+                            "code": {"type": ["string", "null"]},
+                        },
+                    }
+                },
+            },
             "Message": {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
-            "Credentials": {"type": "object", "required": ["username", "password"],
-                            "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
-            "TokenPair": {"type": "object", "required": ["access", "refresh"],
-                          "properties": {"access": {"type": "string"}, "refresh": {"type": "string"}}},
+            "Credentials": {
+                "type": "object",
+                "required": ["username", "password"],
+                "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+            },
+            "TokenPair": {
+                "type": "object",
+                "required": ["access", "refresh"],
+                "properties": {"access": {"type": "string"}, "refresh": {"type": "string"}},
+            },
             "Refresh": {"type": "object", "required": ["refresh"], "properties": {"refresh": {"type": "string"}}},
-            "SupportedModels": {"type": "object", "required": ["models"],
-                                "properties": {"models": {"type": "array", "items": {"type": "string"}}}},
-            "ChatMessage": {"type": "object", "required": ["role", "content"], "properties": {
-                "role": {"enum": ["system", "developer", "user", "assistant"]},
-                "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {
-                    "type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}}]}}},
-            "ChatCompletionRequest": {"type": "object", "required": ["model", "messages"], "properties": {
-                "model": {"type": "string", "description": "A Switchboard model id or alias."},
-                "messages": {"type": "array", "minItems": 1, "items": _ref("ChatMessage")},
-                "stream": {"type": "boolean", "default": False},
-                "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-                "temperature": {"type": "number"}, "top_p": {"type": "number"},
-                "max_tokens": {"type": "integer"}, "max_completion_tokens": {"type": "integer"},
-                "frequency_penalty": {"type": "number"}, "presence_penalty": {"type": "number"},
-                "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                "seed": {"type": "integer"}, "n": {"const": 1}},
-                "additionalProperties": True},
-            "Usage": {"type": "object", "properties": {"prompt_tokens": {"type": "integer"},
-                                                       "completion_tokens": {"type": "integer"},
-                                                       "total_tokens": {"type": "integer"}}},
-            "ChatCompletion": {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"],
-                               "properties": {
-                                   "id": {"type": "string"}, "object": {"const": "chat.completion"},
-                                   "created": {"type": "integer"}, "model": {"type": "string"},
-                                   "choices": {"type": "array", "items": {"type": "object", "properties": {
-                                       "index": {"type": "integer"}, "finish_reason": {"type": "string"},
-                                       "message": {"type": "object", "properties": {
-                                           "role": {"const": "assistant"}, "content": {"type": "string"}}}}}},
-                                   "usage": _ref("Usage")}},
-            "Model": {"type": "object", "required": ["id", "object", "owned_by"], "properties": {
-                "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
-                "owned_by": {"type": "string", "description": "The provider."},
-                "alias_of": {"type": "string", "description": "For an alias: the model id it names."}}},
-            "ModelList": {"type": "object", "required": ["object", "data"], "properties": {
-                "object": {"const": "list"}, "data": {"type": "array", "items": _ref("Model")}}},
+            "SupportedModels": {
+                "type": "object",
+                "required": ["models"],
+                "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+            },
+            "ChatMessage": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": ["system", "developer", "user", "assistant"]},
+                    "content": {
+                        "oneOf": [
+                            {"type": "string"},
+                            {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                                },
+                            },
+                        ]
+                    },
+                },
+            },
+            "ChatCompletionRequest": {
+                "type": "object",
+                "required": ["model", "messages"],
+                "properties": {
+                    "model": {"type": "string", "description": "A Switchboard model id or alias."},
+                    "messages": {"type": "array", "minItems": 1, "items": _ref("ChatMessage")},
+                    "stream": {"type": "boolean", "default": False},
+                    "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+                    "temperature": {"type": "number"},
+                    "top_p": {"type": "number"},
+                    "max_tokens": {"type": "integer"},
+                    "max_completion_tokens": {"type": "integer"},
+                    "frequency_penalty": {"type": "number"},
+                    "presence_penalty": {"type": "number"},
+                    "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "seed": {"type": "integer"},
+                    "n": {"const": 1},
+                },
+                "additionalProperties": True,
+            },
+            "Usage": {
+                "type": "object",
+                "properties": {
+                    "prompt_tokens": {"type": "integer"},
+                    "completion_tokens": {"type": "integer"},
+                    "total_tokens": {"type": "integer"},
+                },
+            },
+            "ChatCompletion": {
+                "type": "object",
+                "required": ["id", "object", "created", "model", "choices", "usage"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "object": {"const": "chat.completion"},
+                    "created": {"type": "integer"},
+                    "model": {"type": "string"},
+                    "choices": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "index": {"type": "integer"},
+                                "finish_reason": {"type": "string"},
+                                "message": {
+                                    "type": "object",
+                                    "properties": {"role": {"const": "assistant"}, "content": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                    "usage": _ref("Usage"),
+                },
+            },
+            "Model": {
+                "type": "object",
+                "required": ["id", "object", "owned_by"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "object": {"const": "model"},
+                    "created": {"type": "integer"},
+                    "owned_by": {"type": "string", "description": "The provider."},
+                    "alias_of": {"type": "string", "description": "For an alias: the model id it names."},
+                },
+            },
+            "ModelList": {
+                "type": "object",
+                "required": ["object", "data"],
+                "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _ref("Model")}},
+            },
         },
     },
     "paths": {
-        "/": {"get": {"summary": "Welcome", "tags": ["LLM service API"], "security": [],
-                      "description": "JSON for API clients (curl's `Accept: */*`); browsers asking for HTML get the web app.",
-                      "responses": {"200": {"description": "The welcome message.", "content": _json(
-                          _ref("Message"), {"message": "Welcome to the LLM API!"})}}}},
-        "/api/signup/": {"post": {
-            "summary": "Create a user", "tags": ["LLM service API"], "security": [],
-            "requestBody": {"required": True, "content": _json(_ref("Credentials"),
-                                                               {"username": "charming_user", "password": "secure_pwd"})},
-            "responses": {"201": {"description": "Created.", "content": _json(
-                _ref("Message"), {"message": "User created successfully"})},
-                "400": _error("A taken username, a missing field or a weak password; besides `error`, each "
-                              "field with a problem is a key with a list of messages.")}}},
-        "/api/token/": {"post": {
-            "summary": "Get an access and a refresh token", "tags": ["LLM service API"], "security": [],
-            "requestBody": {"required": True, "content": _json(_ref("Credentials"))},
-            "responses": {"200": {"description": "Two JSON Web Tokens (HS256).", "content": _json(_ref("TokenPair"))},
-                          **COMMON_ERRORS, "429": COMPLETION_ERRORS["429"]}}},
-        "/api/token/refresh/": {"post": {
-            "summary": "Get a new access token (and a new refresh token)", "tags": ["LLM service API"],
-            "security": [],
-            "description": "Refresh tokens rotate: the answer carries a new `refresh` token and the one sent is "
-                           "retired. Sending a retired refresh token again answers 401 and revokes every token "
-                           "of that sign-in (the whole family, from one `POST /api/token/`): sign in again.",
-            "requestBody": {"required": True, "content": _json(_ref("Refresh"))},
-            "responses": {"200": {"description": "A new access token and the refresh token to use next time.",
-                                  "content": _json(_ref("TokenPair"))},
-                          **COMMON_ERRORS}}},
-        "/api/supported-models/": {"get": {
-            "summary": "Models a provider supports", "tags": ["LLM service API"], "security": BEARER,
-            "parameters": [{**PROVIDER_QUERY, "required": True}],
-            "responses": {"200": {"description": "The provider's models.", "content": _json(
-                _ref("SupportedModels"), {"models": ["gemini-pro", "gemini-pro-vision"]})},
-                **COMMON_ERRORS,
-                "503": _error("The provider (e.g. the in-house server) is unavailable.")}}},
-        "/api/chat/completions/": {"post": {
-            "summary": "Chat completion", "tags": ["LLM service API"], "security": BEARER,
-            "description": "Runs as a background job like the web chat's. The trailing slash is optional, so "
-                           "OpenAI clients can use `/api` as their base URL. A client that disconnects from a "
-                           "stream cancels its job.",
-            "parameters": [PROVIDER_QUERY], "requestBody": CHAT_BODY, "responses": CHAT_RESPONSES}},
-        "/api/openapi.json": {"get": {"summary": "This description", "tags": ["Documentation"], "security": [],
-                                      "responses": {"200": {"description": "OpenAPI 3.1 JSON."}}}},
-        "/api/docs": {"get": {"summary": "This description as a page", "tags": ["Documentation"], "security": [],
-                              "responses": {"200": {"description": "HTML.", "content": {"text/html": {
-                                  "schema": {"type": "string"}}}}}}},
-        "/v1/models": {"get": {
-            "summary": "List models (ids and aliases)", "tags": ["OpenAI-compatible API"], "security": BEARER,
-            "responses": {"200": {"description": "The models this account may use, then their aliases.",
-                                  "content": _json(_ref("ModelList"))}, "401": COMMON_ERRORS["401"]}}},
-        "/v1/models/{model_id}": {"get": {
-            "summary": "Retrieve a model", "tags": ["OpenAI-compatible API"], "security": BEARER,
-            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "The model.", "content": _json(_ref("Model"))},
-                          "401": COMMON_ERRORS["401"], "403": COMPLETION_ERRORS["403"],
-                          "404": COMPLETION_ERRORS["404"]}}},
-        "/v1/chat/completions": {"post": {
-            "summary": "Chat completion (OpenAI-compatible)", "tags": ["OpenAI-compatible API"],
-            "security": BEARER, "requestBody": CHAT_BODY, "responses": CHAT_RESPONSES}},
+        "/": {
+            "get": {
+                "summary": "Welcome",
+                "tags": ["LLM service API"],
+                "security": [],
+                "description": "JSON for API clients (curl's `Accept: */*`); browsers asking for HTML get the web app.",
+                "responses": {
+                    "200": {
+                        "description": "The welcome message.",
+                        "content": _json(_ref("Message"), {"message": "Welcome to the LLM API!"}),
+                    }
+                },
+            }
+        },
+        "/api/signup/": {
+            "post": {
+                "summary": "Create a user",
+                "tags": ["LLM service API"],
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": _json(_ref("Credentials"), {"username": "charming_user", "password": "secure_pwd"}),
+                },
+                "responses": {
+                    "201": {
+                        "description": "Created.",
+                        "content": _json(_ref("Message"), {"message": "User created successfully"}),
+                    },
+                    "400": _error(
+                        "A taken username, a missing field or a weak password; besides `error`, each "
+                        "field with a problem is a key with a list of messages."
+                    ),
+                },
+            }
+        },
+        "/api/token/": {
+            "post": {
+                "summary": "Get an access and a refresh token",
+                "tags": ["LLM service API"],
+                "security": [],
+                "requestBody": {"required": True, "content": _json(_ref("Credentials"))},
+                "responses": {
+                    "200": {"description": "Two JSON Web Tokens (HS256).", "content": _json(_ref("TokenPair"))},
+                    **COMMON_ERRORS,
+                    "429": COMPLETION_ERRORS["429"],
+                },
+            }
+        },
+        "/api/token/refresh/": {
+            "post": {
+                "summary": "Get a new access token (and a new refresh token)",
+                "tags": ["LLM service API"],
+                "security": [],
+                "description": "Refresh tokens rotate: the answer carries a new `refresh` token and the one sent is "
+                "retired. Sending a retired refresh token again answers 401 and revokes every token "
+                "of that sign-in (the whole family, from one `POST /api/token/`): sign in again.",
+                "requestBody": {"required": True, "content": _json(_ref("Refresh"))},
+                "responses": {
+                    "200": {
+                        "description": "A new access token and the refresh token to use next time.",
+                        "content": _json(_ref("TokenPair")),
+                    },
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/supported-models/": {
+            "get": {
+                "summary": "Models a provider supports",
+                "tags": ["LLM service API"],
+                "security": BEARER,
+                "parameters": [{**PROVIDER_QUERY, "required": True}],
+                "responses": {
+                    "200": {
+                        "description": "The provider's models.",
+                        "content": _json(_ref("SupportedModels"), {"models": ["gemini-pro", "gemini-pro-vision"]}),
+                    },
+                    **COMMON_ERRORS,
+                    "503": _error("The provider (e.g. the in-house server) is unavailable."),
+                },
+            }
+        },
+        "/api/chat/completions/": {
+            "post": {
+                "summary": "Chat completion",
+                "tags": ["LLM service API"],
+                "security": BEARER,
+                "description": "Runs as a background job like the web chat's. The trailing slash is optional, so "
+                "OpenAI clients can use `/api` as their base URL. A client that disconnects from a "
+                "stream cancels its job.",
+                "parameters": [PROVIDER_QUERY],
+                "requestBody": CHAT_BODY,
+                "responses": CHAT_RESPONSES,
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This description",
+                "tags": ["Documentation"],
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1 JSON."}},
+            }
+        },
+        "/api/docs": {
+            "get": {
+                "summary": "This description as a page",
+                "tags": ["Documentation"],
+                "security": [],
+                "responses": {
+                    "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+        "/v1/models": {
+            "get": {
+                "summary": "List models (ids and aliases)",
+                "tags": ["OpenAI-compatible API"],
+                "security": BEARER,
+                "responses": {
+                    "200": {
+                        "description": "The models this account may use, then their aliases.",
+                        "content": _json(_ref("ModelList")),
+                    },
+                    "401": COMMON_ERRORS["401"],
+                },
+            }
+        },
+        "/v1/models/{model_id}": {
+            "get": {
+                "summary": "Retrieve a model",
+                "tags": ["OpenAI-compatible API"],
+                "security": BEARER,
+                "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The model.", "content": _json(_ref("Model"))},
+                    "401": COMMON_ERRORS["401"],
+                    "403": COMPLETION_ERRORS["403"],
+                    "404": COMPLETION_ERRORS["404"],
+                },
+            }
+        },
+        "/v1/chat/completions": {
+            "post": {
+                "summary": "Chat completion (OpenAI-compatible)",
+                "tags": ["OpenAI-compatible API"],
+                "security": BEARER,
+                "requestBody": CHAT_BODY,
+                "responses": CHAT_RESPONSES,
+            }
+        },
     },
 }
 

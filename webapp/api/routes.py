@@ -1,4 +1,5 @@
 """Views of ``/api/`` and ``/v1/``: validate, call one domain function, commit, respond."""
+
 from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
@@ -22,6 +23,7 @@ def field_errors(errors: dict[str, list[str]]) -> ApiError:
 
 
 # -- accounts and tokens ---------------------------------------------------------------
+
 
 @api_bp.post("/signup/")
 def signup():
@@ -64,6 +66,7 @@ def token_refresh():
 
 # -- models ------------------------------------------------------------------------------
 
+
 @api_bp.get("/supported-models/")
 @api_login_required
 def supported_models():
@@ -76,8 +79,11 @@ def list_models():
     models = completions.usable_models(current_api_user())
     data = [{"id": m.model_id, "object": "model", "created": 0, "owned_by": m.provider} for m in models]
     by_id = {m.model_id: m for m in models}
-    data += [{"id": alias, "object": "model", "created": 0, "owned_by": by_id[target].provider, "alias_of": target}
-             for alias, target in sorted(get_aliases().items()) if target in by_id and alias not in by_id]
+    data += [
+        {"id": alias, "object": "model", "created": 0, "owned_by": by_id[target].provider, "alias_of": target}
+        for alias, target in sorted(get_aliases().items())
+        if target in by_id and alias not in by_id
+    ]
     return jsonify({"object": "list", "data": data})
 
 
@@ -89,6 +95,7 @@ def retrieve_model(model_id):
 
 
 # -- chat completions --------------------------------------------------------------------
+
 
 def _chat(provider: str | None):
     user = current_api_user()
@@ -113,6 +120,7 @@ def v1_chat_completions():
 
 
 # -- description -------------------------------------------------------------------------
+
 
 @api_bp.get("/openapi.json")
 def openapi():

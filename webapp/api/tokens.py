@@ -11,6 +11,7 @@ work again), and it sits in the same row the access check already reads. Present
 of the family (a retired one, replayed by whoever stole it, or by the victim after the thief used it)
 revokes the whole family.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,20 +46,29 @@ def _lifetime(kind: str) -> int:
 
 def _encode(user: User, kind: str, family_token: str, jti: str) -> str:
     now = int(time.time())
-    payload = {"sub": str(user.id), "type": kind, "sid": family_token, "iat": now,
-               "exp": now + _lifetime(kind), "jti": jti}
+    payload = {
+        "sub": str(user.id),
+        "type": kind,
+        "sid": family_token,
+        "iat": now,
+        "exp": now + _lifetime(kind),
+        "jti": jti,
+    }
     return jwt.encode(payload, _signing_key(), algorithm=ALGORITHM)
 
 
 def _pair(user: User, family_token: str, refresh_jti: str) -> dict:
-    return {"access": _encode(user, ACCESS, family_token, secrets.token_hex(8)),
-            "refresh": _encode(user, REFRESH, family_token, refresh_jti)}
+    return {
+        "access": _encode(user, ACCESS, family_token, secrets.token_hex(8)),
+        "refresh": _encode(user, REFRESH, family_token, refresh_jti),
+    }
 
 
 def issue_pair(user: User) -> dict:
     """A new token family (a sign-in record) and its first access and refresh tokens; flushed, not committed."""
-    family_token = sessions.start(user, sessions.API, timedelta(seconds=_lifetime(REFRESH)), client_address(),
-                                  request.user_agent.string)
+    family_token = sessions.start(
+        user, sessions.API, timedelta(seconds=_lifetime(REFRESH)), client_address(), request.user_agent.string
+    )
     refresh_jti = secrets.token_hex(16)
     user.current_session.refresh_jti = refresh_jti
     return _pair(user, family_token, refresh_jti)
@@ -70,8 +80,12 @@ def invalid(message: str = "Token is invalid or expired.") -> ApiError:
 
 def _claims(token: str, kind: str) -> dict:
     try:
-        payload = jwt.decode(token, _signing_key(), algorithms=[ALGORITHM],
-                             options={"require": ["exp", "iat", "sub", "type", "sid", "jti"]})
+        payload = jwt.decode(
+            token,
+            _signing_key(),
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "iat", "sub", "type", "sid", "jti"]},
+        )
     except jwt.ExpiredSignatureError:
         raise invalid("Token has expired; get a new one.") from None
     except jwt.InvalidTokenError:
@@ -113,6 +127,5 @@ def rotate(refresh_token: str) -> dict:
     if not sessions.rotate_refresh(record, payload["jti"], new_jti, new_expiry):
         sessions.revoke(record)
         db.session.commit()
-        raise invalid("This refresh token was already used: every token of this sign-in is now revoked; "
-                      "sign in again.")
+        raise invalid("This refresh token was already used: every token of this sign-in is now revoked; sign in again.")
     return _pair(record.user, payload["sid"], new_jti)

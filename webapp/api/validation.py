@@ -4,6 +4,7 @@ Written out rather than as pydantic models: the seed's API answers every field's
 DRF's shape (``{"username": ["..."]}``) with its wording, and the rules themselves are the shared ones
 of webapp.accounts; a pydantic model would only add a translation layer for its own messages.
 """
+
 from __future__ import annotations
 
 from flask import request

@@ -30,7 +30,9 @@ class LoginForm(FlaskForm):
 class SignupForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), USERNAME_RULE])
     password = PasswordField("Password", validators=[DataRequired(), PASSWORD_RULE])
-    confirm = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")])
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")]
+    )
     submit = SubmitField("Create account")
 
     def validate_username(self, field):

@@ -16,7 +16,13 @@ def safe_next(target: str | None) -> str:
     """Only a local path: no scheme, no host, no protocol-relative or backslash tricks."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith(("//", "/\\")) and "\\" not in target:
+        if (
+            not parts.scheme
+            and not parts.netloc
+            and target.startswith("/")
+            and not target.startswith(("//", "/\\"))
+            and "\\" not in target
+        ):
             return target
     return url_for("chat.index")
 
@@ -24,8 +30,11 @@ def safe_next(target: str | None) -> str:
 def sign_in(user, remember: bool) -> None:
     """A server-side session record for this browser, then flask-login's cookies naming it."""
     config = current_app.config
-    lifetime = config.get("REMEMBER_COOKIE_DURATION", timedelta(days=365)) if remember \
+    lifetime = (
+        config.get("REMEMBER_COOKIE_DURATION", timedelta(days=365))
+        if remember
         else config["PERMANENT_SESSION_LIFETIME"]
+    )
     if not isinstance(lifetime, timedelta):  # Flask and flask-login also accept seconds
         lifetime = timedelta(seconds=int(lifetime))
     sessions.start(user, sessions.WEB, lifetime, client_address(), request.user_agent.string)

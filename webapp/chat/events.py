@@ -2,6 +2,7 @@
 
 Kept apart from routes.py: this view streams for as long as the reply runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,16 @@ def generation_events(generation_id):
     try:
         cursor = _resume_cursor()
     except BadCursor:
-        return jsonify({"error": {"message": "The cursor (Last-Event-ID or ?cursor=) must be a whole number of "
-                                             "characters, 0 or more.", "type": "invalid_request", "code": 400}}), 400
+        return jsonify(
+            {
+                "error": {
+                    "message": "The cursor (Last-Event-ID or ?cursor=) must be a whole number of "
+                    "characters, 0 or more.",
+                    "type": "invalid_request",
+                    "code": 400,
+                }
+            }
+        ), 400
     heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
     return Response(
         stream_with_context(_event_stream(follow(generation, cursor, heartbeat))),
@@ -72,5 +81,10 @@ def _fragment(generation) -> str:
     if message is None:
         return ""
     conv = message.conversation
-    return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
-                           is_last=convs.last_message(conv) is message)
+    return render_template(
+        "chat/_reply.html",
+        g=generation,
+        message=message,
+        conversation=conv,
+        is_last=convs.last_message(conv) is message,
+    )

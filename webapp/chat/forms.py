@@ -21,8 +21,11 @@ def _not_blank(message):
 class MessageForm(FlaskForm):
     content = TextAreaField(
         "Message",
-        validators=[DataRequired(message="Write a message first."), Length(max=MAX_MESSAGE_LENGTH),
-                    _not_blank("Write a message first.")],
+        validators=[
+            DataRequired(message="Write a message first."),
+            Length(max=MAX_MESSAGE_LENGTH),
+            _not_blank("Write a message first."),
+        ],
     )
     # One-time token: a resubmitted form (double click, browser resend) maps to the same message.
     submission_token = HiddenField()
@@ -37,8 +40,11 @@ class MessageForm(FlaskForm):
 class EditMessageForm(FlaskForm):
     content = TextAreaField(
         "Message",
-        validators=[DataRequired(message="Write a message first."), Length(max=MAX_MESSAGE_LENGTH),
-                    _not_blank("Write a message first.")],
+        validators=[
+            DataRequired(message="Write a message first."),
+            Length(max=MAX_MESSAGE_LENGTH),
+            _not_blank("Write a message first."),
+        ],
     )
     # One-time token: a resent form finds the version it already created.
     submission_token = HiddenField()
@@ -51,8 +57,9 @@ class EditMessageForm(FlaskForm):
 
 
 class RenameForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(message="Give it a title."), Length(max=200),
-                                              _not_blank("Give it a title.")])
+    title = StringField(
+        "Title", validators=[DataRequired(message="Give it a title."), Length(max=200), _not_blank("Give it a title.")]
+    )
     submit = SubmitField("Rename")
 
 

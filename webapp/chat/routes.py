@@ -5,12 +5,27 @@ from sqlalchemy import inspect as sa_inspect
 from .. import conversations as convs
 from ..access import ModelNotAllowed, model_notice, needs_setup_models, setup_problem
 from ..extensions import db
-from ..generations import (LimitReached, NotQueued, current_text, failure_headline, progress, queue_position,
-                           retry_after_seconds, stop)
+from ..generations import (
+    LimitReached,
+    NotQueued,
+    current_text,
+    failure_headline,
+    progress,
+    queue_position,
+    retry_after_seconds,
+    stop,
+)
 from ..llm import get_model
 from ..markdown import render_markdown
-from ..model_options import (ModelUnavailable, applicable_options, models_by_provider, option_fields,
-                             parse_options, usable_model, usable_models)
+from ..model_options import (
+    ModelUnavailable,
+    applicable_options,
+    models_by_provider,
+    option_fields,
+    parse_options,
+    usable_model,
+    usable_models,
+)
 from . import bp
 from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm, progress_query
 
@@ -68,8 +83,7 @@ def _model_or_none(model_id):
         return None
 
 
-def _render(conv, form, status=200, settings_form=None, option_errors=None, option_raw=None,
-            composer_error=None):
+def _render(conv, form, status=200, settings_form=None, option_errors=None, option_raw=None, composer_error=None):
     query = request.args.get("q", "").strip()
     shown = {}
     show_ids = request.args.getlist("show", type=int)
@@ -129,8 +143,9 @@ def index():
             except ModelUnavailable as exc:
                 return _render(None, form, 400, composer_error=f"Not sent: {exc}")
         try:
-            message = convs.start_chat(current_user, form.content.data.strip(), form.submission_token.data or None,
-                                       model)
+            message = convs.start_chat(
+                current_user, form.content.data.strip(), form.submission_token.data or None, model
+            )
         except ModelNotAllowed as exc:
             return _refused(None, form, exc)
         except NotQueued as exc:
@@ -184,8 +199,9 @@ def _not_queued(exc):
     With the queue down it waits for the queue (and is answered then): nothing to send again."""
     flash(str(exc), "error")
     if isinstance(exc, LimitReached) and getattr(exc, "message_id", None):
-        return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id, draft=exc.message_id)
-                        + "#composer")
+        return redirect(
+            url_for("chat.conversation", conversation_id=exc.conversation_id, draft=exc.message_id) + "#composer"
+        )
     return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id) + "#latest")
 
 
@@ -220,8 +236,9 @@ def settings(conversation_id):
     else:
         options, errors = parse_options(model, request.form)
         if errors:
-            return _render(conv, MessageForm(formdata=None), 400, settings_form=form, option_errors=errors,
-                           option_raw=request.form)
+            return _render(
+                conv, MessageForm(formdata=None), 400, settings_form=form, option_errors=errors, option_raw=request.form
+            )
         message = "Settings saved."
     convs.update_settings(conv, current_user, model.model_id, form.system_prompt.data, options)
     flash(message, "success")
@@ -247,8 +264,11 @@ def export(conversation_id, fmt):
     else:
         body, mimetype = convs.export_json(conv), "application/json"
     filename = f"conversation-{conv.id}.{fmt}"
-    return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
 
 
 @bp.route("/<int:conversation_id>/messages/<int:message_id>/edit", methods=["GET", "POST"])
@@ -338,5 +358,10 @@ def generation_fragment(generation_id):
     if message is None:
         abort(404)
     conv = message.conversation
-    return render_template("chat/_reply.html", g=generation, message=message, conversation=conv,
-                           is_last=convs.last_message(conv) is message)
+    return render_template(
+        "chat/_reply.html",
+        g=generation,
+        message=message,
+        conversation=conv,
+        is_last=convs.last_message(conv) is message,
+    )

@@ -8,6 +8,7 @@
 Modelled on simonw/llm 0.12. See :mod:`webapp.llm.models` for Model/Response,
 :mod:`webapp.llm.registry` for lookups and aliases, :mod:`webapp.llm.errors`.
 """
+
 from .errors import (
     AuthenticationFailed,
     BadRequest,
@@ -34,9 +35,28 @@ from .registry import (
 from .settings import configure
 
 __all__ = [
-    "configure", "get_model", "get_models", "get_default_model", "get_aliases", "set_alias", "remove_alias",
-    "get_providers", "list_provider_models",
-    "Model", "Response", "Conversation", "Prompt", "Usage",
-    "LLMError", "RateLimited", "ProviderUnavailable", "ProviderTimeout", "AuthenticationFailed", "BadRequest",
-    "ContentCutOff", "MissingKey", "InvalidOptions", "UnknownModelError",
+    "configure",
+    "get_model",
+    "get_models",
+    "get_default_model",
+    "get_aliases",
+    "set_alias",
+    "remove_alias",
+    "get_providers",
+    "list_provider_models",
+    "Model",
+    "Response",
+    "Conversation",
+    "Prompt",
+    "Usage",
+    "LLMError",
+    "RateLimited",
+    "ProviderUnavailable",
+    "ProviderTimeout",
+    "AuthenticationFailed",
+    "BadRequest",
+    "ContentCutOff",
+    "MissingKey",
+    "InvalidOptions",
+    "UnknownModelError",
 ]

@@ -1,4 +1,5 @@
 """``python -m webapp.llm ...`` - the ``flask llm`` commands without Flask."""
+
 from .cli import llm
 
 if __name__ == "__main__":

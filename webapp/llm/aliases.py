@@ -5,6 +5,7 @@ whole read-modify-write and replace the file atomically (temporary file in the
 same directory + ``os.replace``), so concurrent writers - threads or processes -
 never lose each other's updates and readers never see a half-written file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,8 +14,8 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .settings import files_dir
 

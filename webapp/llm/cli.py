@@ -1,5 +1,6 @@
 """``flask llm ...`` (also ``python -m webapp.llm ...``): list models, send a
 prompt, manage aliases. Registered by the app with ``app.cli.add_command(llm)``."""
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,15 @@ def models_command(show_options):
 @click.argument("text", required=False)
 @click.option("-m", "--model", "model_name", help="Model id or alias (default: DEFAULT_LLM_MODEL)")
 @click.option("-s", "--system", help="System prompt")
-@click.option("-o", "--option", "options", type=(str, str), multiple=True, metavar="NAME VALUE",
-              help="Model option, e.g. -o temperature 0.5")
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    type=(str, str),
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Model option, e.g. -o temperature 0.5",
+)
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer")
 def prompt_command(text, model_name, system, options, no_stream):
     """Send TEXT (or standard input) to a model and print the answer as it streams."""

@@ -4,6 +4,7 @@ Every provider maps its SDK's exceptions onto these classes, so callers (the
 worker, the CLI, the web layer) only ever handle one family. ``str(error)`` is
 meant for users: it never contains an API key (see :func:`redact`).
 """
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,7 @@ class LLMError(Exception):
     retryable = False
     default_message = "The language model request failed"
 
-    def __init__(self, message: str | None = None, *, provider: str | None = None,
-                 status: int | None = None):
+    def __init__(self, message: str | None = None, *, provider: str | None = None, status: int | None = None):
         self.message = redact(message or self.default_message)
         self.provider = provider
         self.status = status
@@ -96,8 +96,7 @@ class ContentCutOff(LLMError):
     code = "content_cut_off"
     default_message = "The answer was cut off"
 
-    def __init__(self, message: str | None = None, *, partial_text: str = "",
-                 reason: str = "disconnected", **kwargs):
+    def __init__(self, message: str | None = None, *, partial_text: str = "", reason: str = "disconnected", **kwargs):
         self.partial_text = partial_text
         self.reason = reason
         self.retryable = reason != "length"
@@ -125,7 +124,16 @@ class UnknownModelError(LLMError, KeyError):
 
 
 __all__ = [
-    "LLMError", "RateLimited", "ProviderUnavailable", "ProviderTimeout", "AuthenticationFailed",
-    "BadRequest", "ContentCutOff", "MissingKey", "InvalidOptions", "UnknownModelError",
-    "redact", "remember_secret",
+    "LLMError",
+    "RateLimited",
+    "ProviderUnavailable",
+    "ProviderTimeout",
+    "AuthenticationFailed",
+    "BadRequest",
+    "ContentCutOff",
+    "MissingKey",
+    "InvalidOptions",
+    "UnknownModelError",
+    "redact",
+    "remember_secret",
 ]

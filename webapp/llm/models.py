@@ -4,18 +4,27 @@ A provider subclasses :class:`Model` and implements :meth:`Model.execute`, a
 generator of text chunks. Everything else (option validation, key lookup,
 laziness, caching, timing, usage estimates, closing) lives here.
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import settings
-from .errors import (ContentCutOff, InvalidOptions, LLMError, MissingKey, ProviderTimeout, ProviderUnavailable,
-                     remember_secret)
+from .errors import (
+    ContentCutOff,
+    InvalidOptions,
+    LLMError,
+    MissingKey,
+    ProviderTimeout,
+    ProviderUnavailable,
+    remember_secret,
+)
 
 
 @dataclass
@@ -37,7 +46,7 @@ def estimate_tokens(text: str) -> int:
 @dataclass
 class Prompt:
     prompt: str
-    model: "Model"
+    model: Model
     system: str | None = None
     history: list[dict] = field(default_factory=list)
     options: BaseModel | None = None
@@ -61,10 +70,12 @@ class Prompt:
 def _check_history(history) -> list[dict]:
     checked = []
     for item in history or ():
-        if not isinstance(item, dict) or item.get("role") not in ("user", "assistant") \
-                or not isinstance(item.get("content"), str):
-            raise InvalidOptions(
-                'history must be a list of {"role": "user"|"assistant", "content": str} dicts')
+        if (
+            not isinstance(item, dict)
+            or item.get("role") not in ("user", "assistant")
+            or not isinstance(item.get("content"), str)
+        ):
+            raise InvalidOptions('history must be a list of {"role": "user"|"assistant", "content": str} dicts')
         checked.append({"role": item["role"], "content": item["content"]})
     return checked
 
@@ -73,8 +84,14 @@ class Response:
     """The lazy result of a prompt. Iterate it to stream chunks; ``text()``
     gathers (and caches) them. Nothing is sent until the first iteration."""
 
-    def __init__(self, prompt: Prompt, model: "Model", stream: bool, conversation: "Conversation | None" = None,
-                 key: str | None = None):
+    def __init__(
+        self,
+        prompt: Prompt,
+        model: Model,
+        stream: bool,
+        conversation: Conversation | None = None,
+        key: str | None = None,
+    ):
         self.prompt = prompt
         self.model = model
         self.stream = stream
@@ -172,8 +189,7 @@ class Response:
                 error.partial_text = partial
             return error
         if partial and isinstance(error, (ProviderUnavailable, ProviderTimeout)):
-            return ContentCutOff(f"{error} (the answer was cut off)", partial_text=partial,
-                                 provider=error.provider)
+            return ContentCutOff(f"{error} (the answer was cut off)", partial_text=partial, provider=error.provider)
         return error
 
     def _finish_usage(self) -> None:
@@ -237,7 +253,7 @@ class Response:
 class Conversation:
     """A chain of prompts: each one is sent with the previous prompts and answers."""
 
-    def __init__(self, model: "Model"):
+    def __init__(self, model: Model):
         self.model = model
         self.responses: list[Response] = []
 
@@ -249,8 +265,9 @@ class Conversation:
         return messages
 
     def prompt(self, prompt: str, system: str | None = None, stream: bool = True, **options) -> Response:
-        response = self.model.prompt(prompt, system=system, history=self.history(), stream=stream,
-                                     _conversation=self, **options)
+        response = self.model.prompt(
+            prompt, system=system, history=self.history(), stream=stream, _conversation=self, **options
+        )
         self.responses.append(response)
         return response
 
@@ -296,27 +313,37 @@ class Model:
                     problems.append(f"{where}: {error.get('msg')}")
             raise InvalidOptions(f"Invalid options for {self.model_id}: " + "; ".join(problems)) from None
 
-    def prompt(self, prompt: str, system: str | None = None, history: list[dict] | None = None,
-               stream: bool = True, _conversation: Conversation | None = None, **options) -> Response:
+    def prompt(
+        self,
+        prompt: str,
+        system: str | None = None,
+        history: list[dict] | None = None,
+        stream: bool = True,
+        _conversation: Conversation | None = None,
+        **options,
+    ) -> Response:
         if not isinstance(prompt, str):
             raise InvalidOptions("prompt must be a string")
         if not settings.provider_enabled(self.provider):
-            raise ProviderUnavailable(f"The {self.provider} provider is turned off (LLM_DISABLED_PROVIDERS)",
-                                      provider=self.provider)
+            raise ProviderUnavailable(
+                f"The {self.provider} provider is turned off (LLM_DISABLED_PROVIDERS)", provider=self.provider
+            )
         validated = self.validate_options(options)
         key = self.get_key()
         if self.needs_key and not key:
             raise MissingKey(
-                f"No API key for {self.model_id}: set {self.key_env_var or 'an API key'}"
-                f" (or set model.key)", provider=self.provider)
+                f"No API key for {self.model_id}: set {self.key_env_var or 'an API key'} (or set model.key)",
+                provider=self.provider,
+            )
         prompt_obj = Prompt(prompt, self, system=system, history=_check_history(history), options=validated)
         return Response(prompt_obj, self, stream=stream and self.can_stream, conversation=_conversation, key=key)
 
     def conversation(self) -> Conversation:
         return Conversation(self)
 
-    def execute(self, prompt: Prompt, stream: bool, response: Response,
-                conversation: Conversation | None) -> Iterator[str]:
+    def execute(
+        self, prompt: Prompt, stream: bool, response: Response, conversation: Conversation | None
+    ) -> Iterator[str]:
         raise NotImplementedError
 
     def translate_error(self, exc: Exception, response: Response) -> LLMError | None:
@@ -348,10 +375,12 @@ class SharedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     temperature: float | None = Field(
-        None, ge=0, le=2, description="Sampling temperature: 0 is focused and repeatable, 2 is most random")
+        None, ge=0, le=2, description="Sampling temperature: 0 is focused and repeatable, 2 is most random"
+    )
     max_tokens: int | None = Field(None, ge=1, description="Maximum number of tokens to generate")
     top_p: float | None = Field(
-        None, ge=0, le=1, description="Nucleus sampling: only consider tokens in this top probability mass")
+        None, ge=0, le=1, description="Nucleus sampling: only consider tokens in this top probability mass"
+    )
 
 
 __all__ = ["Usage", "Prompt", "Response", "Conversation", "Model", "SharedOptions", "estimate_tokens"]

@@ -5,6 +5,7 @@ loaded from the ``switchboard.providers`` entry-point group (each entry point is
 a module with ``register(registry)`` or that callable itself). The registry is
 rebuilt when the settings change (``configure`` or the environment).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -12,9 +13,9 @@ import importlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Callable
 
 from . import aliases as alias_file
 from . import settings
@@ -41,9 +42,15 @@ class ProviderInfo:
         return True if self.is_configured is None else bool(self.is_configured())
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "label": self.label, "key_env_var": self.key_env_var,
-                "needs_key": self.needs_key, "configured": self.configured(), "models": list(self.model_ids),
-                "enabled": settings.provider_enabled(self.name)}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "key_env_var": self.key_env_var,
+            "needs_key": self.needs_key,
+            "configured": self.configured(),
+            "models": list(self.model_ids),
+            "enabled": settings.provider_enabled(self.name),
+        }
 
 
 class Registry:
@@ -143,8 +150,9 @@ def _unknown(name: str) -> UnknownModelError:
     registry = get_registry()
     known = list(registry.models) + list(registry.aliases) + list(alias_file.read_aliases())
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-        "; run `flask llm models` to list models"
+    hint = (
+        f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run `flask llm models` to list models"
+    )
     return UnknownModelError(f"Unknown model: {name!r}{hint}")
 
 

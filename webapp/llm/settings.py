@@ -7,13 +7,15 @@ A plain script need not call anything: settings then come from the environment
 (``OPENAI_API_KEY``, ``LLM_MODELS`` as JSON, ...) and the defaults below, re-read
 whenever those variables change.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _UNSET: Any = object()
 
@@ -28,9 +30,18 @@ DEFAULTS: dict[str, Any] = {
 # Read from the environment too, even when the app's config does not carry them.
 EXTRA_ENV_KEYS = ("LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "INHOUSE_MODEL")
 _WATCHED_ENV = (
-    "SWITCHBOARD_INSTANCE_PATH", "DEFAULT_LLM_MODEL", "LLM_MODELS", "OPENAI_API_KEY", "OPENAI_MODEL",
-    "OPENAI_BASE_URL", "GEMINI_API_KEY", "GEMINI_API_BASE", "INHOUSE_API_BASE", "INHOUSE_API_KEY",
-    "ECHO_DELAY", *EXTRA_ENV_KEYS,
+    "SWITCHBOARD_INSTANCE_PATH",
+    "DEFAULT_LLM_MODEL",
+    "LLM_MODELS",
+    "OPENAI_API_KEY",
+    "OPENAI_MODEL",
+    "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GEMINI_API_BASE",
+    "INHOUSE_API_BASE",
+    "INHOUSE_API_KEY",
+    "ECHO_DELAY",
+    *EXTRA_ENV_KEYS,
 )
 
 _lock = threading.RLock()
@@ -41,8 +52,12 @@ _generation = 0  # bumps whenever settings change, so caches built from them exp
 _env_cache: tuple[tuple, dict] | None = None
 
 
-def configure(settings: dict | None = _UNSET, *, key_resolver: Callable[[str], str | None] | None = _UNSET,
-              overrides: Callable[[str], Any] | None = _UNSET) -> None:
+def configure(
+    settings: dict | None = _UNSET,
+    *,
+    key_resolver: Callable[[str], str | None] | None = _UNSET,
+    overrides: Callable[[str], Any] | None = _UNSET,
+) -> None:
     """Set the settings dict, the key resolver and/or the settings overrides.
 
     ``configure(app.config)`` uses that mapping; ``configure(None)`` goes back to

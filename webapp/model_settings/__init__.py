@@ -1,4 +1,5 @@
 """``/settings/models``: a user's defaults for new conversations and the models they may use."""
+
 from flask import Blueprint
 
 bp = Blueprint("model_settings", __name__, url_prefix="/settings/models")

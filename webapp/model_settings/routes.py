@@ -6,8 +6,15 @@ from wtforms.validators import DataRequired, Length
 
 from ..conversations import default_model_id
 from ..llm import get_model
-from ..model_options import (ModelUnavailable, applicable_options, models_by_provider, option_fields, parse_options,
-                             usable_model, usable_models)
+from ..model_options import (
+    ModelUnavailable,
+    applicable_options,
+    models_by_provider,
+    option_fields,
+    parse_options,
+    usable_model,
+    usable_models,
+)
 from ..user_defaults import save_defaults
 from . import bp
 
@@ -42,8 +49,9 @@ def _render(form, option_errors=None, option_raw=None, status=200):
 @bp.route("/", methods=["GET", "POST"])
 def index():
     if request.method == "GET":
-        form = DefaultsForm(formdata=None, model=default_model_id(current_user),
-                            system_prompt=current_user.default_system_prompt or "")
+        form = DefaultsForm(
+            formdata=None, model=default_model_id(current_user), system_prompt=current_user.default_system_prompt or ""
+        )
         return _render(form)
     form = DefaultsForm()
     if not form.validate_on_submit():

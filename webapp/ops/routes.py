@@ -1,4 +1,5 @@
 """Liveness, readiness and Prometheus metrics for whoever runs Switchboard."""
+
 import hmac
 
 from flask import Response, abort, current_app, jsonify, request

@@ -6,8 +6,9 @@ THEMES = ("system", "light", "dark")
 
 
 class CreateApiKeyForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(message="Name the key (e.g. the tool that will use it)."),
-                                           Length(max=100)])
+    name = StringField(
+        "Name", validators=[DataRequired(message="Name the key (e.g. the tool that will use it)."), Length(max=100)]
+    )
     submit = SubmitField("Create key")
 
 

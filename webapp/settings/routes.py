@@ -10,8 +10,13 @@ from .forms import CreateApiKeyForm, EndAllSessionsForm, EndSessionForm, RevokeA
 
 
 def _page(form: CreateApiKeyForm, new_key: str | None = None, status: int = 200):
-    return render_template("settings/api_keys.html", form=form, revoke_form=RevokeApiKeyForm(),
-                           keys=list_keys(current_user), new_key=new_key), status
+    return render_template(
+        "settings/api_keys.html",
+        form=form,
+        revoke_form=RevokeApiKeyForm(),
+        keys=list_keys(current_user),
+        new_key=new_key,
+    ), status
 
 
 # The session slot that carries a new key from the POST to the page that shows it, once.
@@ -61,9 +66,13 @@ def revoke_api_key(key_id: int):
 @bp.get("/sessions")
 @login_required
 def sessions_page():
-    return render_template("settings/sessions.html", records=sessions.list_live(current_user),
-                           current=current_user.current_session, end_form=EndSessionForm(),
-                           end_all_form=EndAllSessionsForm())
+    return render_template(
+        "settings/sessions.html",
+        records=sessions.list_live(current_user),
+        current=current_user.current_session,
+        end_form=EndSessionForm(),
+        end_all_form=EndAllSessionsForm(),
+    )
 
 
 @bp.post("/sessions/<int:session_id>/end")

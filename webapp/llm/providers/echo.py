@@ -3,6 +3,7 @@
 It streams the user's text back word by word, ``ECHO_DELAY`` seconds (or the
 ``delay`` option) apart, after a plain statement of what it is.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,8 @@ class EchoModel(Model):
         model_config = ConfigDict(extra="forbid")
 
         delay: float | None = Field(
-            None, ge=0, le=5, description="Seconds between chunks (default: ECHO_DELAY setting)")
+            None, ge=0, le=5, description="Seconds between chunks (default: ECHO_DELAY setting)"
+        )
 
     def execute(self, prompt, stream, response, conversation):
         options = prompt.option_values()

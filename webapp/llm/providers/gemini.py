@@ -4,6 +4,7 @@
 kept per (key, endpoint); ``GEMINI_API_BASE`` points the SDK at another server.
 The SDK is imported on first use (about 0.8 s and 80 MB), not when the app loads.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ import warnings
 from pydantic import Field
 
 from .. import settings
-from ..errors import (AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable,
-                      RateLimited)
+from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
 from ..models import Model, SharedOptions, Usage
 from .openai import parse_retry_after
 
@@ -98,8 +98,11 @@ def translate_gemini_error(exc: Exception):
             retry_after = parse_retry_after(getattr(response, "headers", None))
             when = f"; retry after {retry_after:g} s" if retry_after is not None else ""
             return RateLimited(f"Gemini rate limit reached{when}: {message}", retry_after=retry_after, **kw)
-        if isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied)) or status in (401, 403) \
-                or "API key not valid" in message:
+        if (
+            isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied))
+            or status in (401, 403)
+            or "API key not valid" in message
+        ):
             return AuthenticationFailed(f"Gemini rejected the API key: {message}", **kw)
         if isinstance(exc, gexc.DeadlineExceeded) or status in (408, 504):
             return ProviderTimeout(f"Gemini did not answer in time: {message}", **kw)
@@ -134,22 +137,28 @@ class GeminiChat(Model):
 
     @property
     def api_model(self) -> str:
-        return self.model_id[len(PREFIX):] if self.model_id.startswith(PREFIX) else self.model_id
+        return self.model_id[len(PREFIX) :] if self.model_id.startswith(PREFIX) else self.model_id
 
     def execute(self, prompt, stream, response, conversation):
         genai = import_genai()
 
         options = prompt.option_values()
         config = {}
-        for ours, theirs in (("temperature", "temperature"), ("max_tokens", "max_output_tokens"),
-                             ("top_p", "top_p"), ("top_k", "top_k")):
+        for ours, theirs in (
+            ("temperature", "temperature"),
+            ("max_tokens", "max_output_tokens"),
+            ("top_p", "top_p"),
+            ("top_k", "top_k"),
+        ):
             if ours in options:
                 config[theirs] = options[ours]
-        contents = [{"role": "model" if m["role"] == "assistant" else "user", "parts": [m["content"]]}
-                    for m in prompt.history]
+        contents = [
+            {"role": "model" if m["role"] == "assistant" else "user", "parts": [m["content"]]} for m in prompt.history
+        ]
         contents.append({"role": "user", "parts": [prompt.prompt]})
-        model = genai.GenerativeModel(self.api_model, system_instruction=prompt.system or None,
-                                      generation_config=config or None)
+        model = genai.GenerativeModel(
+            self.api_model, system_instruction=prompt.system or None, generation_config=config or None
+        )
         model._client = _client("generative", response.key)
         result = model.generate_content(contents, stream=stream, request_options=_request_options())
         iterator = getattr(result, "_iterator", None)
@@ -157,7 +166,7 @@ class GeminiChat(Model):
             response.on_close(iterator.cancel)
         finish_reason = None
         try:
-            for chunk in (result if stream else [result]):
+            for chunk in result if stream else [result]:
                 usage = getattr(chunk, "usage_metadata", None)
                 if usage and (usage.prompt_token_count or usage.candidates_token_count):
                     response.usage = Usage(usage.prompt_token_count or 0, usage.candidates_token_count or 0)
@@ -174,11 +183,11 @@ class GeminiChat(Model):
             return
         response.finish_reason = finish_reason
         if finish_reason == "MAX_TOKENS":
-            raise ContentCutOff(f"The answer reached the token limit of {self.model_id}", reason="length",
-                                provider="gemini")
+            raise ContentCutOff(
+                f"The answer reached the token limit of {self.model_id}", reason="length", provider="gemini"
+            )
         if finish_reason in ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"):
-            raise ContentCutOff(f"Gemini stopped the answer ({finish_reason})", reason="blocked",
-                                provider="gemini")
+            raise ContentCutOff(f"Gemini stopped the answer ({finish_reason})", reason="blocked", provider="gemini")
         if finish_reason is None:
             raise ContentCutOff("Gemini ended the stream before the answer was complete", provider="gemini")
 
@@ -187,8 +196,11 @@ class GeminiChat(Model):
 
 
 def _model_class(model_id: str, aliases=()) -> type[GeminiChat]:
-    return type(f"GeminiChat_{model_id}", (GeminiChat,), {
-        "model_id": model_id, "aliases": tuple(aliases), "label": f"Google {model_id}"})
+    return type(
+        f"GeminiChat_{model_id}",
+        (GeminiChat,),
+        {"model_id": model_id, "aliases": tuple(aliases), "label": f"Google {model_id}"},
+    )
 
 
 def list_models() -> list[str]:
@@ -200,8 +212,11 @@ def list_models() -> list[str]:
     try:
         client = _client("model", key)
         models = genai.list_models(client=client, request_options=_request_options())
-        return [m.name.removeprefix("models/") for m in models
-                if "generateContent" in (m.supported_generation_methods or [])]
+        return [
+            m.name.removeprefix("models/")
+            for m in models
+            if "generateContent" in (m.supported_generation_methods or [])
+        ]
     except Exception as exc:
         error = translate_gemini_error(exc)
         if error is None:
@@ -210,9 +225,14 @@ def list_models() -> list[str]:
 
 
 def register(registry):
-    registry.add_provider("gemini", "Google Gemini", key_env_var="GEMINI_API_KEY", needs_key=True,
-                          list_models=list_models,
-                          is_configured=lambda: bool(settings.resolve_key("gemini", "GEMINI_API_KEY")))
+    registry.add_provider(
+        "gemini",
+        "Google Gemini",
+        key_env_var="GEMINI_API_KEY",
+        needs_key=True,
+        list_models=list_models,
+        is_configured=lambda: bool(settings.resolve_key("gemini", "GEMINI_API_KEY")),
+    )
     for model_id, aliases in STATIC_MODELS.items():
         registry.add_model(_model_class(model_id, aliases))
 

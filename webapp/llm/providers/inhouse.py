@@ -5,6 +5,7 @@ fast and failures read "in-house model server unavailable at URL".
 Model ids: ``inhouse`` (``INHOUSE_MODEL`` or else the first model the server
 lists) and ``inhouse/<name>`` for any model the server serves.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -29,8 +30,7 @@ def base_url() -> str | None:
 
 
 def _not_configured() -> ProviderUnavailable:
-    return ProviderUnavailable("The in-house model server is not configured: set INHOUSE_API_BASE",
-                               provider="inhouse")
+    return ProviderUnavailable("The in-house model server is not configured: set INHOUSE_API_BASE", provider="inhouse")
 
 
 class InhouseChat(OpenAIChat):
@@ -78,9 +78,15 @@ class InhouseDefault(InhouseChat):
 
 
 def _model_class(model_id: str) -> type[InhouseChat]:
-    return type(f"InhouseChat_{model_id}", (InhouseChat,), {
-        "model_id": model_id, "label": f"In-house {model_id[len(PREFIX):]}", "api_model": model_id[len(PREFIX):],
-    })
+    return type(
+        f"InhouseChat_{model_id}",
+        (InhouseChat,),
+        {
+            "model_id": model_id,
+            "label": f"In-house {model_id[len(PREFIX) :]}",
+            "api_model": model_id[len(PREFIX) :],
+        },
+    )
 
 
 def list_models() -> list[str]:
@@ -88,8 +94,13 @@ def list_models() -> list[str]:
 
 
 def register(registry):
-    registry.add_provider("inhouse", "In-house model server", key_env_var="INHOUSE_API_KEY",
-                          list_models=list_models, is_configured=lambda: base_url() is not None)
+    registry.add_provider(
+        "inhouse",
+        "In-house model server",
+        key_env_var="INHOUSE_API_KEY",
+        list_models=list_models,
+        is_configured=lambda: base_url() is not None,
+    )
     registry.add_model(InhouseDefault)
     configured = settings.setting("INHOUSE_MODEL")
     if configured:

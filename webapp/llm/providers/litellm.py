@@ -7,6 +7,7 @@ Ids are used as given and take precedence over built-in ids. litellm is slow
 to import (about 4 s) and reaches for the network unless
 ``LITELLM_LOCAL_MODEL_COST_MAP`` is set, so it is imported only on first use.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ import threading
 from typing import ClassVar
 
 from .. import settings
-from ..errors import (AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable,
-                      RateLimited)
+from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
 from ..models import Model, SharedOptions, Usage
 from .openai import parse_retry_after
 
@@ -40,8 +40,10 @@ def configured_models() -> dict[str, dict]:
 
 
 def _retry_after(exc) -> float | None:
-    for source in (getattr(exc, "litellm_response_headers", None),
-                   getattr(getattr(exc, "response", None), "headers", None)):
+    for source in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
         try:
             value = parse_retry_after(source)
         except Exception:
@@ -113,8 +115,14 @@ class LiteLLMChat(Model):
             kwargs["api_key"] = response.key
         kwargs.update(prompt.option_values())
         result = litellm.completion(
-            model=self.model_id, messages=prompt.messages(), stream=stream,
-            timeout=settings.request_timeout(), num_retries=0, max_retries=0, **kwargs)
+            model=self.model_id,
+            messages=prompt.messages(),
+            stream=stream,
+            timeout=settings.request_timeout(),
+            num_retries=0,
+            max_retries=0,
+            **kwargs,
+        )
         finish_reason = None
         if stream:
             closer = getattr(result, "completion_stream", None)
@@ -141,24 +149,31 @@ class LiteLLMChat(Model):
             yield choice.message.content or ""
         response.finish_reason = finish_reason
         if finish_reason == "length":
-            raise ContentCutOff(f"The answer reached the token limit of {self.model_id}", reason="length",
-                                provider="litellm")
+            raise ContentCutOff(
+                f"The answer reached the token limit of {self.model_id}", reason="length", provider="litellm"
+            )
         if stream and finish_reason is None:
-            raise ContentCutOff(f"{self.model_id} ended the stream before the answer was complete",
-                                provider="litellm")
+            raise ContentCutOff(f"{self.model_id} ended the stream before the answer was complete", provider="litellm")
 
     def translate_error(self, exc, response):
         return translate_litellm_error(exc, self.model_id, self.where())
 
 
 def _model_class(model_id: str, kwargs: dict) -> type[LiteLLMChat]:
-    return type(f"LiteLLMChat_{model_id}", (LiteLLMChat,), {
-        "model_id": model_id, "label": f"{model_id} (litellm)", "litellm_kwargs": dict(kwargs)})
+    return type(
+        f"LiteLLMChat_{model_id}",
+        (LiteLLMChat,),
+        {"model_id": model_id, "label": f"{model_id} (litellm)", "litellm_kwargs": dict(kwargs)},
+    )
 
 
 def register(registry):
     models = configured_models()
-    registry.add_provider("litellm", "LiteLLM (LLM_MODELS)", list_models=lambda: list(configured_models()),
-                          is_configured=lambda: bool(configured_models()))
+    registry.add_provider(
+        "litellm",
+        "LiteLLM (LLM_MODELS)",
+        list_models=lambda: list(configured_models()),
+        is_configured=lambda: bool(configured_models()),
+    )
     for model_id, kwargs in models.items():
         registry.add_model(_model_class(model_id, kwargs), replace=True)

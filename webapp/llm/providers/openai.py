@@ -4,6 +4,7 @@ official SDK, streaming with ``stream_options={"include_usage": True}``.
 The SDK is imported inside the functions that use it, on first use: loading the app or
 ``webapp.llm`` must not pay for every provider's SDK (each is 60-200 MB and up to 4 s).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -15,8 +16,15 @@ from typing import ClassVar
 from pydantic import Field
 
 from .. import settings
-from ..errors import (AuthenticationFailed, BadRequest, ContentCutOff, LLMError, ProviderTimeout,
-                      ProviderUnavailable, RateLimited)
+from ..errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContentCutOff,
+    LLMError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
 from ..models import Model, SharedOptions, Usage
 
 # model id -> aliases (as in simonw/llm)
@@ -36,9 +44,11 @@ PREFIX = "openai/"
 
 class OpenAIOptions(SharedOptions):
     frequency_penalty: float | None = Field(
-        None, ge=-2, le=2, description="Penalise tokens by how often they already appeared (-2..2)")
+        None, ge=-2, le=2, description="Penalise tokens by how often they already appeared (-2..2)"
+    )
     presence_penalty: float | None = Field(
-        None, ge=-2, le=2, description="Penalise tokens that already appeared at all (-2..2)")
+        None, ge=-2, le=2, description="Penalise tokens that already appeared at all (-2..2)"
+    )
     stop: str | None = Field(None, description="Stop generating when this string appears")
     seed: int | None = Field(None, description="Seed for (mostly) repeatable sampling")
 
@@ -198,28 +208,37 @@ class OpenAIChat(Model):
             if completion.usage:
                 response.usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
             if not completion.choices:
-                raise ProviderUnavailable(f"{self.provider_label} sent an answer without choices",
-                                          provider=self.provider)
+                raise ProviderUnavailable(
+                    f"{self.provider_label} sent an answer without choices", provider=self.provider
+                )
             choice = completion.choices[0]
             finish_reason = choice.finish_reason
             yield (choice.message.content or "") if choice.message else ""
         response.finish_reason = finish_reason
         if finish_reason == "length":
-            raise ContentCutOff(f"The answer reached the token limit of {self.model_id}", reason="length",
-                                provider=self.provider)
+            raise ContentCutOff(
+                f"The answer reached the token limit of {self.model_id}", reason="length", provider=self.provider
+            )
         if finish_reason is None:
-            raise ContentCutOff(f"{self.provider_label} ended the stream before the answer was complete",
-                                provider=self.provider)
+            raise ContentCutOff(
+                f"{self.provider_label} ended the stream before the answer was complete", provider=self.provider
+            )
 
     def translate_error(self, exc, response):
         return translate_openai_error(exc, self.provider, self.provider_label, self.where())
 
 
 def _model_class(model_id: str, aliases=(), label: str | None = None) -> type[OpenAIChat]:
-    return type(f"OpenAIChat_{model_id}", (OpenAIChat,), {
-        "model_id": model_id, "aliases": tuple(aliases), "label": label or f"OpenAI {model_id}",
-        "api_model": model_id[len(PREFIX):] if model_id.startswith(PREFIX) else model_id,
-    })
+    return type(
+        f"OpenAIChat_{model_id}",
+        (OpenAIChat,),
+        {
+            "model_id": model_id,
+            "aliases": tuple(aliases),
+            "label": label or f"OpenAI {model_id}",
+            "api_model": model_id[len(PREFIX) :] if model_id.startswith(PREFIX) else model_id,
+        },
+    )
 
 
 def served_model_ids(model: OpenAIChat) -> list[str]:
@@ -244,9 +263,14 @@ def list_models() -> list[str]:
 
 
 def register(registry):
-    registry.add_provider("openai", "OpenAI", key_env_var="OPENAI_API_KEY", needs_key=True,
-                          list_models=list_models,
-                          is_configured=lambda: bool(settings.resolve_key("openai", "OPENAI_API_KEY")))
+    registry.add_provider(
+        "openai",
+        "OpenAI",
+        key_env_var="OPENAI_API_KEY",
+        needs_key=True,
+        list_models=list_models,
+        is_configured=lambda: bool(settings.resolve_key("openai", "OPENAI_API_KEY")),
+    )
     default = settings.setting("OPENAI_MODEL") or "gpt-4o"
     for model_id, aliases in STATIC_MODELS.items():
         registry.add_model(_model_class(model_id, aliases))
