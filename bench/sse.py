@@ -25,6 +25,7 @@ from webapp.serve import gunicorn_command
 from . import procs
 from .fake_provider import stamps
 from .stack import Stack, free_port
+from .users import sse_events
 
 
 def _running_generations(stack: Stack, username: str, count: int) -> list[int]:
@@ -106,7 +107,6 @@ class Reader:
         self.error: str | None = None
 
     async def run(self, client: httpx.AsyncClient) -> None:
-        event: dict = {}
         try:
             async with client.stream(
                 "GET", f"/chat/generations/{self.generation_id}/events", headers={"Accept": "text/event-stream"}
@@ -114,14 +114,7 @@ class Reader:
                 if response.status_code != 200:
                     self.error = f"HTTP {response.status_code}"
                     return
-                async for line in response.aiter_lines():
-                    if line:
-                        if not line.startswith(":"):
-                            name, _, value = line.partition(": ")
-                            event[name] = value
-                        continue
-                    name, data = event.get("event"), event.get("data")
-                    event = {}
+                async for name, data in sse_events(response):
                     if name == "status":
                         self.opened.set()
                     elif name == "text":

@@ -26,6 +26,19 @@ STREAMING_RE = re.compile(r'<div class="content streaming">(.*?)</div>', re.S)
 WAIT_SECONDS = 5  # as static/chat.js
 
 
+async def sse_events(response: httpx.Response):
+    """``(event name, data)`` for each server-sent event of a streamed response (comments skipped)."""
+    event: dict = {}
+    async for line in response.aiter_lines():
+        if line:
+            if not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                event[name] = value
+            continue
+        yield event.get("event"), event.get("data")
+        event = {}
+
+
 class BenchError(RuntimeError):
     pass
 
@@ -203,7 +216,6 @@ class SimUser:
         deadline = time.monotonic() + timeout
         failures = 0
         while time.monotonic() < deadline:
-            event: dict = {}
             try:
                 async with self.client.stream(
                     "GET", url, headers={"Accept": "text/event-stream", "Last-Event-ID": str(cursor)}
@@ -211,14 +223,7 @@ class SimUser:
                     stats.polls += 1
                     if response.status_code != 200:
                         raise BenchError(f"events {reply.generation_id}: HTTP {response.status_code}")
-                    async for line in response.aiter_lines():
-                        if line:
-                            if not line.startswith(":"):
-                                name, _, value = line.partition(": ")
-                                event[name] = value
-                            continue
-                        name, data = event.get("event"), event.get("data")
-                        event = {}
+                    async for name, data in sse_events(response):
                         if name == "text":
                             received_ns = time.time_ns()
                             piece = json.loads(data)["text"]

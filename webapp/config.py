@@ -12,33 +12,22 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from .llm.settings import DEFAULTS as LLM_DEFAULTS
+from .llm.settings import LLM_ENV_KEYS
 from .paths import PROJECT_ROOT, default_redis_url, ensure_instance_path
 
 # Variables read from the environment (or .env). Values are strings there; the
 # JSON ones are decoded so instance/config.py and the environment can agree.
 ENV_KEYS = (
+    *LLM_ENV_KEYS,
     "SECRET_KEY",
     "DATABASE_URL",
     "REDIS_URL",
-    "DEFAULT_LLM_MODEL",
-    "LLM_MODELS",
-    "OPENAI_API_KEY",
-    "OPENAI_MODEL",
-    "OPENAI_BASE_URL",
-    "GEMINI_API_KEY",
-    "GEMINI_API_BASE",
-    "INHOUSE_API_BASE",
-    "INHOUSE_API_KEY",
-    "ECHO_DELAY",
     "JOB_TIMEOUT",
     "WORKER_CONCURRENCY",
     "SESSION_COOKIE_SECURE",
     "RQ_QUEUE_NAME",
     "TRUSTED_PROXIES",
     "METRICS_TOKEN",
-    "LLM_REQUEST_TIMEOUT",
-    "LLM_CONNECT_TIMEOUT",
-    "INHOUSE_MODEL",
     "RETRY_MAX_ATTEMPTS",
     "RETRY_BACKOFF_BASE",
     "LOGIN_MAX_FAILURES",

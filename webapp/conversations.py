@@ -256,6 +256,10 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
 
 
 def _save_and_queue(add, submission_token: str | None) -> Message:
+    """Save what ``add()`` adds (a message and its reply) as one retried unit, then queue the reply.
+
+    The same form sent twice at once saves once: the second request finds the first one's message.
+    """
     try:
         message, generation = write(add)
     except IntegrityError:
@@ -331,23 +335,7 @@ def edit_message(
         _select(conv, edited)
         return edited, _new_reply(conv, edited)
 
-    try:
-        edited, generation = write(record)
-    except IntegrityError:
-        # The same form sent twice at once: the other request saved it first.
-        existing = submission_token and db.session.scalar(
-            select(Message).where(Message.submission_token == submission_token)
-        )
-        if not existing:
-            raise
-        return existing
-    try:
-        enqueue(generation, hold_on_outage=True)
-    except NotQueued as exc:
-        exc.conversation_id = conversation_id
-        exc.message_id = edited.id
-        raise
-    return edited
+    return _save_and_queue(record, submission_token)
 
 
 def rename(conversation: Conversation, title: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 import redis
 from flask import current_app
@@ -268,6 +269,19 @@ def current_text(generation: Generation) -> str:
         return generation.text or ""
 
 
+@dataclass(frozen=True)
+class LiveState:
+    """An active reply as a page shows it: the text so far and its place in the queue."""
+
+    text: str
+    position: int | None
+
+
+def live_states(generations) -> dict[int, LiveState]:
+    """The live state of each active reply among ``generations``, read once by the view (templates read no Redis)."""
+    return {g.id: LiveState(current_text(g), queue_position(g)) for g in generations if not g.is_finished}
+
+
 def queue_position(generation: Generation) -> int | None:
     """1 for the next job to run, None when the job is not (or no longer) waiting in the queue."""
     if generation.status != GenerationStatus.QUEUED or not generation.job_id:
@@ -320,7 +334,6 @@ def progress(generation: Generation, cursor: int = 0, wait_ms: int = 0) -> dict:
 
 
 def _payload(generation: Generation, text: str, cursor: int) -> dict:
-    failed = generation.status == GenerationStatus.FAILED
     return {
         "id": generation.id,
         "status": generation.status,
@@ -328,6 +341,15 @@ def _payload(generation: Generation, text: str, cursor: int) -> dict:
         "text": text,
         "cursor": cursor,
         "position": queue_position(generation),
+        **outcome(generation),
+    }
+
+
+def outcome(generation: Generation) -> dict:
+    """How a reply stands for a reader (the status endpoint and the event stream): error, model, usage."""
+    failed = generation.status == GenerationStatus.FAILED
+    return {
+        "status": generation.status,
         "error": generation.error,
         "error_code": generation.error_code,
         "error_headline": failure_headline(generation) if failed else None,

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from . import live
 from .extensions import db
-from .generations import failure_headline, retry_after_seconds
+from .generations import outcome
 from .models import Generation, GenerationStatus
 from .queue import get_queue, get_redis
 
@@ -155,18 +155,4 @@ def _ending(generation: Generation, cursor: int) -> Iterator[ReplyEvent]:
     if len(text) > cursor:
         yield ReplyEvent("text", len(text), {"text": text[cursor:]})
         cursor = len(text)
-    failed = generation.status == GenerationStatus.FAILED
-    yield ReplyEvent(
-        ENDING_EVENTS[generation.status],
-        cursor,
-        {
-            "status": generation.status,
-            "error": generation.error,
-            "error_code": generation.error_code,
-            "error_headline": failure_headline(generation) if failed else None,
-            "retry_after": retry_after_seconds(generation) if failed else None,
-            "model": generation.model_id,
-            "usage": {"input_tokens": generation.input_tokens, "output_tokens": generation.output_tokens},
-        },
-        generation,
-    )
+    yield ReplyEvent(ENDING_EVENTS[generation.status], cursor, outcome(generation), generation)

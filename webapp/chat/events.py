@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from .. import conversations as convs
 from ..extensions import db
+from ..generations import live_states
 from ..reply_events import follow
 from . import bp
 
@@ -66,7 +67,7 @@ def _event_stream(events):
                 continue
             data = event.data
             if event.generation is not None:
-                data = {**data, "html": _fragment(event.generation)}
+                data = {**data, "html": reply_fragment(event.generation)}
             yield f"id: {event.cursor}\nevent: {event.name}\ndata: {json.dumps(data)}\n\n"
     except redis.RedisError as exc:
         # End without an ending event: EventSource reconnects and resumes from its last id.
@@ -75,7 +76,7 @@ def _event_stream(events):
         db.session.remove()
 
 
-def _fragment(generation) -> str:
+def reply_fragment(generation) -> str:
     """The finished reply as the page renders it (chat/_reply.html), for the script to swap in."""
     message = generation.message
     if message is None:
@@ -87,4 +88,5 @@ def _fragment(generation) -> str:
         message=message,
         conversation=conv,
         is_last=convs.last_message(conv) is message,
+        live=live_states([generation]),
     )

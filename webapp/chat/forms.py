@@ -37,23 +37,10 @@ class MessageForm(FlaskForm):
             self.submission_token.data = secrets.token_urlsafe(24)
 
 
-class EditMessageForm(FlaskForm):
-    content = TextAreaField(
-        "Message",
-        validators=[
-            DataRequired(message="Write a message first."),
-            Length(max=MAX_MESSAGE_LENGTH),
-            _not_blank("Write a message first."),
-        ],
-    )
-    # One-time token: a resent form finds the version it already created.
-    submission_token = HiddenField()
-    submit = SubmitField("Save and resend")
+class EditMessageForm(MessageForm):
+    """A new version of a message; its one-time token finds the version a resent form already created."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not self.submission_token.data:
-            self.submission_token.data = secrets.token_urlsafe(24)
+    submit = SubmitField("Save and resend")
 
 
 class RenameForm(FlaskForm):

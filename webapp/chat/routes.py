@@ -8,10 +8,9 @@ from ..extensions import db
 from ..generations import (
     LimitReached,
     NotQueued,
-    current_text,
     failure_headline,
+    live_states,
     progress,
-    queue_position,
     retry_after_seconds,
     stop,
 )
@@ -27,6 +26,7 @@ from ..model_options import (
     usable_models,
 )
 from . import bp
+from .events import reply_fragment
 from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm, progress_query
 
 
@@ -52,11 +52,9 @@ def model_setup_helpers():
 @bp.context_processor
 def reply_helpers():
     return {
-        "current_text": current_text,
         "render_markdown": render_markdown,
         "failure_headline": failure_headline,
         "retry_after_seconds": retry_after_seconds,
-        "queue_position": queue_position,
     }
 
 
@@ -105,6 +103,7 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
         query=query,
         form=form,
         shown=shown,
+        live=live_states(g for m in conv.messages for g in m.generations) if conv is not None else {},
         active=convs.active_reply(conv) if conv is not None else None,
         path=convs.visible_path(conv) if conv is not None else [],
         versions_of=convs.sibling_groups(conv) if conv is not None else {},
@@ -354,14 +353,6 @@ def generation_status(generation_id):
 def generation_fragment(generation_id):
     """The reply as the page renders it (sanitized Markdown, actions): the script swaps it in when done."""
     generation = convs.owned_generation(current_user, generation_id)
-    message = generation.message
-    if message is None:
+    if generation.message is None:
         abort(404)
-    conv = message.conversation
-    return render_template(
-        "chat/_reply.html",
-        g=generation,
-        message=message,
-        conversation=conv,
-        is_last=convs.last_message(conv) is message,
-    )
+    return reply_fragment(generation)

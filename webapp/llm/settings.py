@@ -29,8 +29,8 @@ DEFAULTS: dict[str, Any] = {
 }
 # Read from the environment too, even when the app's config does not carry them.
 EXTRA_ENV_KEYS = ("LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "INHOUSE_MODEL")
-_WATCHED_ENV = (
-    "SWITCHBOARD_INSTANCE_PATH",
+# The environment variables the LLM layer reads (the app's configuration reads the same ones).
+LLM_ENV_KEYS = (
     "DEFAULT_LLM_MODEL",
     "LLM_MODELS",
     "OPENAI_API_KEY",
@@ -43,6 +43,7 @@ _WATCHED_ENV = (
     "ECHO_DELAY",
     *EXTRA_ENV_KEYS,
 )
+_WATCHED_ENV = ("SWITCHBOARD_INSTANCE_PATH", *LLM_ENV_KEYS)
 
 _lock = threading.RLock()
 _configured: dict | None = None
