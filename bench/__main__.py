@@ -332,7 +332,6 @@ async def run(stack: Stack, args) -> dict:
             "turns_per_user_per_level": args.turns,
             "throughput_seconds": args.throughput_seconds,
             "web_workers": stack.web_workers,
-            "web_threads": stack.web_threads,
             "worker_concurrency": stack.worker_concurrency,
             "database": stack.env["DATABASE_URL"].split(":")[0],
             "cpus": os.cpu_count(),
@@ -679,7 +678,6 @@ def main(argv=None) -> int:
     parser.add_argument("--rest-requests", type=int, default=200)
     parser.add_argument("--capacity-tokens", type=int, default=10, help="tokens (2 a second) per capacity-phase reply")
     parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_WORKERS", "2")))
-    parser.add_argument("--web-threads", type=int, default=int(os.environ.get("WEB_THREADS", "64")))
     parser.add_argument("--worker-concurrency", type=int, default=100)
     parser.add_argument(
         "--sse-streams",
@@ -696,7 +694,6 @@ def main(argv=None) -> int:
     started = time.monotonic()
     with Stack(
         web_workers=args.web_workers,
-        web_threads=args.web_threads,
         worker_concurrency=args.worker_concurrency,
         keep=args.keep,
     ) as stack:

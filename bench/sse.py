@@ -160,7 +160,7 @@ async def sse_phase(
 ) -> dict:
     port = free_port()
     web = procs.start(
-        gunicorn_command(f"127.0.0.1:{port}", 1, 1, access_log="-"), stack.env, PROJECT_ROOT, stack.tmp / "web-sse.log"
+        gunicorn_command(f"127.0.0.1:{port}", 1, access_log="-"), stack.env, PROJECT_ROOT, stack.tmp / "web-sse.log"
     )
     try:
         url = f"http://127.0.0.1:{port}"

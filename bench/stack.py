@@ -33,8 +33,8 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, *, web_workers: int, web_threads: int, worker_concurrency: int, keep: bool = False):
-        self.web_workers, self.web_threads, self.worker_concurrency = web_workers, web_threads, worker_concurrency
+    def __init__(self, *, web_workers: int, worker_concurrency: int, keep: bool = False):
+        self.web_workers, self.worker_concurrency = web_workers, worker_concurrency
         self.keep = keep
         self.tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
         self.valkey = None
@@ -108,7 +108,6 @@ class Stack:
             gunicorn_command(
                 f"127.0.0.1:{web_port}",
                 self.web_workers,
-                self.web_threads,
                 access_log=str(self.access_log),
                 access_log_format=ACCESS_LOG_FORMAT,
             ),

@@ -161,7 +161,7 @@ class Cluster:
             port = free_port()
             self._start(
                 f"web{index}",
-                gunicorn_command(f"127.0.0.1:{port}", 1, 64, access_log=str(self.tmp / f"access{index}.log")),
+                gunicorn_command(f"127.0.0.1:{port}", 1, access_log=str(self.tmp / f"access{index}.log")),
             )
             self.web_urls.append(f"http://127.0.0.1:{port}")
         for index in range(2):

@@ -43,7 +43,7 @@ def test_two_instances_start_side_by_side_and_both_serve(tmp_path, redis_url):
             log = open(tmp_path / f"{name}.log", "wb")
             processes.append(
                 subprocess.Popen(
-                    gunicorn_command(f"127.0.0.1:{port}", 1, 2, access_log=str(tmp_path / f"{name}-access.log")),
+                    gunicorn_command(f"127.0.0.1:{port}", 1, access_log=str(tmp_path / f"{name}-access.log")),
                     cwd=PROJECT_ROOT,
                     env=env,
                     stdout=log,

@@ -67,7 +67,7 @@ class Stack:
             capture_output=True,
             timeout=120,
         )
-        self._start("web", gunicorn_command(f"127.0.0.1:{self.port}", 2, 64, access_log=str(self.tmp / "access.log")))
+        self._start("web", gunicorn_command(f"127.0.0.1:{self.port}", 2, access_log=str(self.tmp / "access.log")))
         self._start("worker", [sys.executable, "-m", "workers", "--queue", self.queue])
 
         def up():

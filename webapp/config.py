@@ -42,7 +42,7 @@ ENV_KEYS = (
     "HOST",
     "PORT",
     "WEB_WORKERS",
-    "WEB_THREADS",
+    "WEB_CONNECTIONS",
     "SSE_HEARTBEAT_SECONDS",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
@@ -59,7 +59,7 @@ FLOAT_KEYS = {
 INT_KEYS = {
     "PORT",
     "WEB_WORKERS",
-    "WEB_THREADS",
+    "WEB_CONNECTIONS",
     "SQLITE_BUSY_TIMEOUT_MS",
     "JOB_TIMEOUT",
     "WORKER_CONCURRENCY",
@@ -101,11 +101,11 @@ DEFAULTS = {
     "WORKER_ALIVE_TTL": 15.0,
     "WORKER_SWEEP_INTERVAL": 10.0,
     "QUEUED_GRACE": 10.0,
-    # `make run` (webapp.serve): where gunicorn listens, and its processes x threads.
+    # `make run` (webapp.serve): where gunicorn listens, its (gevent) processes and connections each.
     "HOST": "127.0.0.1",
     "PORT": 8000,
     "WEB_WORKERS": 2,
-    "WEB_THREADS": 64,
+    "WEB_CONNECTIONS": 4000,
     "WTF_CSRF_TIME_LIMIT": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }

@@ -38,7 +38,6 @@ def log(message: str) -> None:
 def gunicorn_command(
     bind: str,
     workers: int,
-    threads: int,
     access_log: str = "-",
     access_log_format: str | None = None,
     connections: int = 4000,
@@ -46,10 +45,8 @@ def gunicorn_command(
     """The gunicorn command line ``make run`` uses (the benchmark and the scale-out test too).
 
     gevent workers: an open reply event stream is a parked greenlet (a few KiB), not a thread,
-    so one process holds thousands (``connections`` each). gthread's ``threads`` no longer
-    applies; the parameter stays for callers that still pass it.
+    so one process holds thousands (``connections`` each).
     """
-    del threads
     command = [
         sys.executable,
         "-m",
@@ -209,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=config["HOST"])
     parser.add_argument("--port", type=int, default=config["PORT"])
     parser.add_argument("--web-workers", type=int, default=config["WEB_WORKERS"])
-    parser.add_argument("--web-threads", type=int, default=config["WEB_THREADS"])
+    parser.add_argument("--web-connections", type=int, default=config["WEB_CONNECTIONS"])
     args = parser.parse_args(argv)
 
     def request_stop(*_):
@@ -234,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
                 _wait_for_valkey(valkey)
                 log(f"embedded Valkey at {default_redis_socket()} (log: {valkey_log})")
         services = [
-            Supervised("web", gunicorn_command(f"{args.host}:{args.port}", args.web_workers, args.web_threads), env),
+            Supervised(
+                "web",
+                gunicorn_command(f"{args.host}:{args.port}", args.web_workers, connections=args.web_connections),
+                env,
+            ),
             Supervised("worker", [sys.executable, "-m", "workers"], env),
         ]
         for service in services:
