@@ -3,7 +3,9 @@
 Starts its own Valkey, database, fake OpenAI-format provider, gunicorn and ONE
 worker process, signs simulated users up through the real forms and has them
 chat as the page script does. Prints a table and writes bench/results.json.
-Environment: BENCH_DATABASE_URL (default: a temp SQLite file), BENCH_TPS,
+Runs on a temp SQLite file, then again on a throwaway PostgreSQL cluster when Debian's
+postgresql is installed and this runs as root (BENCH_POSTGRES=0 skips that pass).
+Environment: BENCH_DATABASE_URL (one run on that database instead), BENCH_TPS,
 BENCH_TTFT, BENCH_TOKENS (latency phases), BENCH_QUICK=1 (a short run),
 BENCH_SSE_STREAMS (open event streams on one web process, default 1000).
 """
@@ -26,6 +28,7 @@ import httpx
 
 from webapp.paths import PROJECT_ROOT
 
+from .postgres import Unavailable, throwaway_cluster
 from .sse import sse_phase
 from .stack import Stack
 from .users import SimUser, Stats
@@ -692,23 +695,42 @@ def main(argv=None) -> int:
 
     logging.basicConfig(level=logging.WARNING)  # before create_app() (jobs phase) would set INFO
     started = time.monotonic()
-    with Stack(
-        web_workers=args.web_workers,
-        worker_concurrency=args.worker_concurrency,
-        keep=args.keep,
-    ) as stack:
-        print(f"stack up in {time.monotonic() - started:.1f}s (logs in {stack.tmp})", flush=True)
-        results = asyncio.run(run(stack, args))
+    # SQLite (the default a team starts with; or BENCH_DATABASE_URL), then PostgreSQL when one can be had.
+    results = bench_on(os.environ.get("BENCH_DATABASE_URL"), args)
+    if not os.environ.get("BENCH_DATABASE_URL") and os.environ.get("BENCH_POSTGRES", "1") == "1":
+        try:
+            with throwaway_cluster() as postgres_url:
+                results["per_database"] = {"postgresql": bench_on(postgres_url, args)}
+        except Unavailable as exc:
+            print(f"\nPostgreSQL pass skipped: {exc}", flush=True)
     results["total_seconds"] = time.monotonic() - started
     results["note"] = (
         "Shared 2-core machine: other work on it (test suites) skews these figures; "
         "the simulated users, the fake provider and the baseline run on the same cores."
     )
     RESULTS.write_text(json.dumps(results, indent=2))
-    print()
+    print(f"\n{results['config']['database']}:")
     print(table(results))
+    for database, figures in results.get("per_database", {}).items():
+        print(f"\n{database}:")
+        print(table(figures))
     print(f"\nwritten {RESULTS.relative_to(PROJECT_ROOT)} in {results['total_seconds']:.0f}s")
     return 0
+
+
+def bench_on(database_url: str | None, args) -> dict:
+    """Every phase against one database (None: a temp SQLite file)."""
+    started = time.monotonic()
+    with Stack(
+        web_workers=args.web_workers,
+        worker_concurrency=args.worker_concurrency,
+        keep=args.keep,
+        database_url=database_url,
+    ) as stack:
+        print(f"stack up in {time.monotonic() - started:.1f}s (logs in {stack.tmp})", flush=True)
+        results = asyncio.run(run(stack, args))
+    results["seconds"] = time.monotonic() - started
+    return results
 
 
 if __name__ == "__main__":

@@ -33,8 +33,11 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, *, web_workers: int, worker_concurrency: int, keep: bool = False):
+    def __init__(
+        self, *, web_workers: int, worker_concurrency: int, keep: bool = False, database_url: str | None = None
+    ):
         self.web_workers, self.worker_concurrency = web_workers, worker_concurrency
+        self.database_url = database_url  # None: a temp SQLite file
         self.keep = keep
         self.tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
         self.valkey = None
@@ -65,7 +68,7 @@ class Stack:
         self.redis = redis.Redis.from_url(redis_url)
         self.valkey_pid = int(self.redis.info("server")["process_id"])
 
-        database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{self.tmp / 'bench.db'}"
+        database_url = self.database_url or f"sqlite:///{self.tmp / 'bench.db'}"
         self.provider_port, web_port = free_port(), free_port()
         self.provider_url = f"http://127.0.0.1:{self.provider_port}"
         self.web_url = f"http://127.0.0.1:{web_port}"

@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import glob
 import html
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
+from bench.postgres import Unavailable, throwaway_cluster
 from tests.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
@@ -59,45 +58,18 @@ def free_port() -> int:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
-def _own_cluster():
-    """A throwaway cluster on 127.0.0.1 (as .ci/run starts one); yields its URL. Skips when impossible."""
-    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not binaries:
-        pytest.skip("no PostgreSQL: set TEST_DATABASE_URL or install Debian's postgresql package")
-    if os.geteuid() != 0 or shutil.which("su") is None:
-        pytest.skip("no TEST_DATABASE_URL, and starting a throwaway PostgreSQL needs root (to run it as postgres)")
-    bin_dir = Path(binaries[-1]).parent
-    workdir = Path(tempfile.mkdtemp(prefix="sb-pg-"))
-    shutil.chown(workdir, "postgres")
-    port = free_port()
-    data = workdir / "data"
-
-    def as_postgres(command: str, timeout: float = 60):
-        return subprocess.run(["su", "postgres", "-c", command], capture_output=True, text=True, timeout=timeout)
-
-    result = as_postgres(f"{bin_dir}/initdb -D {data} -A trust -U postgres")
-    if result.returncode != 0:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.skip(f"initdb failed: {result.stderr.strip()[-300:]}")
-    result = as_postgres(
-        f"{bin_dir}/pg_ctl -D {data} -o '-c listen_addresses=127.0.0.1 -p {port} -k {workdir} "
-        f"-c fsync=off -c max_connections=200' -w start -l {workdir}/log"
-    )
-    try:
-        if result.returncode != 0:
-            pytest.skip(f"PostgreSQL did not start: {result.stderr.strip()[-300:]}")
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        as_postgres(f"{bin_dir}/pg_ctl -D {data} -m immediate stop")
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def postgres_server():
+    """TEST_DATABASE_URL, else a throwaway cluster (as .ci/run starts one), else skip."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
-    else:
-        yield from _own_cluster()
+        return
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(throwaway_cluster(max_connections=200))
+        except Unavailable as exc:
+            pytest.skip(f"no PostgreSQL: set TEST_DATABASE_URL ({exc})")
+        yield url
 
 
 @pytest.fixture
@@ -238,6 +210,15 @@ async def _page(client: httpx.AsyncClient, url: str) -> str:
     return response.text
 
 
+async def post_form(client: httpx.AsyncClient, url: str, data: dict) -> httpx.Response:
+    """POST a chat form; on a connection cut before the answer, send the same form once more, as a browser's
+    user would. Its one-time submission token makes the second send find the first one's message, if any."""
+    try:
+        return await client.post(url, data=data)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await client.post(url, data=data)
+
+
 def _composer(page: str) -> tuple[str, str, str]:
     form = COMPOSER_RE.search(page)
     return form.group(1), CSRF_RE.search(form.group(2)).group(1), SUBMISSION_RE.search(form.group(2)).group(1)
@@ -256,8 +237,8 @@ async def _chat(
         return web_urls[turn % len(web_urls)]
 
     action, csrf, token = _composer(await _page(client, f"{base()}/chat/"))
-    response = await client.post(
-        f"{base()}{action}", data={"csrf_token": csrf, "submission_token": token, "content": content}
+    response = await post_form(
+        client, f"{base()}{action}", {"csrf_token": csrf, "submission_token": token, "content": content}
     )
     assert response.status_code == 302, response.text[:500]
     page = await _page(client, base() + response.headers["location"].split("#")[0])

@@ -22,7 +22,16 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.test_scale_out import COMPOSER_RE, CSRF_RE, REPLY_RE, SUBMISSION_RE, free_port, postgres_server, postgres_url
+from tests.test_scale_out import (
+    COMPOSER_RE,
+    CSRF_RE,
+    REPLY_RE,
+    SUBMISSION_RE,
+    free_port,
+    post_form,
+    postgres_server,
+    postgres_url,
+)
 from tests.waiting import wait_for
 from webapp.config import ENV_KEYS, normalize_database_url
 from webapp.paths import PROJECT_ROOT
@@ -138,9 +147,10 @@ async def _follow(client: httpx.AsyncClient, url: str, page: str, deadline: floa
 
 async def _post_turn(client: httpx.AsyncClient, url: str, page_path: str, content: str) -> str:
     form = COMPOSER_RE.search((await client.get(url + page_path)).text)
-    response = await client.post(
+    response = await post_form(
+        client,
         url + form.group(1),
-        data={
+        {
             "csrf_token": CSRF_RE.search(form.group(2)).group(1),
             "submission_token": SUBMISSION_RE.search(form.group(2)).group(1),
             "content": content,
