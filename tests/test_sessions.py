@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from tests.conftest import AuthActions, csrf_token
-from webapp import sessions
+from webapp import create_app, sessions
 from webapp.accounts import create_user
 from webapp.admin import service
 from webapp.extensions import db
@@ -146,8 +146,10 @@ def test_the_loader_is_one_indexed_read_and_notes_last_seen_at_most_every_minute
                 db.session.commit()
             statements.clear()
             user = sessions.load_user(raw, sessions.WEB)
-            assert [s.lstrip().split()[0].upper() for s in statements] == ["SELECT", "UPDATE"]
+            assert [s.lstrip().split()[0].upper() for s in statements] == ["SELECT"]  # the write waits
             assert user.current_session.last_seen_at >= first_seen
+            sessions.write_touches()  # what the request's teardown does, once its own connection is back
+            assert [s.lstrip().split()[0].upper() for s in statements] == ["SELECT", "UPDATE"]
 
             statements.clear()
             db.session.remove()
@@ -169,3 +171,22 @@ def test_the_token_lookup_is_indexed(app):
     with app.app_context():
         indexes = {tuple(index.columns.keys()): index.unique for index in UserSession.__table__.indexes}
     assert indexes[("token_hash",)] is True
+
+
+def test_noting_last_use_never_takes_a_second_connection(app, app_config, users):
+    """With every pooled connection held by a request, a loader that wanted a second one would wait for the
+    pool's timeout (a deadlock under load, as gevent's many requests at once showed on PostgreSQL)."""
+    alice = sign_in(app)
+    with app.app_context():
+        db.session.execute(update(UserSession).values(last_seen_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+    one_connection = create_app(
+        {**app_config, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_timeout": 2}}
+    )
+    browser = one_connection.test_client()
+    browser.set_cookie("session", alice.get_cookie("session").value)
+    assert browser.get("/chat/").status_code == 200
+    with one_connection.app_context():
+        assert utcnow() - db.session.scalar(select(UserSession.last_seen_at)) < timedelta(minutes=1)
+        db.session.remove()
+        db.engine.dispose()

@@ -65,6 +65,10 @@ def init_security(app: Flask) -> None:
         # X-Forwarded-* is believed only from this many configured proxies in front of us.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=proxies)
 
+    @app.teardown_request
+    def note_session_use(_exc):
+        sessions.write_touches()
+
     @app.after_request
     def set_security_headers(response):
         headers = response.headers

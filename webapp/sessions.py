@@ -13,6 +13,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
+from flask import g
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import contains_eager
@@ -86,23 +87,35 @@ def load_user(raw_token: str, kind: str) -> User | None:
 def touch(record: UserSession) -> None:
     """Note that the sign-in was used, at most once per TOUCH_INTERVAL.
 
-    Written on its own short transaction: the user loader runs inside whatever request asked for the
-    user, and must neither commit that request's work nor leave it a write to commit.
+    The write waits for the end of the request (``write_touches``, called at teardown): the user
+    loader runs inside whatever request asked for the user, and must neither commit that request's
+    work nor take a second database connection while the request holds one (with every pooled
+    connection held by a request doing the same, each would wait for the others: a deadlock until
+    the pool's timeout).
     """
     now = utcnow()
     if now - record.last_seen_at < TOUCH_INTERVAL:
         return
+    g.setdefault("session_touches", []).append((record.id, now))
+    set_committed_value(record, "last_seen_at", now)  # the page shows it; no second write at commit
+
+
+def write_touches() -> None:
+    """Write the request's pending ``touch``es, after giving back its database connection."""
+    touches = g.pop("session_touches", None)
+    if not touches:
+        return
+    db.session.remove()  # the request is over: never hold two connections at once
     try:
         with db.engine.begin() as connection:
-            connection.execute(
-                update(UserSession)
-                .where(UserSession.id == record.id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
-                .values(last_seen_at=now)
-            )
-    except OperationalError:  # e.g. SQLite busy under load: "last seen" may lag, the request goes on
-        log.warning("could not note the last use of sign-in %s", record.id)
-        return
-    set_committed_value(record, "last_seen_at", now)  # the page shows it; no second write at commit
+            for record_id, now in touches:
+                connection.execute(
+                    update(UserSession)
+                    .where(UserSession.id == record_id, UserSession.last_seen_at < now - TOUCH_INTERVAL)
+                    .values(last_seen_at=now)
+                )
+    except OperationalError:  # e.g. SQLite busy under load: "last seen" may lag, nothing else depends on it
+        log.warning("could not note the last use of sign-in(s) %s", [record_id for record_id, _ in touches])
 
 
 def revoke(record: UserSession) -> None:
