@@ -52,7 +52,10 @@ def test_sdk_completion_on_v1(app, server, api_key, worker):
         assert generation.message_id is None and generation.input_tokens
 
 
-def test_sdk_streams_from_a_provider_on_v1(server, api_key, worker, openai_server):
+def test_sdk_streams_from_a_provider_on_v1(server, api_key, worker, openai_server, monkeypatch):
+    # Pieces 50 ms apart (the fake's own pace knob): the reply is relayed as it comes, not read whole
+    # after the provider ends, whatever the machine's speed.
+    monkeypatch.setattr(openai_server, "tokens_per_second", 20)
     stream = sdk(f"{server}/v1", api_key).chat.completions.create(
         model="4o",
         stream=True,
