@@ -34,6 +34,10 @@ class User(UserMixin, db.Model):
     # "system" (follow the device), "light" or "dark": rendered into every page, so no script is needed.
     theme: Mapped[str] = mapped_column(String(8), default="system")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Dollars per calendar month (UTC) set by an admin; None: the most generous of the user's groups, else
+    # the site default (webapp.limits). The primary group is charged pooled limits; None: the first joined.
+    monthly_budget: Mapped[float | None] = mapped_column()
+    primary_group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"), index=True)
 
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -258,3 +262,65 @@ class UserSession(db.Model):
     @property
     def is_live(self) -> bool:
         return self.revoked_at is None and self.expires_at > utcnow()
+
+
+class Group(db.Model):
+    """A team: its members may use the models it allows, within its limits (webapp.groups, webapp.limits).
+
+    Limits: None means the group does not set that limit, 0 means unlimited. ``member_*`` apply to each
+    member; ``pooled_*`` to everything charged to the group (the primary group of its members).
+    """
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Model ids its members may use on top of their role's allow-list.
+    models: Mapped[list] = mapped_column(JSON, default=list)
+    member_requests_per_minute: Mapped[int | None] = mapped_column()
+    member_tokens_per_day: Mapped[int | None] = mapped_column()
+    member_monthly_budget: Mapped[float | None] = mapped_column()
+    pooled_requests_per_minute: Mapped[int | None] = mapped_column()
+    pooled_tokens_per_day: Mapped[int | None] = mapped_column()
+    pooled_monthly_budget: Mapped[float | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[GroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class GroupMember(db.Model):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    group: Mapped[Group] = relationship(back_populates="memberships")
+    user: Mapped[User] = relationship()
+
+
+class UsageRecord(db.Model):
+    """What one generation used and cost, written when it is settled. Kept when its conversation (or its
+    record) is deleted: usage is a record of money spent (webapp.usage reads it)."""
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No foreign keys to the generation or the user: the record outlives both.
+    generation_id: Mapped[int] = mapped_column(unique=True)
+    user_id: Mapped[int] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    # The group its pooled spending was charged to (the user's primary group then), by id and name.
+    group_id: Mapped[int | None] = mapped_column(index=True)
+    group_name: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="web")
+    model_id: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    # USD at the prices of the time; None when no price is known for the model.
+    cost: Mapped[float | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
