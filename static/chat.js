@@ -192,19 +192,12 @@
     });
   }
 
-  // <pre><code class="language-x"> from the server gets a bar with the language and a Copy button.
+  // The server frames code (div.code-block > div.code-bar naming the language, then the pre): add Copy to its bar.
   function enhanceCode(pre) {
-    if (pre.parentNode.classList.contains("code-block")) return;
+    var bar = pre.parentNode.querySelector(".code-bar");
+    if (!bar || bar.querySelector(".copy")) return;
     var code = pre.querySelector("code") || pre;
-    var match = /(?:^|\s)language-([\w+#.-]+)/.exec(code.className || "");
-    var language = match ? match[1] : "text";
-    var block = document.createElement("div");
-    block.className = "code-block";
-    var bar = document.createElement("div");
-    bar.className = "code-bar";
-    var label = document.createElement("span");
-    label.className = "code-lang";
-    label.textContent = language;
+    var language = (bar.querySelector(".code-lang") || bar).textContent;
     var button = document.createElement("button");
     button.type = "button";
     button.className = "copy";
@@ -232,12 +225,8 @@
         status.textContent = "";
       }, 2000);
     });
-    bar.appendChild(label);
     bar.appendChild(button);
     bar.appendChild(status);
-    pre.parentNode.insertBefore(block, pre);
-    block.appendChild(bar);
-    block.appendChild(pre);
   }
 
   // Times come in UTC from the server; show them in the reader's zone.
