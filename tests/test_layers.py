@@ -45,6 +45,7 @@ FLOORS = [
             "webapp/ops",
             "webapp/errors.py",
             "webapp/security.py",
+            "webapp/request_body.py",
             "webapp/app.py",
             "webapp/root.py",
             "webapp/cli.py",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin_settings, llm
+from . import admin_settings, llm, request_body
 from .admin import init_app as init_admin
 from .api import init_app as init_api
 from .auth import bp as auth_bp
@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     init_request_tracking(app)
 
     register_commands(app)
+    request_body.init_app(app)  # a body cut short is a 400, never half saved
 
     if not app.debug and not app.testing:
         configure_logging()

