@@ -20,6 +20,7 @@ FLOORS = [
             "webapp/access.py",
             "webapp/limits.py",
             "webapp/usage.py",
+            "webapp/groups.py",
             "webapp/audit.py",
             "webapp/api_keys.py",
             "webapp/admin_settings.py",

@@ -1,7 +1,8 @@
 """Which models a user may use.
 
 A model is usable when its provider is on, an admin has not disabled the model,
-and the allow-list of the user's role (``None`` = every model) names it. The chat
+and the allow-list of the user's role (``None`` = every model) or of any of the
+user's groups (``webapp.groups``) names it. The chat
 pages, the JSON API and the worker all ask here, so hiding a model in a picker is
 never the only protection:
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from flask import has_app_context
 
-from . import admin_settings
+from . import admin_settings, groups
 from .llm import LLMError, Model, get_model, get_models
 from .llm import settings as llm_settings
 from .llm.registry import provider_configured, provider_label
@@ -39,25 +40,27 @@ class ModelNeedsSetup(ModelNotAllowed):
     code = "model_not_configured"
 
 
-def _policy() -> tuple[set[str], dict]:
+def _policy(user=None) -> tuple[set[str], dict, set[str]]:
+    """(disabled models, role allow-lists, the models ``user``'s groups allow): read once per check."""
     if not has_app_context():
-        return set(), {}
+        return set(), {}, set()
     site = admin_settings.snapshot().site
     disabled = set(site.get(admin_settings.DISABLED_MODELS) or ())
     role_models = site.get(admin_settings.ROLE_MODELS) or {}
-    return disabled, role_models if isinstance(role_models, dict) else {}
+    group_models = set().union(*(g.models for g in groups.user_groups(user))) if user is not None else set()
+    return disabled, role_models if isinstance(role_models, dict) else {}, group_models
 
 
-def refusal(user, model: Model, policy: tuple[set[str], dict] | None = None) -> str | None:
+def refusal(user, model: Model, policy: tuple[set[str], dict, set[str]] | None = None) -> str | None:
     """Why ``user`` may not use ``model``, or None when they may."""
-    disabled, role_models = policy or _policy()
+    disabled, role_models, group_models = policy or _policy(user)
     if not llm_settings.provider_enabled(model.provider):
         return f"The model {model.model_id} is not available: its provider ({model.provider}) is turned off."
     if model.model_id in disabled:
         return f"The model {model.model_id} has been disabled by an administrator."
     role = getattr(user, "role", None) or "user"
     allowed = role_models.get(role)
-    if allowed is not None and model.model_id not in allowed:
+    if allowed is not None and model.model_id not in allowed and model.model_id not in group_models:
         return f"The model {model.model_id} is not available to your account."
     return None
 
@@ -99,7 +102,7 @@ def check_model_usable(user, model_id: str) -> str:
 
 def needs_setup_models(user) -> list[Model]:
     """Models ``user`` may use once their provider is set up (shown to admins as "needs setup")."""
-    policy = _policy()
+    policy = _policy(user)
     return [
         model
         for model in get_models()
@@ -117,7 +120,7 @@ def is_model_allowed(user, model_id: str) -> bool:
 
 def allowed_models(user) -> list[Model]:
     """The registered models ``user`` may use now (for pickers and the API's model list): allowed and set up."""
-    policy = _policy()
+    policy = _policy(user)
     return [
         model for model in get_models() if refusal(user, model, policy) is None and provider_configured(model.provider)
     ]

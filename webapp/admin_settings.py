@@ -42,6 +42,8 @@ DISABLED_MODELS = "disabled_models"
 ROLE_MODELS = "role_models"  # {"user": [model ids] | None (all), "admin": ...}
 DEFAULT_REQUESTS_PER_MINUTE = "default_requests_per_minute"  # per-user limits when a user has none (webapp.limits)
 DEFAULT_TOKENS_PER_DAY = "default_tokens_per_day"
+DEFAULT_MONTHLY_BUDGET = "default_monthly_budget"  # dollars per calendar month (UTC), 0 = unlimited
+MODEL_PRICES = "model_prices"  # {model id: [USD per million input tokens, per million output tokens]}
 LLM_MODELS = "llm_models_encrypted"  # the litellm models dict, Fernet-encrypted JSON (it may hold api keys)
 INHOUSE_MODEL = "inhouse_model"
 # Provider -> the llm setting an admin may store for it besides key and base URL.

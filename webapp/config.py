@@ -33,6 +33,7 @@ ENV_KEYS = (
     "LOGIN_MAX_FAILURES",
     "DEFAULT_REQUESTS_PER_MINUTE",
     "DEFAULT_TOKENS_PER_DAY",
+    "DEFAULT_MONTHLY_BUDGET",
     "JWT_ACCESS_MINUTES",
     "JWT_REFRESH_DAYS",
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -56,6 +57,7 @@ FLOAT_KEYS = {
     "LLM_REQUEST_TIMEOUT",
     "LLM_CONNECT_TIMEOUT",
     "RETRY_BACKOFF_BASE",
+    "DEFAULT_MONTHLY_BUDGET",
 }
 INT_KEYS = {
     "PORT",
@@ -80,6 +82,7 @@ DEFAULTS = {
     # Per-user defaults when neither the user nor the admin settings say otherwise; 0 = unlimited.
     "DEFAULT_REQUESTS_PER_MINUTE": 60,
     "DEFAULT_TOKENS_PER_DAY": 0,
+    "DEFAULT_MONTHLY_BUDGET": 0.0,  # dollars per calendar month (UTC); see docs/teams.md
     "RETRY_MAX_ATTEMPTS": 3,  # provider calls per generation when errors are transient
     "RETRY_BACKOFF_BASE": 1.0,  # seconds; doubles each attempt, with full jitter, capped at 20 s
     "WORKER_CONCURRENCY": 50,

@@ -10,6 +10,7 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from . import usage
 from .access import check_model_usable, usable_model_id
 from .database import write
 from .extensions import db
@@ -363,6 +364,7 @@ def delete_conversation(conversation: Conversation) -> None:
     generations = [g for m in conversation.messages for g in m.generations]
     stop_all(generations)
     generation_ids = [g.id for g in generations]
+    usage.keep_usage([g.id for g in generations if g.is_finished])  # replies still running are kept as they settle
     db.session.delete(conversation)
     db.session.commit()
     forget_live(generation_ids)

@@ -51,6 +51,7 @@ FAILURE_HEADLINES = {
     "worker_stopped": "The worker was shut down while writing this reply.",
     "not_started": "The reply could not be started.",
     "limit_exceeded": "You have reached your usage limit.",
+    "insufficient_quota": "The monthly spending budget is used up.",
     "job_timeout": "The reply took longer than the time limit.",
     "internal_error": "The worker hit an internal error while writing this reply.",
 }
@@ -72,9 +73,10 @@ class QueueUnavailable(NotQueued):
 class LimitReached(NotQueued):
     status_code = 429
 
-    def __init__(self, message: str, retry_after: int):
+    def __init__(self, message: str, retry_after: int, code: str = "limit_exceeded"):
         super().__init__(message)
         self.retry_after = retry_after
+        self.code = code  # "insufficient_quota" for a spent monthly budget
 
 
 def create_generation(message: Message, source: str = "web") -> Generation:
@@ -127,8 +129,8 @@ def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
         limits.reserve(db.session.get(User, generation.user_id), generation)
         enqueue_job(generation_id, generation.job_id, generation.model_id)
     except limits.LimitExceeded as exc:
-        _refuse(generation_id, str(exc), "limit_exceeded")
-        raise LimitReached(str(exc), exc.retry_after) from None
+        _refuse(generation_id, str(exc), exc.code)
+        raise LimitReached(str(exc), exc.retry_after, exc.code) from None
     except redis.RedisError:
         log.warning("queue unavailable while enqueuing generation %s", generation_id)
         if hold_on_outage:
@@ -246,6 +248,7 @@ def stop_all(generations: list[Generation]) -> None:
             live.request_stop(connection, generation.id)
             if generation.status == GenerationStatus.QUEUED:
                 _cancel_job(connection, generation.job_id)
+                limits.settle(connection, generation.id, 0)  # it will never run: give back its estimates
     except redis.RedisError:
         log.warning("queue unavailable while stopping generations", exc_info=True)
 

@@ -1,81 +1,174 @@
-"""Per-user request and token limits, checked and reserved before a job is queued.
+"""Per-user and per-group limits: requests per minute, tokens per day and dollars per calendar
+month (UTC), checked and reserved before a job is queued.
 
-Both counters live in Redis and change in one Lua script, so fifty requests
-arriving at once cannot all see room that only one of them may take. A request
-reserves one slot of its minute and an estimate of its tokens for the day; the
-worker settles the estimate against the real usage when the reply is done.
+All counters live in Redis and change in one Lua script, so fifty requests arriving at once
+cannot all see room that only one of them may take. A request reserves one slot of its
+minute, an estimate of its tokens for the day and of its cost for the month, for the user and
+for their primary group's pool; the worker settles the estimates against the real usage when
+the reply is done (``settle``), so a budget is never overshot by more than one reply's excess
+over its estimate.
 
-Limits come from the user (set by an admin), else the site default an admin
-stored, else the configuration (DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_TOKENS_PER_DAY);
-0 or empty means unlimited.
+Effective rules (docs/teams.md): each limit is the user's own (set by an admin) when set;
+otherwise the most generous of their groups' per-member limits; otherwise the site default an
+admin stored, else the configuration (DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_TOKENS_PER_DAY,
+DEFAULT_MONTHLY_BUDGET). 0 means unlimited. Pooled limits are the primary group's.
 """
 
 from __future__ import annotations
 
+import calendar
+import json
+import math
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 from flask import current_app
+from sqlalchemy import func, select
 
-from . import admin_settings
-from .models import Generation, User
+from . import admin_settings, groups, usage
+from .extensions import db
+from .models import Generation, UsageRecord, User
 from .queue import get_redis
 
 DEFAULT_OUTPUT_ESTIMATE = 1000  # tokens reserved for a reply when no max_tokens is set
 RESERVATION_TTL = 2 * 24 * 3600
+MICRO = 1_000_000  # money is counted in millionths of a dollar
 
-# KEYS: minute counter, day token counter. ARGV: rpm limit, tpd limit, tokens, minute ttl, day ttl.
-# Returns {0, 0} when reserved, {1, ttl} when the minute is full, {2, ttl} when the day's tokens are spent.
+# KEYS: user minute, day tokens, month micro-dollars; the pool's three; the reservation.
+# ARGV: user rpm, tpd, budget; pool rpm, tpd, budget; tokens, cost; minute, day, month ttl; has pool;
+#       reservation value, reservation ttl. Every counter is kept whether limited or not, so a limit
+#       set later starts from the real figure.
+# Returns {0, 0} when reserved; {n, x} when limit n (1-6, the ARGV above) refuses, x its counter's
+# TTL or value; {9, k} when the month counter k must first be seeded from the usage ledger.
 _RESERVE = """
-local rpm, tpd, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if rpm > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') >= rpm then
-  return {1, redis.call('TTL', KEYS[1])}
+local function num(i) return tonumber(ARGV[i]) end
+local function get(k) return tonumber(redis.call('GET', k) or '0') end
+local pool = num(12) == 1
+if num(3) > 0 and redis.call('EXISTS', KEYS[3]) == 0 then return {9, 3} end
+if pool and num(6) > 0 and redis.call('EXISTS', KEYS[6]) == 0 then return {9, 6} end
+local tokens, cost = num(7), num(8)
+for offset = 0, (pool and 3 or 0), 3 do
+  if num(1 + offset) > 0 and get(KEYS[1 + offset]) >= num(1 + offset) then
+    return {1 + offset, redis.call('TTL', KEYS[1 + offset])}
+  end
+  if num(2 + offset) > 0 and get(KEYS[2 + offset]) + tokens > num(2 + offset) then
+    return {2 + offset, get(KEYS[2 + offset])}
+  end
+  if num(3 + offset) > 0 and get(KEYS[3 + offset]) + cost > num(3 + offset) then
+    return {3 + offset, get(KEYS[3 + offset])}
+  end
 end
-if tpd > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') + tokens > tpd then
-  return {2, redis.call('TTL', KEYS[2])}
+for offset = 0, (pool and 3 or 0), 3 do
+  redis.call('INCR', KEYS[1 + offset])
+  redis.call('EXPIRE', KEYS[1 + offset], ARGV[9], 'NX')
+  redis.call('INCRBY', KEYS[2 + offset], tokens)
+  redis.call('EXPIRE', KEYS[2 + offset], ARGV[10], 'NX')
+  redis.call('INCRBY', KEYS[3 + offset], cost)
+  redis.call('EXPIRE', KEYS[3 + offset], ARGV[11], 'NX')
 end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4], 'NX')
-redis.call('INCRBY', KEYS[2], tokens)
-redis.call('EXPIRE', KEYS[2], ARGV[5], 'NX')
+redis.call('SET', KEYS[7], ARGV[13], 'EX', ARGV[14])
 return {0, 0}
 """
 
 
 class LimitExceeded(Exception):
     status_code = 429
+    code = "limit_exceeded"  # the generation's error code and the API's
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = max(int(retry_after), 1)
 
 
+class BudgetExceeded(LimitExceeded):
+    """A monthly budget (the user's or the pool's) has no room for this request."""
+
+    code = "insufficient_quota"  # OpenAI's code for a spent quota
+
+
+@dataclass
+class Pool:
+    """The primary group's pooled limits (0 = unlimited)."""
+
+    group_id: int
+    name: str
+    requests_per_minute: int
+    tokens_per_day: int
+    monthly_budget: float
+
+
 @dataclass
 class Limits:
     requests_per_minute: int
     tokens_per_day: int
+    monthly_budget: float = 0.0  # dollars per calendar month (UTC)
+    pool: Pool | None = None
 
 
-def _site_default(key: str, config_key: str) -> int:
+def _site_default(key: str, config_key: str, kind=int):
     stored = admin_settings.snapshot().site.get(key)
     value = stored if stored not in (None, "") else current_app.config.get(config_key)
-    return int(value or 0)
+    return kind(value or 0)
 
 
-def effective_limits(user: User) -> Limits:
+def most_generous(own, group_values, default):
+    """The user's own value when set; else the most generous group value (0 = unlimited wins); else the default."""
+    if own is not None:
+        return own
+    values = [v for v in group_values if v is not None]
+    if not values:
+        return default
+    return 0 if 0 in values else max(values)
+
+
+def effective_limits(user: User, user_groups: list[groups.GroupRules] | None = None) -> Limits:
+    if user_groups is None:
+        user_groups = groups.user_groups(user)
+    primary = groups.primary_group(user_groups)
+    pool = None
+    if primary is not None:
+        pool = Pool(
+            primary.id,
+            primary.name,
+            int(primary.pooled_requests_per_minute or 0),
+            int(primary.pooled_tokens_per_day or 0),
+            float(primary.pooled_monthly_budget or 0),
+        )
     return Limits(
-        user.requests_per_minute
-        if user.requests_per_minute is not None
-        else _site_default(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
-        user.tokens_per_day
-        if user.tokens_per_day is not None
-        else _site_default(admin_settings.DEFAULT_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
+        int(
+            most_generous(
+                user.requests_per_minute,
+                [g.member_requests_per_minute for g in user_groups],
+                _site_default(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
+            )
+        ),
+        int(
+            most_generous(
+                user.tokens_per_day,
+                [g.member_tokens_per_day for g in user_groups],
+                _site_default(admin_settings.DEFAULT_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
+            )
+        ),
+        float(
+            most_generous(
+                user.monthly_budget,
+                [g.member_monthly_budget for g in user_groups],
+                _site_default(admin_settings.DEFAULT_MONTHLY_BUDGET, "DEFAULT_MONTHLY_BUDGET", float),
+            )
+        ),
+        pool,
     )
 
 
 def estimate_tokens(generation: Generation) -> int:
     """Input (about four characters a token) plus the reply's cap."""
+    return sum(estimate_split(generation))
+
+
+def estimate_split(generation: Generation) -> tuple[int, int]:
+    """(input, output) tokens: about four characters a token in, the reply's cap out."""
     characters = len(generation.system_prompt or "")
     if generation.request_messages:
         characters += sum(len(str(m.get("content") or "")) for m in generation.request_messages)
@@ -88,68 +181,229 @@ def estimate_tokens(generation: Generation) -> int:
             if m.id < generation.message.id and m.reply is not None
         )
     output = (generation.options or {}).get("max_tokens") or DEFAULT_OUTPUT_ESTIMATE
-    return characters // 4 + int(output)
+    return characters // 4, int(output)
 
 
-def _keys(user_id: int, now: float) -> tuple[str, str, str]:
+def _month(now: float) -> str:
+    return time.strftime("%Y%m", time.gmtime(now))
+
+
+def _keys(owner: str, now: float) -> tuple[str, str, str]:
+    """Minute, day and month counters of ``owner`` ("7" for a user, "group:3" for a pool)."""
     minute = int(now // 60)
     day = time.strftime("%Y%m%d", time.gmtime(now))
-    return (f"switchboard:limits:{user_id}:rpm:{minute}", f"switchboard:limits:{user_id}:tpd:{day}", day)
+    prefix = f"switchboard:limits:{owner}"
+    return f"{prefix}:rpm:{minute}", f"{prefix}:tpd:{day}", f"{prefix}:usd:{_month(now)}"
 
 
 def _seconds_to_midnight(now: float) -> int:
     return 86400 - int(now) % 86400
 
 
-def reserve(user: User, generation: Generation) -> None:
-    """Take one request and the estimated tokens from the user's allowance, or raise LimitExceeded."""
-    limits = effective_limits(user)
-    if limits.requests_per_minute <= 0 and limits.tokens_per_day <= 0:
-        return
-    now = time.time()
-    minute_key, day_key, day = _keys(user.id, now)
-    tokens = estimate_tokens(generation) if limits.tokens_per_day > 0 else 0
-    connection = get_redis()
-    refused, ttl = connection.eval(
-        _RESERVE,
-        2,
-        minute_key,
-        day_key,
-        limits.requests_per_minute,
-        limits.tokens_per_day,
-        tokens,
-        60 - int(now) % 60 + 1,
-        _seconds_to_midnight(now) + 3600,
+def month_reset(now: float) -> datetime:
+    """The start of the next calendar month (UTC), when monthly budgets reset."""
+    today = datetime.fromtimestamp(now, UTC)
+    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def _seconds_to_month_end(now: float) -> int:
+    return max(int(math.ceil(month_reset(now).timestamp() - now)), 1)
+
+
+def _in_words(seconds: int) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min"
+
+
+def dollars(amount: float) -> str:
+    """$0.10, $12.50, and small sums to the cent's hundredth ($0.0042)."""
+    return f"${amount:,.2f}" if amount >= 1 or round(amount, 2) == amount else f"${amount:,.4f}"
+
+
+def _micro(amount: float) -> int:
+    """Dollars to whole micro-dollars, rounded up (after rounding off float noise: 0.03 is 30000, not 30001)."""
+    return int(math.ceil(round(amount * MICRO, 3)))
+
+
+def estimate_cost(generation: Generation, tokens: tuple[int, int] | None = None) -> tuple[int, tuple[float, float]]:
+    """The generation's estimated cost in micro-dollars, and its model's (input, output) price per token
+    (0 when no price is known: an unpriced model is not charged; docs/teams.md)."""
+    prices = usage.unit_prices(generation.model_id, generation.provider) or (0.0, 0.0)
+    if prices == (0.0, 0.0):
+        return 0, prices
+    input_tokens, output_tokens = tokens or estimate_split(generation)
+    return _micro(input_tokens * prices[0] + output_tokens * prices[1]), prices
+
+
+def ledger_spend(now: float, user_id: int | None = None, group_id: int | None = None) -> float:
+    """Dollars settled this calendar month by a user or charged to a group, from the usage ledger."""
+    start = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    statement = select(func.coalesce(func.sum(UsageRecord.cost), 0.0)).where(
+        UsageRecord.created_at >= start.replace(tzinfo=None)
     )
-    if refused == 1:
-        wait = ttl if ttl and ttl > 0 else 60 - int(now) % 60
-        raise LimitExceeded(
-            f"You have reached your limit of {limits.requests_per_minute} requests per minute. "
-            f"It resets in {wait} seconds.",
-            wait,
+    if user_id is not None:
+        statement = statement.where(UsageRecord.user_id == user_id)
+    if group_id is not None:
+        statement = statement.where(UsageRecord.group_id == group_id)
+    return float(db.session.scalar(statement) or 0.0)
+
+
+def _seed_month(connection: redis.Redis, key: str, spent: float, now: float) -> None:
+    # NX: another request may have seeded (or counted) it meanwhile.
+    connection.set(key, int(round(spent * MICRO)), nx=True, ex=_seconds_to_month_end(now) + 86400)
+
+
+def reserve(user: User, generation: Generation, user_groups: list[groups.GroupRules] | None = None) -> None:
+    """Take one request, the estimated tokens and the estimated cost from the user's allowance and their
+    pool's, or raise ``LimitExceeded`` (``BudgetExceeded`` for a monthly budget) saying which and when it resets."""
+    limits = effective_limits(user, user_groups)
+    pool = limits.pool
+    priced = usage.unit_prices(generation.model_id, generation.provider) not in (None, (0.0, 0.0))
+    limited = (
+        limits.requests_per_minute > 0
+        or limits.tokens_per_day > 0
+        or limits.monthly_budget > 0
+        or (pool is not None and (pool.requests_per_minute or pool.tokens_per_day or pool.monthly_budget))
+    )
+    if not limited and not priced:
+        return  # nothing to enforce or count
+    now = time.time()
+    user_keys = _keys(str(user.id), now)
+    pool_keys = _keys(f"group:{pool.group_id}", now) if pool is not None else user_keys
+    needs_tokens = limits.tokens_per_day > 0 or (pool is not None and pool.tokens_per_day > 0)
+    split = estimate_split(generation) if (needs_tokens or priced) else (0, 0)
+    tokens = sum(split) if needs_tokens else 0
+    cost, prices = estimate_cost(generation, split) if priced else (0, (0.0, 0.0))
+    reservation = json.dumps(
+        {
+            "day": [user_keys[1], pool_keys[1] if pool is not None else None],
+            "month": [user_keys[2], pool_keys[2] if pool is not None else None],
+            "tokens": tokens,
+            "cost": cost,
+            "prices": list(prices),
+        }
+    )
+    connection = get_redis()
+    for _attempt in range(3):
+        refused, value = connection.eval(
+            _RESERVE,
+            7,
+            *user_keys,
+            *pool_keys,
+            _reservation_key(generation.id),
+            limits.requests_per_minute,
+            limits.tokens_per_day,
+            int(round(limits.monthly_budget * MICRO)),
+            pool.requests_per_minute if pool else 0,
+            pool.tokens_per_day if pool else 0,
+            int(round(pool.monthly_budget * MICRO)) if pool else 0,
+            tokens,
+            cost,
+            60 - int(now) % 60 + 1,
+            _seconds_to_midnight(now) + 3600,
+            _seconds_to_month_end(now) + 86400,
+            1 if pool is not None else 0,
+            reservation,
+            RESERVATION_TTL,
         )
-    if refused == 2:
+        if refused != 9:
+            break
+        # A month counter is missing (a new month, a budget set just now, Redis emptied): start it from
+        # what the ledger says was spent, then try again.
+        if value == 3:
+            _seed_month(connection, user_keys[2], ledger_spend(now, user_id=user.id), now)
+        else:
+            _seed_month(connection, pool_keys[2], ledger_spend(now, group_id=pool.group_id), now)
+    if refused:
+        _refuse(refused, value, limits, cost, now)
+
+
+def _refuse(which: int, value: int, limits: Limits, cost: int, now: float):
+    pool = limits.pool
+    if which in (1, 4):
+        limit = limits.requests_per_minute if which == 1 else pool.requests_per_minute
+        wait = value if value and value > 0 else 60 - int(now) % 60
+        whose = "your" if which == 1 else f"your group {pool.name}'s pooled"
+        raise LimitExceeded(
+            f"You have reached {whose} limit of {limit} requests per minute. It resets in {wait} seconds.", wait
+        )
+    if which in (2, 5):
+        limit = limits.tokens_per_day if which == 2 else pool.tokens_per_day
         wait = _seconds_to_midnight(now)
         hours, minutes = divmod(wait // 60, 60)
+        whose = "You have used your" if which == 2 else f"Your group {pool.name} has used its pooled"
         raise LimitExceeded(
-            f"You have used your {limits.tokens_per_day} tokens for today. "
-            f"The allowance resets at midnight UTC, in {hours} h {minutes} min.",
+            f"{whose} {limit} tokens for today. The allowance resets at midnight UTC, in {hours} h {minutes} min.",
             wait,
         )
-    if tokens:
-        connection.set(_reservation_key(generation.id), f"{day_key}|{tokens}", ex=RESERVATION_TTL)
+    budget = limits.monthly_budget if which == 3 else pool.monthly_budget
+    spent = int(value or 0) / MICRO
+    reset = month_reset(now)
+    wait = _seconds_to_month_end(now)
+    whose = "your monthly budget" if which == 3 else f"the monthly budget your group {pool.name} shares"
+    raise BudgetExceeded(
+        f"This month's spending has reached {whose} of {dollars(budget)} ({dollars(spent)} used; "
+        f"this request could cost up to {dollars(cost / MICRO)}). "
+        f"It resets on {reset:%Y-%m-%d} at 00:00 UTC, in {_in_words(wait)}.",
+        wait,
+    )
 
 
 def _reservation_key(generation_id: int) -> str:
     return f"switchboard:limits:reservation:{generation_id}"
 
 
-def settle(connection: redis.Redis, generation_id: int, used_tokens: int | None) -> None:
-    """Replace the generation's token estimate with what it really used (0 when it never ran)."""
+def settle(connection: redis.Redis, generation_id: int, used_tokens: int | None, usage_=None) -> None:
+    """Replace the generation's estimates with what it really used (0 when it never ran).
+
+    ``usage_`` (with ``input_tokens`` and ``output_tokens``) prices the real cost; without it the
+    tokens are priced at the higher of the two prices.
+    """
     reservation = connection.getdel(_reservation_key(generation_id))
     if reservation is None:
         return
-    day_key, reserved = reservation.decode().rsplit("|", 1)
-    difference = int(used_tokens or 0) - int(reserved)
-    if difference:
-        connection.incrby(day_key, difference)
+    try:
+        record = json.loads(reservation)
+    except ValueError:  # a reservation from before budgets: "day key|tokens"
+        day_key, reserved = reservation.decode().rsplit("|", 1)
+        record = {"day": [day_key, None], "month": [None, None], "tokens": int(reserved), "cost": 0, "prices": [0, 0]}
+    used = int(used_tokens or 0)
+    token_difference = used - int(record["tokens"]) if record["tokens"] else 0
+    input_price, output_price = record["prices"]
+    if usage_ is not None and (usage_.input_tokens is not None or usage_.output_tokens is not None):
+        real = (usage_.input_tokens or 0) * input_price + (usage_.output_tokens or 0) * output_price
+    else:
+        real = used * max(input_price, output_price)
+    cost_difference = _micro(real) - int(record["cost"])
+    with connection.pipeline(transaction=False) as pipe:
+        for key in record["day"]:
+            if key and token_difference:
+                pipe.incrby(key, token_difference)
+        for key in record["month"]:
+            if key and cost_difference:
+                pipe.incrby(key, cost_difference)
+        pipe.execute()
+
+
+def month_counters(user: User, pool: Pool | None, now: float | None = None) -> tuple[float | None, float | None]:
+    """This month's dollars counted against the user's and the pool's budgets (settled and reserved),
+    or None where Redis has no counter."""
+    now = time.time() if now is None else now
+    keys = [_keys(str(user.id), now)[2], _keys(f"group:{pool.group_id}", now)[2] if pool else None]
+    values = get_redis().mget([k for k in keys if k])
+    user_value = values[0]
+    pool_value = values[1] if pool else None
+    return (
+        None if user_value is None else int(user_value) / MICRO,
+        None if pool_value is None else int(pool_value) / MICRO,
+    )
+
+
+def calendar_days_in_month(now: float) -> int:
+    today = datetime.fromtimestamp(now, UTC)
+    return calendar.monthrange(today.year, today.month)[1]

@@ -19,15 +19,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from flask import has_app_context
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from . import admin_settings, groups
+from .database import write
 from .extensions import db
-from .models import Generation, User, utcnow
+from .llm import get_model
+from .models import Generation, Group, GroupMember, UsageRecord, User, utcnow
 
 log = logging.getLogger(__name__)
 
 PRICE_FILE = "model_prices_and_context_window_backup.json"
-FREE_PROVIDERS = {"echo"}
+# Cost nothing unless an admin sets a price (the Models page): no provider bills them.
+FREE_PROVIDERS = {"echo", "inhouse"}
+FREE_PREFIXES = ("ollama/", "ollama_chat/")
 _prices: dict | None = None
 _prices_lock = threading.Lock()
 
@@ -42,6 +49,7 @@ class UsageRow:
     input_tokens: int
     output_tokens: int
     cost: float | None
+    group: str = ""
 
     @property
     def tokens(self) -> int:
@@ -73,9 +81,29 @@ def price_map() -> dict:
         return _prices
 
 
+def admin_prices() -> dict[str, tuple[float, float]]:
+    """Prices an admin set on the Models page: model id -> (input, output) USD per million tokens."""
+    stored = admin_settings.snapshot().site.get(admin_settings.MODEL_PRICES) if has_app_context() else None
+    prices = {}
+    for model_id, pair in (stored or {}).items() if isinstance(stored, dict) else ():
+        try:
+            prices[model_id] = (float(pair[0]), float(pair[1]))
+        except (TypeError, ValueError, IndexError):
+            continue
+    return prices
+
+
 def unit_prices(model_id: str, provider: str) -> tuple[float, float] | None:
-    """(input, output) USD per token, or None when the price map does not know the model."""
-    if provider in FREE_PROVIDERS:
+    """(input, output) USD per token: an admin's price, else nothing for free providers (echo,
+    in-house, Ollama), else LiteLLM's price map; None when no price is known."""
+    set_by_admin = admin_prices().get(model_id)
+    if set_by_admin is not None:
+        return set_by_admin[0] / 1e6, set_by_admin[1] / 1e6
+    if (
+        provider in FREE_PROVIDERS
+        or model_id.startswith(FREE_PREFIXES)
+        or _litellm_target(model_id, provider).startswith(FREE_PREFIXES)
+    ):
         return 0.0, 0.0
     prices = price_map()
     bare = model_id.split("/", 1)[1] if model_id.startswith(f"{provider}/") else model_id
@@ -86,13 +114,84 @@ def unit_prices(model_id: str, provider: str) -> tuple[float, float] | None:
     return None
 
 
-def usage_rows(days: int = 30, username: str | None = None) -> list[UsageRow]:
-    """One row per (day, user, model) over the last ``days`` days, newest day first."""
+def _litellm_target(model_id: str, provider: str) -> str:
+    """The model a litellm entry calls ("ollama/llama3"), from the admin's LLM_MODELS."""
+    if provider != "litellm":
+        return ""
+    try:
+        return str(getattr(get_model(model_id), "litellm_kwargs", {}).get("model") or "")
+    except KeyError:
+        return ""
+
+
+def usage_rows(
+    days: int = 30, username: str | None = None, group_id: int | None = None, user_id: int | None = None
+) -> list[UsageRow]:
+    """One row per (day, user, group, model) over the last ``days`` days, newest day first.
+
+    Settled generations come from the usage ledger, which outlives deleted conversations; those not
+    settled yet (running, or refused before they ran) from the generations table. A row's group is the
+    one its spending was charged to: the user's primary group when the reply was settled.
+    """
     since = utcnow() - timedelta(days=days)
+    name = username.strip().lower() if username else None
+    merged: dict[tuple, UsageRow] = {}
+
+    def add(day_value, user, group, model_id, provider, requests, input_tokens, output_tokens, cost, priced):
+        key = (_day(day_value), user, group or "", model_id, provider)
+        row = merged.get(key)
+        if row is None:
+            row = merged[key] = UsageRow(*key[:2], model_id, provider, 0, 0, 0, 0.0, group=key[2])
+        row.requests += int(requests)
+        row.input_tokens += int(input_tokens or 0)
+        row.output_tokens += int(output_tokens or 0)
+        if not priced or cost is None or row.cost is None:
+            row.cost = None
+        else:
+            row.cost += float(cost)
+
+    ledger_day = func.date(UsageRecord.created_at)
+    ledger = (
+        select(
+            ledger_day,
+            UsageRecord.username,
+            UsageRecord.group_name,
+            UsageRecord.model_id,
+            UsageRecord.provider,
+            func.count(UsageRecord.id),
+            func.coalesce(func.sum(UsageRecord.input_tokens), 0),
+            func.coalesce(func.sum(UsageRecord.output_tokens), 0),
+            func.sum(UsageRecord.cost),
+            func.count(UsageRecord.cost) == func.count(UsageRecord.id),
+        )
+        .where(UsageRecord.created_at >= since)
+        .group_by(ledger_day, UsageRecord.username, UsageRecord.group_name, UsageRecord.model_id, UsageRecord.provider)
+    )
+    if name:
+        ledger = ledger.where(func.lower(UsageRecord.username) == name)
+    if group_id is not None:
+        ledger = ledger.where(UsageRecord.group_id == group_id)
+    if user_id is not None:
+        ledger = ledger.where(UsageRecord.user_id == user_id)
+    for (
+        day_value,
+        user,
+        group,
+        model_id,
+        provider,
+        requests,
+        input_tokens,
+        output_tokens,
+        cost,
+        priced,
+    ) in db.session.execute(ledger):
+        add(day_value, user, group, model_id, provider, requests, input_tokens, output_tokens, cost, bool(priced))
+
     day = func.date(Generation.created_at)
-    statement = (
+    pending = (
         select(
             day,
+            User.id,
             User.username,
             Generation.model_id,
             Generation.provider,
@@ -101,22 +200,134 @@ def usage_rows(days: int = 30, username: str | None = None) -> list[UsageRow]:
             func.coalesce(func.sum(Generation.output_tokens), 0),
         )
         .join(User, User.id == Generation.user_id)
-        .where(Generation.created_at >= since)
-        .group_by(day, User.username, Generation.model_id, Generation.provider)
-        .order_by(day.desc(), User.username, Generation.model_id)
+        .outerjoin(UsageRecord, UsageRecord.generation_id == Generation.id)
+        .where(Generation.created_at >= since, UsageRecord.id.is_(None))
+        .group_by(day, User.id, User.username, Generation.model_id, Generation.provider)
     )
-    if username:
-        statement = statement.where(func.lower(User.username) == username.strip().lower())
-    rows = []
-    for day_value, user, model_id, provider, requests, input_tokens, output_tokens in db.session.execute(statement):
+    if name:
+        pending = pending.where(func.lower(User.username) == name)
+    if user_id is not None:
+        pending = pending.where(User.id == user_id)
+    primaries = _primary_groups()
+    for day_value, owner_id, user, model_id, provider, requests, input_tokens, output_tokens in db.session.execute(
+        pending
+    ):
+        group = primaries.get(owner_id)
+        if group_id is not None and (group is None or group[0] != group_id):
+            continue
         prices = unit_prices(model_id, provider)
-        cost = None if prices is None else input_tokens * prices[0] + output_tokens * prices[1]
-        rows.append(
-            UsageRow(
-                _day(day_value), user, model_id, provider, int(requests), int(input_tokens), int(output_tokens), cost
-            )
+        cost = None if prices is None else int(input_tokens) * prices[0] + int(output_tokens) * prices[1]
+        add(
+            day_value,
+            user,
+            group[1] if group else "",
+            model_id,
+            provider,
+            requests,
+            input_tokens,
+            output_tokens,
+            cost,
+            True,
         )
-    return rows
+    return sorted(merged.values(), key=lambda r: (_descending(r.day), r.user, r.group, r.model_id, r.provider))
+
+
+def _descending(day: str) -> tuple:
+    return tuple(-int(part) for part in day.split("-") if part.isdigit())
+
+
+def _primary_groups() -> dict[int, tuple[int, str]]:
+    """user id -> (id, name) of their primary group now: the one chosen, else the first joined."""
+    rows = db.session.execute(
+        select(GroupMember.user_id, Group.id, Group.name, User.primary_group_id)
+        .join(Group, Group.id == GroupMember.group_id)
+        .join(User, User.id == GroupMember.user_id)
+        .order_by(GroupMember.created_at, Group.id)
+    )
+    primaries: dict[int, tuple[int, str]] = {}
+    for user_id, group_id, group_name, chosen in rows:
+        if user_id not in primaries or group_id == chosen:
+            primaries[user_id] = (group_id, group_name)
+    return primaries
+
+
+def record(
+    generation_id: int,
+    user_id: int,
+    model_id: str,
+    provider: str,
+    source: str,
+    status: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    created_at: datetime | None = None,
+) -> None:
+    """The generation's ledger row, written once when it is settled (a second call changes nothing).
+
+    The caller commits. The cost is priced now; the group is the user's primary group now.
+    """
+    if db.session.scalar(select(UsageRecord.id).where(UsageRecord.generation_id == generation_id)) is not None:
+        return
+    user = db.session.get(User, user_id)
+    primary = groups.primary_group(groups.user_groups(user)) if user is not None else None
+    prices = unit_prices(model_id, provider)
+    input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
+    db.session.add(
+        UsageRecord(
+            generation_id=generation_id,
+            user_id=user_id,
+            username=user.username if user is not None else f"#{user_id}",
+            group_id=primary.id if primary else None,
+            group_name=primary.name if primary else None,
+            source=source or "web",
+            model_id=model_id,
+            provider=provider,
+            status=status,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=None if prices is None else input_tokens * prices[0] + output_tokens * prices[1],
+            created_at=created_at or utcnow(),
+        )
+    )
+    db.session.flush()
+
+
+def record_quietly(**fields) -> None:
+    """``record`` and commit, for the worker's final step: a failure is logged, never raised (the reply's
+    own record is already saved), and a duplicate row (a generation settled twice) is ignored."""
+    try:
+        write(lambda: record(**fields))
+    except IntegrityError:
+        db.session.rollback()
+    except Exception:
+        db.session.rollback()
+        log.warning("generation %s: could not write its usage record", fields.get("generation_id"), exc_info=True)
+
+
+def keep_usage(generation_ids: list[int]) -> None:
+    """Ledger rows for generations about to be deleted (with their conversation) that have none yet:
+    deleting a conversation removes its text, never its usage. The caller commits.
+
+    Only finished generations: one still running is recorded by its worker when it settles."""
+    if not generation_ids:
+        return
+    settled = set(
+        db.session.scalars(select(UsageRecord.generation_id).where(UsageRecord.generation_id.in_(generation_ids)))
+    )
+    for generation in db.session.scalars(
+        select(Generation).where(Generation.id.in_([g for g in generation_ids if g not in settled]))
+    ):
+        record(
+            generation.id,
+            generation.user_id,
+            generation.model_id,
+            generation.provider,
+            generation.source,
+            generation.status,
+            generation.input_tokens,
+            generation.output_tokens,
+            created_at=generation.created_at,
+        )
 
 
 def _day(value) -> str:

@@ -28,6 +28,7 @@ from webapp.llm.errors import LLMError, RateLimited
 from webapp.models import Generation, GenerationStatus, Message, User, utcnow
 from webapp.observability import generation_id_var
 from webapp.queue import get_redis
+from webapp.usage import record_quietly as record_usage
 
 from .app_context import app_context
 from .threaded import JobStopRequested, WorkerStopping, on_stop, shielded
@@ -114,6 +115,8 @@ def _claim(generation_id: int, job_id: str | None) -> dict | None:
         "history": history,
         "options": dict(generation.options or {}),
         "refusal": _refusal(generation),  # a ModelNotAllowed to raise, or None
+        # For the usage ledger, written even if the record is deleted meanwhile (with its conversation).
+        "ledger": {"user_id": generation.user_id, "provider": generation.provider, "source": generation.source},
     }
     claim = {"status": GenerationStatus.RUNNING, "started_at": utcnow()}
     if job_id:  # the job that claims it is the one that may finish it (recovery may queue another)
@@ -241,8 +244,16 @@ def _run(generation_id: int) -> str | None:
                     response.close()
                 usage = response.usage if response is not None else None
                 _finish(generation_id, "".join(parts), outcome, attempts, usage)
+                record_usage(
+                    generation_id=generation_id,
+                    model_id=call["model_id"],
+                    status=outcome.status,
+                    input_tokens=usage.input_tokens if usage is not None else 0,
+                    output_tokens=usage.output_tokens if usage is not None else 0,
+                    **call["ledger"],
+                )
                 try:
-                    limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0)
+                    limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0, usage)
                     writer.mark(outcome.status)
                 except redis.RedisError:  # the record is saved; readers fall back to the database
                     log.warning("generation %s: could not mark the end in Redis", generation_id)

@@ -36,6 +36,7 @@ def test_usage_page_totals_costs_chart_and_csv(app, client, admin):
     add_generation(app, "bob", "gpt-4o", "openai", 1000, 500)
     add_generation(app, "root", "echo", "echo", 10, 10, days_ago=2)
     add_generation(app, "bob", "inhouse/private", "inhouse", 7, 3, days_ago=1)
+    add_generation(app, "bob", "gpt-unpriced-test", "openai", 4, 4, days_ago=1)
     add_generation(app, "bob", "gpt-4o", "openai", 99999, 99999, days_ago=40)  # outside 30 days
 
     with app.app_context():
@@ -46,7 +47,8 @@ def test_usage_page_totals_costs_chart_and_csv(app, client, admin):
     assert prices is not None and prices[0] > 0
     assert abs(by_model["gpt-4o"].cost - (2000 * prices[0] + 1000 * prices[1])) < 1e-12
     assert by_model["echo"].cost == 0
-    assert by_model["inhouse/private"].cost is None
+    assert by_model["inhouse/private"].cost == 0  # in-house costs nothing unless an admin sets a price
+    assert by_model["gpt-unpriced-test"].cost is None
 
     page = client.get("/admin/usage").get_data(as_text=True)
     assert "<svg" in page and "<rect" in page and "gpt-4o" in page and "no price known" in page
@@ -58,8 +60,8 @@ def test_usage_page_totals_costs_chart_and_csv(app, client, admin):
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     table = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    assert {r["model"] for r in table} == {"gpt-4o", "echo", "inhouse/private"}
-    assert sum(int(r["requests"]) for r in table) == 5
+    assert {r["model"] for r in table} == {"gpt-4o", "echo", "inhouse/private", "gpt-unpriced-test"}
+    assert sum(int(r["requests"]) for r in table) == 6
 
 
 def test_csv_neutralises_spreadsheet_formulas(app):

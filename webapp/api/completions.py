@@ -267,7 +267,13 @@ def start(user: User, chat: ChatRequest) -> Generation:
     try:
         enqueue(generation)
     except LimitReached as exc:
-        raise ApiError(429, str(exc), "limit_exceeded", headers={"Retry-After": str(exc.retry_after)}) from None
+        raise ApiError(
+            429,
+            str(exc),
+            exc.code,
+            headers={"Retry-After": str(exc.retry_after)},
+            type="insufficient_quota" if exc.code == "insufficient_quota" else None,
+        ) from None
     except QueueUnavailable as exc:
         raise ApiError(503, str(exc).replace(" Your message is saved;", ""), "queue_unavailable") from None
     return generation

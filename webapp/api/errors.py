@@ -78,6 +78,12 @@ def handle_error(exc: Exception):
         return response
     if getattr(exc, "status_code", None) == 429:  # webapp.limits.LimitExceeded: the user's own limits
         retry_after = getattr(exc, "retry_after", None) or 1
+        if getattr(exc, "code", None) == "insufficient_quota":  # a spent monthly budget, in OpenAI's words
+            return error_response(
+                ApiError(
+                    429, str(exc), "insufficient_quota", headers={"Retry-After": retry_after}, type="insufficient_quota"
+                )
+            )
         return error_response(ApiError(429, str(exc), "rate_limit_exceeded", headers={"Retry-After": retry_after}))
     if isinstance(exc, OperationalError) or is_transient(exc):
         return error_response(ApiError(503, database_error(exc).description, "database_unavailable"))

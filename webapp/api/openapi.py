@@ -39,7 +39,11 @@ COMPLETION_ERRORS = {
     "403": _error("The model is not available to this account."),
     "404": _error("Unknown model, or one the provider does not offer."),
     "429": {
-        **_error("Rate limited; retry after the Retry-After header's seconds."),
+        **_error(
+            "Rate limited (code limit_exceeded), or a monthly spending budget is used up (code and type "
+            "insufficient_quota; the message says which budget and when it resets); retry after the "
+            "Retry-After header's seconds."
+        ),
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
     "503": _error("The job queue or the model's provider is unavailable."),
