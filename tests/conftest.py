@@ -181,3 +181,20 @@ def ollama_server(ollama_server_session):
     ollama_server_session.reset()
     yield ollama_server_session
     ollama_server_session.reset()
+
+
+# A real OpenID Connect provider (Node's oidc-provider, tests/support/oidc/), one per session.
+@pytest.fixture(scope="session")
+def oidc_provider_session():
+    from tests.support.oidc_provider import OIDCProvider
+
+    provider = OIDCProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def oidc_provider(oidc_provider_session):
+    oidc_provider_session.reset()
+    yield oidc_provider_session
+    oidc_provider_session.reset()

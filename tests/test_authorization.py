@@ -25,6 +25,8 @@ PUBLIC = [
     "api.signup",
     "api.token_obtain",
     "api.token_refresh",
+    "auth.sso_start",
+    "auth.sso_callback",
 ]
 SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout"]
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]

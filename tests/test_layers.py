@@ -32,6 +32,7 @@ FLOORS = [
             "webapp/json_input.py",
             "webapp/reply_events.py",
             "webapp/config.py",
+            "webapp/sso.py",
         ],
     ),
     (

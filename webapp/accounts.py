@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from . import throttle
 from .extensions import db
@@ -50,6 +50,18 @@ def create_user(username: str, password: str, role: str = "user") -> User:
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def active_admin_count() -> int:
+    """Admins who can still sign in: the last of them may not be demoted or disabled (by an admin or by SSO)."""
+    return (
+        db.session.scalar(
+            select(func.count(User.id)).where(
+                User.role == "admin", or_(User.is_disabled.is_(False), User.is_disabled.is_(None))
+            )
+        )
+        or 0
+    )
 
 
 def authenticate(username: str, password: str) -> User | None:

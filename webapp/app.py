@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin_settings, llm, request_body
+from . import admin_settings, llm, request_body, sso
 from .admin import init_app as init_admin
 from .api import init_app as init_api
 from .auth import bp as auth_bp
@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     llm.configure({**app.config, "INSTANCE_PATH": app.instance_path})
 
     admin_settings.init_app(app)  # provider keys, base URLs and on/off stored by admins reach webapp.llm
+    sso.init_app(app)  # the OpenID Connect client, when OIDC_ISSUER is set
 
     app.register_blueprint(root_bp)
     app.register_blueprint(auth_bp)

@@ -46,6 +46,15 @@ ENV_KEYS = (
     "WEB_CONNECTIONS",
     "SSE_HEARTBEAT_SECONDS",
     "WEB_KEEPALIVE",
+    # Single sign-on (webapp.sso, docs/teams.md).
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_CLIENT_SECRET",
+    "OIDC_SCOPES",
+    "OIDC_GROUPS_CLAIM",
+    "OIDC_ADMIN_GROUPS",
+    "OIDC_BUTTON_LABEL",
+    "OIDC_ONLY",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
 FLOAT_KEYS = {
@@ -74,7 +83,7 @@ INT_KEYS = {
     "JWT_REFRESH_DAYS",
     "WEB_KEEPALIVE",
 }
-BOOL_KEYS = {"SESSION_COOKIE_SECURE"}
+BOOL_KEYS = {"SESSION_COOKIE_SECURE", "OIDC_ONLY"}
 
 DEFAULTS = {
     **LLM_DEFAULTS,  # the LLM layer's own (it stands alone): default model, OpenAI model, timeouts, ...

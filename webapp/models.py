@@ -38,6 +38,10 @@ class User(UserMixin, db.Model):
     # the site default (webapp.limits). The primary group is charged pooled limits; None: the first joined.
     monthly_budget: Mapped[float | None] = mapped_column()
     primary_group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="SET NULL"), index=True)
+    # Single sign-on: "<issuer> <sub>" of the identity-provider account it is linked to (webapp.sso).
+    sso_subject: Mapped[str | None] = mapped_column(String(400), unique=True)
+    # With OIDC_ONLY, only break-glass accounts may still sign in with a password.
+    break_glass: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -324,3 +328,26 @@ class UsageRecord(db.Model):
     # USD at the prices of the time; None when no price is known for the model.
     cost: Mapped[float | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+class SharedLink(db.Model):
+    """A read-only snapshot of one conversation's visible branch, opened at /s/<token> (webapp.sharing)."""
+
+    __tablename__ = "shared_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # [{"content": ..., "reply": ... | None, "model": ... | None}], the branch as it was when shared or refreshed.
+    turns: Mapped[list] = mapped_column(JSON, default=list)
+    system_prompt: Mapped[str | None] = mapped_column(Text)  # only when the owner ticked it
+    include_system_prompt: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    snapshot_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    owner: Mapped[User] = relationship()
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None

@@ -108,3 +108,15 @@ class LimitsForm(FlaskForm):
     requests_per_minute = IntegerField("Requests per minute", validators=[Optional(), NumberRange(min=0, max=100000)])
     tokens_per_day = IntegerField("Tokens per day", validators=[Optional(), NumberRange(min=0, max=10**12)])
     submit = SubmitField("Save limits")
+
+
+class TeamSettingsForm(FlaskForm):
+    """Site-wide team settings on the admin home (docs/teams.md)."""
+
+    sso_allow_linking = BooleanField("Single sign-on may take over a local account of the same name (verified email)")
+    submit = SubmitField("Save")
+
+
+class BreakGlassForm(FlaskForm):
+    break_glass = HiddenField()  # "1" to mark, "0" to unmark
+    submit = SubmitField("Apply")

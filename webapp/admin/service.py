@@ -10,10 +10,10 @@ import redis
 from rq import Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from .. import admin_settings, audit, sessions
-from ..accounts import create_user, find_user
+from ..accounts import active_admin_count, create_user, find_user
 from ..connection_tests import connection_test_result
 from ..extensions import db
 from ..llm import get_aliases, get_models, get_providers, remove_alias, set_alias
@@ -169,19 +169,8 @@ def add_user(actor: User, username: str, password: str, role: str) -> User:
     return user
 
 
-def _active_admins() -> int:
-    return (
-        db.session.scalar(
-            select(func.count(User.id)).where(
-                User.role == "admin", or_(User.is_disabled.is_(False), User.is_disabled.is_(None))
-            )
-        )
-        or 0
-    )
-
-
 def _refuse_if_last_admin(user: User, what: str) -> None:
-    if user.is_admin and not user.is_disabled and _active_admins() <= 1:
+    if user.is_admin and not user.is_disabled and active_admin_count() <= 1:
         raise ActionRefused(f"{user.username} is the last admin and cannot be {what}. Make another admin first.")
 
 

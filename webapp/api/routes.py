@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
 
-from ..accounts import LoginThrottled, authenticate_throttled, create_user
+from .. import sso
+from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
 from ..extensions import db
 from ..llm import get_aliases
 from ..throttle import client_address
@@ -27,6 +28,8 @@ def field_errors(errors: dict[str, list[str]]) -> ApiError:
 
 @api_bp.post("/signup/")
 def signup():
+    if not sso.local_signup_allowed():
+        raise ApiError(403, "Accounts are made by signing in with single sign-on.", "signup_disabled")
     body = json_body()
     errors = signup_errors(body)
     if errors:
@@ -42,6 +45,8 @@ def token_obtain():
     errors = token_request_errors(body, ("username", "password"))
     if errors:
         raise field_errors(errors)
+    if not sso.password_sign_in_allowed(find_user(body["username"])):
+        raise ApiError(403, "Password sign-in is turned off here: use single sign-on.", "password_sign_in_disabled")
     try:  # failures count towards the same throttle as the sign-in page's
         user = authenticate_throttled(body["username"], body["password"], client_address())
     except LoginThrottled as exc:

@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-from . import routes  # noqa: E402,F401  (registers the views)
+from . import routes, sso_routes  # noqa: E402,F401  (registers the views)

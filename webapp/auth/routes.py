@@ -4,8 +4,8 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import sessions
-from ..accounts import LoginThrottled, authenticate_throttled, create_user
+from .. import sessions, sso
+from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
 from ..extensions import db
 from ..throttle import client_address
 from . import bp
@@ -48,6 +48,9 @@ def login():
         return redirect(url_for("chat.index"))
     form = LoginForm()
     if form.validate_on_submit():
+        if not sso.password_sign_in_allowed(find_user(form.username.data)):
+            flash("Password sign-in is turned off here: use single sign-on.", "error")
+            return render_template("auth/login.html", form=form), 403
         try:
             user = authenticate_throttled(form.username.data, form.password.data, client_address())
         except LoginThrottled as exc:
@@ -67,6 +70,9 @@ def login():
 def signup():
     if current_user.is_authenticated:
         return redirect(url_for("chat.index"))
+    if not sso.local_signup_allowed():
+        flash("Accounts are made by signing in with single sign-on.", "info")
+        return redirect(url_for("auth.login"))
     form = SignupForm()
     if form.validate_on_submit():
         user = create_user(form.username.data, form.password.data)
