@@ -328,6 +328,8 @@ class UsageRecord(db.Model):
     # USD at the prices of the time; None when no price is known for the model.
     cost: Mapped[float | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class SharedLink(db.Model):
     """A read-only snapshot of one conversation's visible branch, opened at /s/<token> (webapp.sharing)."""
 

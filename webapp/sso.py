@@ -29,7 +29,7 @@ from sqlalchemy import select
 from . import admin_settings, audit
 from .accounts import USERNAME_LENGTH, active_admin_count, create_user, find_user
 from .extensions import db
-from .models import User
+from .models import Group, GroupMember, User
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ HTTP_TIMEOUT = 10  # seconds, for discovery, the token exchange, JWKS and userin
 DISCOVERY_MAX_AGE = 3600  # seconds: the discovery document (endpoints, keys) is read again after this
 ALLOW_LINKING = "sso_allow_linking"  # site setting: an admin lets SSO sign-ins take over matching local accounts
 DEFAULT_SCOPES = "openid email profile"
+GROUP_NAME_LENGTH = 64  # Group.name
 
 
 class SSOFailed(Exception):
@@ -225,7 +226,9 @@ def groups_in(claims: dict) -> list[str]:
         value = [value]
     if not isinstance(value, list):
         return []
-    names = {str(item).strip()[:100] for item in value if isinstance(item, (str, int)) and str(item).strip()}
+    names = {
+        str(item).strip()[:GROUP_NAME_LENGTH] for item in value if isinstance(item, (str, int)) and str(item).strip()
+    }
     return sorted(names)
 
 
@@ -239,6 +242,7 @@ def account_for(claims: dict) -> User:
     if user.is_disabled:
         raise SSOFailed("This account is disabled. Ask an administrator.")
     names = groups_in(claims)
+    _sync_groups(user, names)
     _sync_admin(user, names)
     return user
 
@@ -259,6 +263,31 @@ def _link_or_create(claims: dict, subject: str) -> User:
     user.sso_subject = subject
     audit.record(None, "sso.create", f"user:{user.username}", None, {"subject": subject})
     return user
+
+
+def _sync_groups(user: User, names: list[str]) -> None:
+    """Memberships match the claim: groups named there are created when missing and joined, others are left."""
+    memberships = list(db.session.scalars(select(GroupMember).where(GroupMember.user_id == user.id)))
+    current = {m.group.name: m for m in memberships}
+    wanted = set(names)
+    if set(current) == wanted:
+        return
+    existing = {g.name: g for g in db.session.scalars(select(Group).where(Group.name.in_(wanted)))} if wanted else {}
+    for name in sorted(wanted - set(current)):
+        group = existing.get(name)
+        if group is None:
+            group = Group(name=name, models=[])
+            db.session.add(group)
+            db.session.flush()
+            audit.record(None, "sso.group_created", f"group:{name}", None, {"name": name})
+        db.session.add(GroupMember(group_id=group.id, user_id=user.id))
+    for name in sorted(set(current) - wanted):
+        membership = current[name]
+        if user.primary_group_id == membership.group_id:
+            user.primary_group_id = None  # the first group they are still in becomes primary
+        db.session.delete(membership)
+    db.session.flush()
+    audit.record(None, "sso.groups", f"user:{user.username}", {"groups": sorted(current)}, {"groups": sorted(wanted)})
 
 
 def _sync_admin(user: User, groups: list[str]) -> None:
