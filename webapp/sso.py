@@ -24,9 +24,9 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app
 from joserfc.errors import JoseError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from . import admin_settings, audit
+from . import admin_settings, audit, groups
 from .accounts import USERNAME_LENGTH, active_admin_count, create_user, find_user
 from .extensions import db
 from .models import Group, GroupMember, User
@@ -39,7 +39,6 @@ HTTP_TIMEOUT = 10  # seconds, for discovery, the token exchange, JWKS and userin
 DISCOVERY_MAX_AGE = 3600  # seconds: the discovery document (endpoints, keys) is read again after this
 ALLOW_LINKING = "sso_allow_linking"  # site setting: an admin lets SSO sign-ins take over matching local accounts
 DEFAULT_SCOPES = "openid email profile"
-GROUP_NAME_LENGTH = 64  # Group.name
 
 
 class SSOFailed(Exception):
@@ -226,10 +225,8 @@ def groups_in(claims: dict) -> list[str]:
         value = [value]
     if not isinstance(value, list):
         return []
-    names = {
-        str(item).strip()[:GROUP_NAME_LENGTH] for item in value if isinstance(item, (str, int)) and str(item).strip()
-    }
-    return sorted(names)
+    names = {" ".join(str(item).split())[: groups.NAME_MAX] for item in value if isinstance(item, (str, int))}
+    return sorted(name for name in names if name)
 
 
 def account_for(claims: dict) -> User:
@@ -266,28 +263,22 @@ def _link_or_create(claims: dict, subject: str) -> User:
 
 
 def _sync_groups(user: User, names: list[str]) -> None:
-    """Memberships match the claim: groups named there are created when missing and joined, others are left."""
-    memberships = list(db.session.scalars(select(GroupMember).where(GroupMember.user_id == user.id)))
-    current = {m.group.name: m for m in memberships}
-    wanted = set(names)
-    if set(current) == wanted:
-        return
-    existing = {g.name: g for g in db.session.scalars(select(Group).where(Group.name.in_(wanted)))} if wanted else {}
-    for name in sorted(wanted - set(current)):
-        group = existing.get(name)
+    """Memberships match the claim: groups named there are created when missing and joined, the others left
+    (through webapp.groups, each change audited with the system as actor)."""
+    current = {
+        g.name.lower(): g
+        for g in db.session.scalars(
+            select(Group).join(GroupMember, GroupMember.group_id == Group.id).where(GroupMember.user_id == user.id)
+        )
+    }
+    wanted = {name.lower(): name for name in names}
+    for key in sorted(set(wanted) - set(current)):
+        group = db.session.scalar(select(Group).where(func.lower(Group.name) == key))
         if group is None:
-            group = Group(name=name, models=[])
-            db.session.add(group)
-            db.session.flush()
-            audit.record(None, "sso.group_created", f"group:{name}", None, {"name": name})
-        db.session.add(GroupMember(group_id=group.id, user_id=user.id))
-    for name in sorted(set(current) - wanted):
-        membership = current[name]
-        if user.primary_group_id == membership.group_id:
-            user.primary_group_id = None  # the first group they are still in becomes primary
-        db.session.delete(membership)
-    db.session.flush()
-    audit.record(None, "sso.groups", f"user:{user.username}", {"groups": sorted(current)}, {"groups": sorted(wanted)})
+            group = groups.create_group(None, wanted[key])
+        groups.add_member(None, group, user)
+    for key in sorted(set(current) - set(wanted)):
+        groups.remove_member(None, current[key], user)
 
 
 def _sync_admin(user: User, groups: list[str]) -> None:
