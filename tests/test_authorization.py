@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import AuthActions, csrf_token
+from webapp import groups
 from webapp.accounts import create_user
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
 from webapp.api_keys import create_key
@@ -57,6 +58,8 @@ def world(app, client, run_jobs):
         for name, role in [("mallory", "user"), ("dan", "user"), ("root", "admin")]:
             create_user(name, "correct horse", role=role)
         key, _raw = create_key(alice, "laptop")
+        team = groups.create_group(None, "Team")
+        groups.add_member(None, team, alice)
         db.session.commit()
         conversation = db.session.scalar(select(Conversation))
         generation = db.session.scalar(select(Generation))
@@ -79,6 +82,7 @@ def world(app, client, run_jobs):
             "filename": "app.css",
             "model_id": "echo",
             "session_id": db.session.scalar(select(UserSession.id).where(UserSession.user_id == alice.id)),
+            "group_id": team.id,
         }
 
 

@@ -1,6 +1,7 @@
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DecimalField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -104,9 +105,29 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Reset password")
 
 
+MAX_DOLLARS = 10**7
+
+
+def _rpm(label):
+    return IntegerField(label, validators=[Optional(), NumberRange(min=0, max=100000)])
+
+
+def _tpd(label):
+    return IntegerField(label, validators=[Optional(), NumberRange(min=0, max=10**12)])
+
+
+def _dollars(label):
+    return DecimalField(
+        label,
+        places=None,
+        validators=[Optional(), NumberRange(min=0, max=MAX_DOLLARS, message="Enter an amount from 0 to 10,000,000.")],
+    )
+
+
 class LimitsForm(FlaskForm):
-    requests_per_minute = IntegerField("Requests per minute", validators=[Optional(), NumberRange(min=0, max=100000)])
-    tokens_per_day = IntegerField("Tokens per day", validators=[Optional(), NumberRange(min=0, max=10**12)])
+    requests_per_minute = _rpm("Requests per minute")
+    tokens_per_day = _tpd("Tokens per day")
+    monthly_budget = _dollars("Dollars per month (UTC)")
     submit = SubmitField("Save limits")
 
 
@@ -120,3 +141,36 @@ class TeamSettingsForm(FlaskForm):
 class BreakGlassForm(FlaskForm):
     break_glass = HiddenField()  # "1" to mark, "0" to unmark
     submit = SubmitField("Apply")
+
+
+class GroupNameForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    submit = SubmitField("Save")
+
+
+class GroupRulesForm(FlaskForm):
+    models = SelectMultipleField("Models its members may use (besides their role's)", choices=[], validate_choice=True)
+    member_requests_per_minute = _rpm("Requests per minute, each member")
+    member_tokens_per_day = _tpd("Tokens per day, each member")
+    member_monthly_budget = _dollars("Dollars per month, each member")
+    pooled_requests_per_minute = _rpm("Requests per minute, the whole group")
+    pooled_tokens_per_day = _tpd("Tokens per day, the whole group")
+    pooled_monthly_budget = _dollars("Dollars per month, the whole group")
+    submit = SubmitField("Save rules")
+
+
+class MemberForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    submit = SubmitField("Add member")
+
+
+class PrimaryGroupForm(FlaskForm):
+    group = SelectField("Primary group (charged for pooled limits)", choices=[], validate_choice=True)
+    submit = SubmitField("Set primary group")
+
+
+class PriceForm(FlaskForm):
+    model = HiddenField(validators=[DataRequired(), Length(max=200)])
+    input_price = _dollars("Input, $ per million tokens")
+    output_price = _dollars("Output, $ per million tokens")
+    submit = SubmitField("Save price")

@@ -2,19 +2,24 @@ import redis
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import audit, usage
+from .. import audit, groups, limits, usage
 from ..connection_tests import start_connection_test
 from ..extensions import db
 from ..llm import UnknownModelError, get_models
-from ..models import User
+from ..models import Group, User
 from . import bp, service
 from .forms import (
     ActionForm,
     AliasForm,
     CreateUserForm,
+    GroupNameForm,
+    GroupRulesForm,
     LimitsForm,
+    MemberForm,
     ModelsForm,
     PasswordForm,
+    PriceForm,
+    PrimaryGroupForm,
     ProviderForm,
     RemoveAliasForm,
     RoleForm,
@@ -128,6 +133,9 @@ def _models_page(form=None, alias_form=None, status=200):
     return render_template(
         "admin/models.html",
         overview=overview,
+        prices=service.model_prices(),
+        price_form=PriceForm(formdata=None),
+        known_price=usage.unit_prices,
         form=form,
         alias_form=alias_form or AliasForm(),
         remove_form=RemoveAliasForm(),
@@ -157,6 +165,22 @@ def update_models():
     db.session.commit()
     flash("Saved the model settings.", "success")
     return redirect(url_for("admin.models"))
+
+
+@bp.route("/models/prices", methods=["POST"])
+def set_model_price():
+    form = PriceForm()
+    known = {m.model_id for m in get_models()}
+    if not form.validate_on_submit() or form.model.data not in known:
+        errors = [e for field in (form.input_price, form.output_price) for e in field.errors]
+        flash(f"{form.model.data}: " + (errors[0] if errors else "enter prices in dollars, such as 2.5."), "error")
+        return _models_page(status=400)
+    service.set_model_price(
+        current_user, form.model.data, _float(form.input_price.data), _float(form.output_price.data)
+    )
+    db.session.commit()
+    flash(f"Saved the price of {form.model.data}.", "success")
+    return redirect(url_for("admin.models") + "#prices")
 
 
 @bp.route("/models/aliases", methods=["POST"])
@@ -226,7 +250,9 @@ def default_limits():
     form = LimitsForm(prefix="defaults")
     if not form.validate_on_submit():
         return _users_page(limits_form=form, status=400)
-    service.set_default_limits(current_user, form.requests_per_minute.data, form.tokens_per_day.data)
+    service.set_default_limits(
+        current_user, form.requests_per_minute.data, form.tokens_per_day.data, _float(form.monthly_budget.data)
+    )
     db.session.commit()
     flash("Saved the default limits.", "success")
     return redirect(url_for("admin.users") + "#default-limits")
@@ -242,13 +268,24 @@ def _user_or_404(user_id):
 def _user_page(user, status=200, **forms):
     role_form = forms.get("role_form") or RoleForm(formdata=None, role=user.role)
     limits_form = forms.get("limits_form") or LimitsForm(
-        formdata=None, requests_per_minute=user.requests_per_minute, tokens_per_day=user.tokens_per_day
+        formdata=None,
+        requests_per_minute=user.requests_per_minute,
+        tokens_per_day=user.tokens_per_day,
+        monthly_budget=user.monthly_budget,
     )
+    user_groups = groups.user_groups(user)
+    primary_form = forms.get("primary_form") or PrimaryGroupForm(formdata=None)
+    primary_form.group.choices = [("", "(the first group joined)")] + [(str(g.id), g.name) for g in user_groups]
+    if "primary_form" not in forms:
+        primary_form.group.data = str(user.primary_group_id or "")
     return render_template(
         "admin/user.html",
         user=user,
         role_form=role_form,
         limits_form=limits_form,
+        user_groups=user_groups,
+        primary_form=primary_form,
+        effective=limits.effective_limits(user, user_groups),
         password_form=forms.get("password_form") or PasswordForm(formdata=None),
         status_form=StatusForm(formdata=None),
     ), status
@@ -317,9 +354,170 @@ def user_limits(user_id):
         return _user_page(user, 400, limits_form=form)
     return _apply(
         user,
-        lambda: service.set_limits(current_user, user, form.requests_per_minute.data, form.tokens_per_day.data),
+        lambda: service.set_limits(
+            current_user,
+            user,
+            form.requests_per_minute.data,
+            form.tokens_per_day.data,
+            _float(form.monthly_budget.data),
+        ),
         f"Limits of {user.username} saved.",
     )
+
+
+@bp.route("/users/<int:user_id>/primary-group", methods=["POST"])
+def user_primary_group(user_id):
+    user = _user_or_404(user_id)
+    form = PrimaryGroupForm()
+    form.group.choices = [("", "")] + [(str(g.id), g.name) for g in groups.user_groups(user)]
+    if not form.validate_on_submit():
+        return _user_page(user, 400, primary_form=form)
+    group = db.session.get(Group, int(form.group.data)) if form.group.data else None
+    return _apply(
+        user,
+        lambda: _group_change(lambda: groups.set_primary(current_user, user, group)),
+        f"Primary group of {user.username} saved.",
+    )
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _group_change(change):
+    """A group change that the domain refused becomes the flash message (as ActionRefused does)."""
+    try:
+        change()
+    except groups.GroupError as exc:
+        raise service.ActionRefused(str(exc)) from None
+
+
+# -- groups ------------------------------------------------------------------------------
+
+
+@bp.route("/groups", methods=["GET", "POST"])
+def groups_page():
+    form = GroupNameForm()
+    if form.validate_on_submit():
+        try:
+            group = groups.create_group(current_user, form.name.data)
+        except groups.GroupError as exc:
+            db.session.rollback()
+            form.name.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Created the group {group.name}.", "success")
+            return redirect(url_for("admin.group", group_id=group.id))
+    return render_template("admin/groups.html", groups=groups.all_groups(), form=form), 400 if form.errors else 200
+
+
+def _group_or_404(group_id):
+    group = db.session.get(Group, group_id)
+    if group is None:
+        abort(404)
+    return group
+
+
+def _group_page(group, status=200, **forms):
+    rules_form = forms.get("rules_form")
+    if rules_form is None:
+        rules_form = GroupRulesForm(formdata=None, obj=group)
+        rules_form.models.data = list(group.models or [])
+    rules_form.models.choices = [m.model_id for m in get_models()]
+    return render_template(
+        "admin/group.html",
+        group=group,
+        members=groups.members(group),
+        name_form=forms.get("name_form") or GroupNameForm(formdata=None, name=group.name),
+        rules_form=rules_form,
+        member_form=forms.get("member_form") or MemberForm(formdata=None),
+        action=ActionForm(formdata=None),
+    ), status
+
+
+@bp.route("/groups/<int:group_id>")
+def group(group_id):
+    return _group_page(_group_or_404(group_id))
+
+
+def _group_done(group, message, anchor=""):
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("admin.group", group_id=group.id) + anchor)
+
+
+@bp.route("/groups/<int:group_id>/rename", methods=["POST"])
+def rename_group(group_id):
+    group = _group_or_404(group_id)
+    form = GroupNameForm()
+    if form.validate_on_submit():
+        try:
+            groups.rename_group(current_user, group, form.name.data)
+        except groups.GroupError as exc:
+            db.session.rollback()
+            form.name.errors.append(str(exc))
+        else:
+            return _group_done(group, f"Renamed to {group.name}.")
+    return _group_page(_group_or_404(group_id), 400, name_form=form)
+
+
+@bp.route("/groups/<int:group_id>/rules", methods=["POST"])
+def group_rules(group_id):
+    group = _group_or_404(group_id)
+    form = GroupRulesForm()
+    form.models.choices = [m.model_id for m in get_models()]
+    if not form.validate_on_submit():
+        return _group_page(group, 400, rules_form=form)
+    values = {name: getattr(form, name).data for name in groups.LIMIT_FIELDS}
+    for name in ("member_monthly_budget", "pooled_monthly_budget"):
+        values[name] = _float(values[name])
+    groups.set_rules(current_user, group, form.models.data or [], values)
+    return _group_done(group, f"Saved the rules of {group.name}.", "#rules")
+
+
+@bp.route("/groups/<int:group_id>/members", methods=["POST"])
+def add_group_member(group_id):
+    group = _group_or_404(group_id)
+    form = MemberForm()
+    if form.validate_on_submit():
+        member = groups.find_user(form.username.data)
+        if member is None:
+            form.username.errors.append(f"There is no user named {form.username.data.strip()}.")
+        else:
+            try:
+                groups.add_member(current_user, group, member)
+            except groups.GroupError as exc:
+                db.session.rollback()
+                form.username.errors.append(str(exc))
+            else:
+                return _group_done(group, f"Added {member.username} to {group.name}.", "#members")
+    return _group_page(_group_or_404(group_id), 400, member_form=form)
+
+
+@bp.route("/groups/<int:group_id>/members/<int:user_id>/remove", methods=["POST"])
+def remove_group_member(group_id, user_id):
+    group = _group_or_404(group_id)
+    member = _user_or_404(user_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        groups.remove_member(current_user, group, member)
+    except groups.GroupError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.group", group_id=group.id) + "#members")
+    return _group_done(group, f"Removed {member.username} from {group.name}.", "#members")
+
+
+@bp.route("/groups/<int:group_id>/delete", methods=["POST"])
+def delete_group(group_id):
+    group = _group_or_404(group_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    name = group.name
+    groups.delete_group(current_user, group)
+    db.session.commit()
+    flash(f"Deleted the group {name}; its members keep their accounts.", "success")
+    return redirect(url_for("admin.groups_page"))
 
 
 # -- usage and audit ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
-from .. import admin_settings, audit, sessions
+from .. import admin_settings, audit, sessions, usage
 from ..accounts import active_admin_count, create_user, find_user
 from ..connection_tests import connection_test_result
 from ..extensions import db
@@ -107,6 +107,23 @@ def models_overview() -> dict:
     }
 
 
+def model_prices() -> dict[str, tuple[float, float]]:
+    return usage.admin_prices()
+
+
+def set_model_price(actor: User, model_id: str, input_price: float | None, output_price: float | None) -> None:
+    """An admin's price for a model, in dollars per million input and output tokens; both empty: none
+    (LiteLLM's price map, or free for echo, in-house and Ollama). One empty side counts as 0."""
+    stored = dict(admin_settings.get_site(admin_settings.MODEL_PRICES, {}) or {})
+    before = stored.get(model_id)
+    if input_price is None and output_price is None:
+        stored.pop(model_id, None)
+    else:
+        stored[model_id] = [float(input_price or 0), float(output_price or 0)]
+    admin_settings.set_site(admin_settings.MODEL_PRICES, stored)
+    audit.record(actor, "model.price", f"model:{model_id}", {"price": before}, {"price": stored.get(model_id)})
+
+
 def update_models(
     actor: User, *, enabled: list[str], default_model: str | None, role_models: dict[str, list[str] | None]
 ) -> None:
@@ -158,6 +175,7 @@ def user_state(user: User) -> dict:
         "disabled": user.is_disabled,
         "requests_per_minute": user.requests_per_minute,
         "tokens_per_day": user.tokens_per_day,
+        "monthly_budget": user.monthly_budget,
     }
 
 
@@ -206,10 +224,17 @@ def reset_password(actor: User, user: User, password: str) -> None:
     audit.record(actor, "user.password_reset", f"user:{user.username}", {"password": "old"}, {"password": "new"})
 
 
-def set_limits(actor: User, user: User, requests_per_minute: int | None, tokens_per_day: int | None) -> None:
+def set_limits(
+    actor: User,
+    user: User,
+    requests_per_minute: int | None,
+    tokens_per_day: int | None,
+    monthly_budget: float | None = None,
+) -> None:
     before = user_state(user)
     user.requests_per_minute = requests_per_minute
     user.tokens_per_day = tokens_per_day
+    user.monthly_budget = monthly_budget
     audit.record(actor, "user.limits", f"user:{user.username}", before, user_state(user))
 
 
@@ -217,14 +242,18 @@ def default_limits() -> dict:
     return {
         "requests_per_minute": admin_settings.get_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE),
         "tokens_per_day": admin_settings.get_site(admin_settings.DEFAULT_TOKENS_PER_DAY),
+        "monthly_budget": admin_settings.get_site(admin_settings.DEFAULT_MONTHLY_BUDGET),
     }
 
 
-def set_default_limits(actor: User, requests_per_minute: int | None, tokens_per_day: int | None) -> None:
-    """The limits of users who have none of their own (None: the configuration's default)."""
+def set_default_limits(
+    actor: User, requests_per_minute: int | None, tokens_per_day: int | None, monthly_budget: float | None = None
+) -> None:
+    """The limits of users who have none of their own nor from a group (None: the configuration's default)."""
     before = default_limits()
     admin_settings.set_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, requests_per_minute)
     admin_settings.set_site(admin_settings.DEFAULT_TOKENS_PER_DAY, tokens_per_day)
+    admin_settings.set_site(admin_settings.DEFAULT_MONTHLY_BUDGET, monthly_budget)
     audit.record(actor, "limits.defaults", "limits", before, default_limits())
 
 
