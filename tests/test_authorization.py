@@ -31,7 +31,7 @@ PUBLIC = [
 ]
 SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout"]
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]
-API_TOKEN = ["api.chat_completions", "api.supported_models", "v1.*"]
+API_TOKEN = ["api.chat_completions", "api.supported_models", "api.usage", "v1.*"]
 # URL arguments that name one user's own objects: anyone else gets 404, never a hint it exists.
 OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id"}
 # Routes that sign the caller out: judged last, or not at all, so they do not end the visitor's session mid-test.

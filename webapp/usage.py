@@ -125,7 +125,11 @@ def _litellm_target(model_id: str, provider: str) -> str:
 
 
 def usage_rows(
-    days: int = 30, username: str | None = None, group_id: int | None = None, user_id: int | None = None
+    days: int = 30,
+    username: str | None = None,
+    group_id: int | None = None,
+    user_id: int | None = None,
+    since: datetime | None = None,
 ) -> list[UsageRow]:
     """One row per (day, user, group, model) over the last ``days`` days, newest day first.
 
@@ -133,7 +137,7 @@ def usage_rows(
     settled yet (running, or refused before they ran) from the generations table. A row's group is the
     one its spending was charged to: the user's primary group when the reply was settled.
     """
-    since = utcnow() - timedelta(days=days)
+    since = since or utcnow() - timedelta(days=days)
     name = username.strip().lower() if username else None
     merged: dict[tuple, UsageRow] = {}
 
@@ -387,6 +391,43 @@ def daily_chart(rows: list[UsageRow], days: int, width: int = 720, height: int =
     }
 
 
+def by_group(rows: list[UsageRow]) -> list[dict]:
+    """Totals per group (the group charged; "" for usage of users in no group), by name."""
+    groups_: dict[str, list[UsageRow]] = {}
+    for row in rows:
+        groups_.setdefault(row.group, []).append(row)
+    return [{"group": name, **totals(members)} for name, members in sorted(groups_.items())]
+
+
+def by_model(rows: list[UsageRow]) -> list[dict]:
+    """Totals per model, most tokens first."""
+    models: dict[tuple[str, str], list[UsageRow]] = {}
+    for row in rows:
+        models.setdefault((row.model_id, row.provider), []).append(row)
+    summary = [
+        {"model": model, "provider": provider, **totals(members)} for (model, provider), members in models.items()
+    ]
+    return sorted(summary, key=lambda m: (-(m["input_tokens"] + m["output_tokens"]), m["model"]))
+
+
+def groups_csv(rows: list[UsageRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["group", "requests", "input_tokens", "output_tokens", "estimated_cost_usd", "cost_complete"])
+    for entry in by_group(rows):
+        writer.writerow(
+            [
+                _cell(entry["group"] or "(no group)"),
+                entry["requests"],
+                entry["input_tokens"],
+                entry["output_tokens"],
+                "" if entry["cost"] is None else f"{entry['cost']:.6f}",
+                "yes" if entry["cost_complete"] else "no",
+            ]
+        )
+    return out.getvalue()
+
+
 def _cell(value: str) -> str:
     # A cell starting with = + - @ is a formula to spreadsheets: make it plain text.
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
@@ -396,7 +437,7 @@ def to_csv(rows: list[UsageRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["day", "user", "model", "provider", "requests", "input_tokens", "output_tokens", "estimated_cost_usd"]
+        ["day", "user", "model", "provider", "requests", "input_tokens", "output_tokens", "estimated_cost_usd", "group"]
     )
     for r in rows:
         writer.writerow(
@@ -409,6 +450,7 @@ def to_csv(rows: list[UsageRow]) -> str:
                 r.input_tokens,
                 r.output_tokens,
                 "" if r.cost is None else f"{r.cost:.6f}",
+                _cell(r.group),
             ]
         )
     return out.getvalue()

@@ -526,13 +526,14 @@ def delete_group(group_id):
 def _usage_args():
     days = request.args.get("days", 30, type=int)
     days = days if days in USAGE_DAY_CHOICES else 30
-    return days, request.args.get("user", "").strip()[:64] or None
+    group_id = request.args.get("group", type=int)
+    return days, request.args.get("user", "").strip()[:64] or None, group_id
 
 
 @bp.route("/usage")
 def usage_page():
-    days, username = _usage_args()
-    rows = usage.usage_rows(days, username)
+    days, username, group_id = _usage_args()
+    rows = usage.usage_rows(days, username, group_id=group_id)
     return render_template(
         "admin/usage.html",
         rows=rows,
@@ -541,18 +542,27 @@ def usage_page():
         days=days,
         day_choices=USAGE_DAY_CHOICES,
         username=username or "",
+        groups=[g for g, _count in groups.all_groups()],
+        group_id=group_id,
+        by_group=usage.by_group(rows),
     )
+
+
+def _csv(body: str, filename: str) -> Response:
+    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.route("/usage.csv")
 def usage_csv():
-    days, username = _usage_args()
-    body = usage.to_csv(usage.usage_rows(days, username))
-    return Response(
-        body,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="switchboard-usage-{days}d.csv"'},
-    )
+    days, username, group_id = _usage_args()
+    return _csv(usage.to_csv(usage.usage_rows(days, username, group_id=group_id)), f"switchboard-usage-{days}d.csv")
+
+
+@bp.route("/usage-by-group.csv")
+def usage_groups_csv():
+    days, username, group_id = _usage_args()
+    rows = usage.usage_rows(days, username, group_id=group_id)
+    return _csv(usage.groups_csv(rows), f"switchboard-usage-by-group-{days}d.csv")
 
 
 @bp.route("/audit")

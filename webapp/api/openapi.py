@@ -122,6 +122,78 @@ SPEC = {
                 "properties": {"access": {"type": "string"}, "refresh": {"type": "string"}},
             },
             "Refresh": {"type": "object", "required": ["refresh"], "properties": {"refresh": {"type": "string"}}},
+            "UsageReport": {
+                "type": "object",
+                "description": "The caller's own usage; a null budget or limit means unlimited. Dollars are "
+                "estimates at the models' prices (docs/teams.md).",
+                "required": ["user", "groups", "month", "pool", "today", "requests_per_minute", "by_model", "by_day"],
+                "properties": {
+                    "user": {"type": "string"},
+                    "groups": {"type": "array", "items": {"type": "string"}},
+                    "month": {
+                        "type": "object",
+                        "properties": {
+                            "month": {"type": "string", "examples": ["2026-12"]},
+                            "requests": {"type": "integer"},
+                            "input_tokens": {"type": "integer"},
+                            "output_tokens": {"type": "integer"},
+                            "cost": {"type": "number"},
+                            "cost_complete": {"type": "boolean"},
+                            "budget": {"type": ["number", "null"]},
+                            "resets_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "pool": {
+                        "type": ["object", "null"],
+                        "description": "The primary group's pooled limits and this month's spending charged to it.",
+                        "properties": {
+                            "group": {"type": "string"},
+                            "cost": {"type": "number"},
+                            "budget": {"type": ["number", "null"]},
+                            "tokens_per_day": {"type": ["integer", "null"]},
+                            "requests_per_minute": {"type": ["integer", "null"]},
+                        },
+                    },
+                    "today": {
+                        "type": "object",
+                        "properties": {
+                            "day": {"type": "string"},
+                            "tokens": {"type": "integer"},
+                            "limit": {"type": ["integer", "null"]},
+                            "resets_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "requests_per_minute": {"type": ["integer", "null"]},
+                    "by_model": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "model": {"type": "string"},
+                                "provider": {"type": "string"},
+                                "requests": {"type": "integer"},
+                                "input_tokens": {"type": "integer"},
+                                "output_tokens": {"type": "integer"},
+                                "cost": {"type": ["number", "null"]},
+                                "cost_complete": {"type": "boolean"},
+                            },
+                        },
+                    },
+                    "by_day": {
+                        "type": "array",
+                        "description": "The last 30 days, oldest first.",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "day": {"type": "string"},
+                                "requests": {"type": "integer"},
+                                "tokens": {"type": "integer"},
+                                "cost": {"type": "number"},
+                            },
+                        },
+                    },
+                },
+            },
             "SupportedModels": {
                 "type": "object",
                 "required": ["models"],
@@ -281,6 +353,20 @@ SPEC = {
                         "content": _json(_ref("TokenPair")),
                     },
                     **COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/usage/": {
+            "get": {
+                "summary": "Your usage and budgets",
+                "tags": ["LLM service API"],
+                "security": BEARER,
+                "description": "This month's spending and tokens against your monthly budget and your primary "
+                "group's pooled budget, today's tokens against your daily limit, a breakdown by model and "
+                "the last 30 days. A bearer token or an API key.",
+                "responses": {
+                    "200": {"description": "Your usage.", "content": _json(_ref("UsageReport"))},
+                    "401": COMMON_ERRORS["401"],
                 },
             }
         },

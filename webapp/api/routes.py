@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
 
-from .. import sso
+from .. import limits, sso
 from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
 from ..extensions import db
 from ..llm import get_aliases
@@ -76,6 +76,14 @@ def token_refresh():
 @api_login_required
 def supported_models():
     return jsonify({"models": completions.supported_models(request.args.get("provider"))})
+
+
+@api_bp.get("/usage/")
+@api_login_required
+def usage():
+    report = limits.usage_report(current_api_user())
+    report.pop("_rows")
+    return jsonify(report)
 
 
 @v1_bp.get("/models")

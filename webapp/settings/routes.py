@@ -1,7 +1,7 @@
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from .. import sessions
+from .. import limits, sessions, usage
 from ..admin_settings import decrypt_key, encrypt_key
 from ..api_keys import DuplicateKeyName, create_key, list_keys, revoke_key
 from ..extensions import db
@@ -118,3 +118,15 @@ def set_theme():
     if not target.startswith(request.host_url):
         target = url_for("chat.index")
     return redirect(target, code=303)
+
+
+@bp.get("/usage")
+@login_required
+def usage_page():
+    report = limits.usage_report(current_user)
+    return render_template(
+        "settings/usage.html",
+        report=report,
+        chart=usage.daily_chart(report["_rows"], limits.CHART_DAYS),
+        dollars=limits.dollars,
+    )
