@@ -29,31 +29,52 @@ def _free_port() -> int:
 @contextmanager
 def throwaway_cluster(max_connections: int = 300) -> Iterator[str]:
     """Yield ``postgresql://postgres@127.0.0.1:PORT/postgres`` of a new cluster, removed afterwards."""
+    with restartable_cluster(max_connections) as cluster:
+        yield cluster.url
+
+
+class Cluster:
+    """A running throwaway cluster: its ``url``, and ``stop()``/``start()`` for tests of a database restart."""
+
+    def __init__(self, bin_dir: Path, workdir: Path, port: int, max_connections: int):
+        self.bin_dir, self.workdir, self.port = bin_dir, workdir, port
+        self.data = workdir / "data"
+        self.options = (
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off -c max_connections={max_connections}"
+        )
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def as_postgres(self, command: str, timeout: float = 60):
+        return subprocess.run(["su", "postgres", "-c", command], capture_output=True, text=True, timeout=timeout)
+
+    def start(self) -> None:
+        result = self.as_postgres(
+            f"{self.bin_dir}/pg_ctl -D {self.data} -o '{self.options}' -w start -l {self.workdir}/log"
+        )
+        if result.returncode != 0:
+            raise Unavailable(f"PostgreSQL did not start: {result.stderr.strip()[-300:]}")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.as_postgres(f"{self.bin_dir}/pg_ctl -D {self.data} -m {mode} -w stop")
+
+
+@contextmanager
+def restartable_cluster(max_connections: int = 300) -> Iterator[Cluster]:
+    """A new cluster (see ``throwaway_cluster``) that the caller may stop and start again."""
     binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not binaries:
         raise Unavailable("Debian's postgresql package is not installed")
     if os.geteuid() != 0 or shutil.which("su") is None:
         raise Unavailable("starting a throwaway PostgreSQL needs root (to run it as the postgres user)")
-    bin_dir = Path(binaries[-1]).parent
     workdir = Path(tempfile.mkdtemp(prefix="sb-pg-"))
     shutil.chown(workdir, "postgres")
-    port = _free_port()
-    data = workdir / "data"
-
-    def as_postgres(command: str, timeout: float = 60):
-        return subprocess.run(["su", "postgres", "-c", command], capture_output=True, text=True, timeout=timeout)
-
+    cluster = Cluster(Path(binaries[-1]).parent, workdir, _free_port(), max_connections)
     try:
-        result = as_postgres(f"{bin_dir}/initdb -D {data} -A trust -U postgres")
+        result = cluster.as_postgres(f"{cluster.bin_dir}/initdb -D {cluster.data} -A trust -U postgres")
         if result.returncode != 0:
             raise Unavailable(f"initdb failed: {result.stderr.strip()[-300:]}")
-        result = as_postgres(
-            f"{bin_dir}/pg_ctl -D {data} -o '-c listen_addresses=127.0.0.1 -p {port} -k {workdir} "
-            f"-c fsync=off -c max_connections={max_connections}' -w start -l {workdir}/log"
-        )
-        if result.returncode != 0:
-            raise Unavailable(f"PostgreSQL did not start: {result.stderr.strip()[-300:]}")
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        cluster.start()
+        yield cluster
     finally:
-        as_postgres(f"{bin_dir}/pg_ctl -D {data} -m immediate stop")
+        cluster.stop("immediate")
         shutil.rmtree(workdir, ignore_errors=True)

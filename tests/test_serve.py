@@ -47,11 +47,11 @@ def supervisor_env(instance: Path, port: int) -> dict:
 
 
 class Supervisor:
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, extra_env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "serve.log"
-        self.env = supervisor_env(tmp_path / "instance", self.port)
+        self.env = {**supervisor_env(tmp_path / "instance", self.port), **(extra_env or {})}
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
             cwd=PROJECT_ROOT,
@@ -96,12 +96,12 @@ def supervisor(tmp_path):
     running.stop()
 
 
-def sign_up(client: httpx.Client, url: str) -> None:
+def sign_up(client: httpx.Client, url: str, username: str = "sam") -> None:
     csrf = CSRF_RE.search(client.get(f"{url}/auth/signup").text).group(1)
     response = client.post(
         f"{url}/auth/signup",
         data={
-            "username": "sam",
+            "username": username,
             "password": "correct horse battery",
             "confirm": "correct horse battery",
             "csrf_token": csrf,

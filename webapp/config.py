@@ -55,6 +55,7 @@ ENV_KEYS = (
     "OIDC_ADMIN_GROUPS",
     "OIDC_BUTTON_LABEL",
     "OIDC_ONLY",
+    "FINAL_WRITE_RETRY_SECONDS",
 )
 JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
 FLOAT_KEYS = {
@@ -67,6 +68,7 @@ FLOAT_KEYS = {
     "LLM_CONNECT_TIMEOUT",
     "RETRY_BACKOFF_BASE",
     "DEFAULT_MONTHLY_BUDGET",
+    "FINAL_WRITE_RETRY_SECONDS",
 }
 INT_KEYS = {
     "PORT",
@@ -115,6 +117,9 @@ DEFAULTS = {
     "WORKER_ALIVE_TTL": 15.0,
     "WORKER_SWEEP_INTERVAL": 10.0,
     "QUEUED_GRACE": 10.0,
+    # How long a worker keeps trying to save a finished reply while the database is unreachable (a
+    # restart); past that it leaves the record in Redis and the recovery sweep saves it once the database is back.
+    "FINAL_WRITE_RETRY_SECONDS": 120.0,
     # `make run` (webapp.serve): where gunicorn listens, its (gevent) processes and connections each.
     "HOST": "127.0.0.1",
     "PORT": 8000,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from .extensions import db
 
@@ -31,6 +31,8 @@ _FIRST_DELAY, _MAX_DELAY = 0.005, 0.5
 # PostgreSQL SQLSTATEs worth a second try: serialization failure, deadlock, lock not available.
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
 _SQLITE_LOCK_MESSAGES = ("database is locked", "database table is locked", "database schema has changed")
+# A write that must not be lost (a reply's final record) waits out an outage with this backoff.
+_OUTAGE_FIRST_DELAY, _OUTAGE_MAX_DELAY = 0.25, 2.0
 
 
 # Under gevent (gunicorn's gevent workers) SQLite's busy wait blocks the whole process, every open
@@ -72,14 +74,23 @@ def is_transient(exc: BaseException) -> bool:
     return any(text in message for text in _SQLITE_LOCK_MESSAGES)
 
 
-def write(work: Callable[[], T], *, retry_seconds: float = WRITE_RETRY_SECONDS) -> T:
+def is_disconnect(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (a restart, the network), not a lock."""
+    if not isinstance(exc, DBAPIError) or is_transient(exc):
+        return False
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
+def write(work: Callable[[], T], *, retry_seconds: float = WRITE_RETRY_SECONDS, outage_seconds: float = 0.0) -> T:
     """Run ``work`` and commit; on a lock error roll back and run it again with backoff.
 
-    ``work`` must be repeatable: everything it changed is rolled back before the next try,
-    and ORM objects it was handed are expired (reloaded on use), never half-written.
+    With ``outage_seconds``, a lost or refused connection is tried again too, for that long
+    (a write that must survive a database restart). ``work`` must be repeatable: everything it
+    changed is rolled back before the next try, and ORM objects it was handed are expired
+    (reloaded on use), never half-written.
     """
-    deadline = time.monotonic() + retry_seconds
-    delay = _FIRST_DELAY
+    started = time.monotonic()
+    delay, outage_delay = _FIRST_DELAY, _OUTAGE_FIRST_DELAY
     tries = 0
     while True:
         tries += 1
@@ -88,15 +99,27 @@ def write(work: Callable[[], T], *, retry_seconds: float = WRITE_RETRY_SECONDS) 
             db.session.commit()
             return result
         except DBAPIError as exc:
-            db.session.rollback()
-            if not is_transient(exc) or time.monotonic() + delay > deadline:
+            rollback_quietly()
+            waited = time.monotonic() - started
+            if is_transient(exc) and waited + delay <= retry_seconds:
+                log.info(
+                    "database busy (%s); try %d again in %.0f ms", exc.orig.__class__.__name__, tries, delay * 1000
+                )
+                pause, delay = random.uniform(delay / 2, delay), min(delay * 2, _MAX_DELAY)
+            elif is_disconnect(exc) and waited + outage_delay <= outage_seconds:
+                log.warning(
+                    "database unreachable (%s); try %d again in %.1f s",
+                    exc.orig.__class__.__name__,
+                    tries,
+                    outage_delay,
+                )
+                pause, outage_delay = outage_delay, min(outage_delay * 2, _OUTAGE_MAX_DELAY)
+            else:
                 raise
-            log.info("database busy (%s); try %d again in %.0f ms", exc.orig.__class__.__name__, tries, delay * 1000)
         except BaseException:
             db.session.rollback()  # nothing half-done stays in the session
             raise
-        time.sleep(random.uniform(delay / 2, delay))  # jitter: writers that collided do not collide again
-        delay = min(delay * 2, _MAX_DELAY)
+        time.sleep(pause)  # jitter on locks: writers that collided do not collide again
 
 
 def rollback_quietly() -> None:

@@ -17,6 +17,7 @@ from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
 from webapp import limits, live
@@ -31,6 +32,7 @@ from webapp.queue import get_redis
 from webapp.usage import record_quietly as record_usage
 
 from .app_context import app_context
+from .recovery import keep_final, save_final
 from .threaded import JobStopRequested, WorkerStopping, on_stop, shielded
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,10 @@ WORKER_STOPPED_ERROR = (
 )
 QUEUE_LOST_ERROR = (
     "The job queue (Redis) became unavailable while this reply was being written. "
+    "The text so far is kept; retry to get a full reply."
+)
+DATABASE_LOST_ERROR = (
+    "The database became unavailable while this reply was being written. "
     "The text so far is kept; retry to get a full reply."
 )
 BACKOFF_CAP_SECONDS = 20.0
@@ -142,28 +148,26 @@ def _refusal(generation: Generation) -> ModelNotAllowed | None:
     return None
 
 
-def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> None:
-    """The final record, in one short write transaction (retried when it meets a lock)."""
-    values = {
+def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> dict | None:
+    """The final record, in one short write transaction (retried when it meets a lock, and through a database
+    outage of up to FINAL_WRITE_RETRY_SECONDS). Returns None once saved, else the record for the sweep to save."""
+    final = {
         "text": text,
         "status": outcome.status,
         "error": outcome.error,
         "error_code": outcome.error_code,
-        "attempts": Generation.attempts + attempts,
-        "finished_at": utcnow(),
+        "attempts": attempts,
+        "input_tokens": usage.input_tokens if usage is not None else None,
+        "output_tokens": usage.output_tokens if usage is not None else None,
+        "job_id": _current_job_id(),
     }
-    if usage is not None:
-        values.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
-    mine = [Generation.id == generation_id]
-    job_id = _current_job_id()
-    if job_id:  # re-queued by recovery meanwhile (another job owns it now): leave it to that job
-        mine.append(Generation.job_id == job_id)
-    db.session.rollback()
-    write(
-        lambda: db.session.execute(
-            update(Generation).where(*mine).values(**values).execution_options(synchronize_session=False)
-        )
-    )
+    try:
+        db.session.rollback()
+        write(lambda: save_final(generation_id, final), outage_seconds=current_app.config["FINAL_WRITE_RETRY_SECONDS"])
+    except DBAPIError:
+        log.error("generation %s: the database stayed unreachable; its final record waits in Redis", generation_id)
+        return final
+    return None
 
 
 def run_generation(generation_id: int) -> str | None:
@@ -231,6 +235,9 @@ def _run(generation_id: int) -> str | None:
         except JobTimeoutException as exc:
             outcome = Outcome(GenerationStatus.FAILED, TIME_LIMIT_ERROR, "job_timeout")
             reraise = exc
+        except DBAPIError:
+            log.warning("generation %s: the database went away mid-reply", generation_id)
+            outcome = Outcome(GenerationStatus.FAILED, DATABASE_LOST_ERROR, "database_unavailable")
         except redis.RedisError:
             log.warning(
                 "generation %s: Redis went away mid-reply; %d characters kept", generation_id, sum(map(len, parts))
@@ -243,18 +250,22 @@ def _run(generation_id: int) -> str | None:
                 if response is not None:
                     response.close()
                 usage = response.usage if response is not None else None
-                _finish(generation_id, "".join(parts), outcome, attempts, usage)
-                record_usage(
-                    generation_id=generation_id,
-                    model_id=call["model_id"],
-                    status=outcome.status,
-                    input_tokens=usage.input_tokens if usage is not None else 0,
-                    output_tokens=usage.output_tokens if usage is not None else 0,
-                    **call["ledger"],
-                )
+                unsaved = _finish(generation_id, "".join(parts), outcome, attempts, usage)
+                if unsaved is None:  # else the database is still down: the ledger row could not be written either
+                    record_usage(
+                        generation_id=generation_id,
+                        model_id=call["model_id"],
+                        status=outcome.status,
+                        input_tokens=usage.input_tokens if usage is not None else 0,
+                        output_tokens=usage.output_tokens if usage is not None else 0,
+                        **call["ledger"],
+                    )
                 try:
                     limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0, usage)
-                    writer.mark(outcome.status)
+                    if unsaved is None:
+                        writer.mark(outcome.status)
+                    else:  # the sweep saves it (and marks the end) once the database is back
+                        keep_final(connection, generation_id, unsaved)
                 except redis.RedisError:  # the record is saved; readers fall back to the database
                     log.warning("generation %s: could not mark the end in Redis", generation_id)
         if reraise is not None:

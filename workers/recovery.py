@@ -14,6 +14,7 @@ start, so after a restart nothing is left "running" or stuck "queued".
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -24,7 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import and_, or_, select, update
 
-from webapp import live
+from webapp import limits, live
 from webapp.database import write
 from webapp.extensions import db
 from webapp.generations import enqueue_job
@@ -44,6 +45,53 @@ NOT_STARTED = (
 WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 WORKER_LOST = "The worker writing this reply stopped unexpectedly (it was killed or restarted). The text so far is kept; retry to get a full reply."
 SWEEP_LOCK = "switchboard:recovery:lock"
+
+
+def final_key(generation_id: int) -> str:
+    """A finished reply's final record that the worker could not save (the database was down), for the sweep."""
+    return f"switchboard:generation:{generation_id}:final"
+
+
+def save_final(generation_id: int, final: dict, running_only: bool = False) -> bool:
+    """Write a reply's final record (inside ``write``), unless another job owns the generation now.
+
+    ``final``: text, status, error, error_code, attempts (this job's provider calls), input_tokens,
+    output_tokens and job_id (None outside RQ).
+    """
+    mine = [Generation.id == generation_id]
+    if final["job_id"]:  # re-queued by recovery meanwhile (another job owns it now): leave it to that job
+        mine.append(Generation.job_id == final["job_id"])
+    if running_only:
+        mine.append(Generation.status == GenerationStatus.RUNNING)
+    values = {key: final[key] for key in ("text", "status", "error", "error_code")}
+    values.update(attempts=Generation.attempts + final["attempts"], finished_at=utcnow())
+    if final["input_tokens"] is not None or final["output_tokens"] is not None:
+        values.update(input_tokens=final["input_tokens"], output_tokens=final["output_tokens"])
+    return bool(
+        db.session.execute(
+            update(Generation).where(*mine).values(**values).execution_options(synchronize_session=False)
+        ).rowcount
+    )
+
+
+def keep_final(connection: redis.Redis, generation_id: int, final: dict) -> None:
+    connection.set(final_key(generation_id), json.dumps(final), ex=live.STREAM_TTL_SECONDS)
+
+
+def apply_kept_final(generation: Generation, connection: redis.Redis) -> str | None:
+    """Save the final record a worker left in Redis (its reply finished while the database was down)."""
+    kept = connection.get(final_key(generation.id))
+    if kept is None:
+        return None
+    final = json.loads(kept)
+    if final["job_id"] in (None, generation.job_id):
+        if write(lambda: save_final(generation.id, final, running_only=True)):
+            live.LiveWriter(connection, generation.id, start_offset=len(final["text"])).mark(final["status"])
+            log.warning(
+                "generation %s: saved the final record its worker kept while the database was down", generation.id
+            )
+    connection.delete(final_key(generation.id))
+    return final["status"]
 
 
 def worker_alive(connection: redis.Redis, worker_name: str | None) -> bool:
@@ -95,6 +143,9 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
     """Finish or re-queue ``generation`` if its worker is gone. Returns what was done, or None."""
     if generation.status != GenerationStatus.RUNNING:
         return None
+    kept = apply_kept_final(generation, connection)
+    if kept is not None:
+        return kept
     worker_name, job_status = job_state(connection, generation.job_id)
     if job_status == JobStatus.FINISHED:
         return None  # it ended between our two reads: the worker has written the record itself
@@ -118,12 +169,14 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
         ):
             return None
         live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(GenerationStatus.FAILED)
+        # Its usage was never reported: the reply so far, about four characters a token, replaces the estimate.
+        limits.settle(connection, generation.id, len(text) // 4)
         log.warning(
             "generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text)
         )
         return "failed"
     # Nothing streamed: run it again on a live worker, under a new job id.
-    return _requeue(generation, GenerationStatus.RUNNING, f"worker {worker_name} lost before any text")
+    return _requeue(generation, GenerationStatus.RUNNING, f"worker {worker_name} lost before any text", connection)
 
 
 def recover_queued(generation: Generation, connection: redis.Redis) -> str | None:
@@ -137,10 +190,10 @@ def recover_queued(generation: Generation, connection: redis.Redis) -> str | Non
         return None
     if job_status == JobStatus.STARTED and worker_alive(connection, worker_name):
         return None  # claiming it right now
-    return _requeue(generation, GenerationStatus.QUEUED, f"job {job_status or 'missing'}")
+    return _requeue(generation, GenerationStatus.QUEUED, f"job {job_status or 'missing'}", connection)
 
 
-def _requeue(generation: Generation, from_status: str, why: str) -> str | None:
+def _requeue(generation: Generation, from_status: str, why: str, connection: redis.Redis) -> str | None:
     """A new job for the generation, or a plain failure once it has been re-queued ``MAX_REQUEUES`` times."""
     if generation.requeues >= MAX_REQUEUES:
         if not _still(
@@ -152,6 +205,7 @@ def _requeue(generation: Generation, from_status: str, why: str) -> str | None:
             finished_at=utcnow(),
         ):
             return None
+        limits.settle(connection, generation.id, 0)  # it never ran: nothing used
         log.warning(
             "generation %s: %s, and re-queued %d times already; failed", generation.id, why, generation.requeues
         )

@@ -13,7 +13,7 @@ from tests.chat.test_routes import send
 from tests.waiting import wait_for
 from webapp import live
 from webapp.extensions import db
-from webapp.models import Generation, utcnow
+from webapp.models import Generation, User, utcnow
 from webapp.paths import PROJECT_ROOT
 from webapp.queue import get_queue, get_redis
 from workers import recovery
@@ -228,3 +228,41 @@ def test_a_finished_job_whose_generation_is_still_queued_is_requeued(client, aut
     run_jobs()
     with app.app_context():
         assert db.session.get(Generation, generation_id).status == "succeeded"
+
+
+def test_a_final_record_the_worker_kept_in_redis_is_saved_by_the_sweep(client, auth, app):
+    """The reply finished while the database was down past FINAL_WRITE_RETRY_SECONDS: the worker left its
+    record in Redis, and the sweep saves it as it was (not "worker lost")."""
+    auth.signup()
+    send(client, "finished in the dark")
+    generation_id = make_orphan(app)
+    with app.app_context():
+        job_id = db.session.get(Generation, generation_id).job_id
+        final = {"text": "Echo: all of it", "status": "succeeded", "error": None, "error_code": None}
+        final.update(attempts=1, input_tokens=3, output_tokens=4, job_id=job_id)
+        recovery.keep_final(get_redis(), generation_id, final)
+        assert recovery.sweep(get_redis()) == {generation_id: "succeeded"}
+        generation = db.session.get(Generation, generation_id)
+        assert (generation.status, generation.text, generation.error) == ("succeeded", "Echo: all of it", None)
+        assert (generation.input_tokens, generation.output_tokens) == (3, 4)
+        assert live.read_since(get_redis(), generation_id, 0).statuses == ["succeeded"]
+        assert not get_redis().exists(recovery.final_key(generation_id))
+
+
+def test_the_sweep_settles_the_tokens_reserved_for_a_reply_it_fails(client, auth, app):
+    auth.signup()
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        user.tokens_per_day = 1_000_000
+        db.session.commit()
+        user_id = user.id
+    send(client, "count my tokens")
+    generation_id = make_orphan(app)
+    with app.app_context():
+        connection = get_redis()
+        [day_key] = connection.keys(f"switchboard:limits:{user_id}:tpd:*")
+        assert int(connection.get(day_key)) > 1000  # the estimate, with room for a whole reply
+        live.LiveWriter(connection, generation_id).append("x" * 40)
+        assert recovery.sweep(connection) == {generation_id: "failed"}
+        assert int(connection.get(day_key)) == 10  # the text so far, about four characters a token
+        assert not connection.keys("switchboard:limits:reservation:*")

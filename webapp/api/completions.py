@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 
 import redis
 from flask import current_app, request
+from sqlalchemy.exc import DBAPIError
 
 from .. import live
 from ..access import ModelNeedsSetup, ModelNotAllowed, allowed_models, check_model_usable
+from ..database import rollback_quietly
 from ..extensions import db
 from ..generations import LimitReached, QueueUnavailable, enqueue, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
@@ -474,6 +476,17 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
     except redis.RedisError:
         log.warning("Redis went away while streaming generation %s", generation_id, exc_info=True)
         yield _event(ApiError(503, "The job queue is unavailable right now.", "queue_unavailable").body())
+        yield "data: [DONE]\n\n"
+    except DBAPIError:
+        # Headers are sent: the 503 goes in the stream. The reply itself is kept; ask for it again later.
+        finished = True  # cancelling would need the database too
+        rollback_quietly()
+        log.warning("the database went away while streaming generation %s", generation_id)
+        yield _event(
+            ApiError(
+                503, "The database is unavailable right now. Please try again shortly.", "database_unavailable"
+            ).body()
+        )
         yield "data: [DONE]\n\n"
     finally:
         if not finished:  # GeneratorExit: the client hung up
