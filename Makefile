@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install migrate run worker test test-browser bench lint clean
+.PHONY: install migrate run worker test test-fast test-browser bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ worker: install
 
 test: install
 	$(BIN)/python -m pytest --durations=15
+
+# The quick lane while working: everything but the process-level (slow) and browser tests, on SQLite.
+test-fast: install
+	TEST_DATABASE_URL= $(BIN)/python -m pytest -q -m "not slow and not browser"
+
+test-browser: install
+	$(BIN)/python -m pytest -q -m browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,15 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.ports import free_port
+
 
 class Unavailable(RuntimeError):
     """No cluster can be started here; ``str()`` says why."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -68,7 +64,7 @@ def restartable_cluster(max_connections: int = 300) -> Iterator[Cluster]:
         raise Unavailable("starting a throwaway PostgreSQL needs root (to run it as the postgres user)")
     workdir = Path(tempfile.mkdtemp(prefix="sb-pg-"))
     shutil.chown(workdir, "postgres")
-    cluster = Cluster(Path(binaries[-1]).parent, workdir, _free_port(), max_connections)
+    cluster = Cluster(Path(binaries[-1]).parent, workdir, free_port(), max_connections)
     try:
         result = cluster.as_postgres(f"{cluster.bin_dir}/initdb -D {cluster.data} -A trust -U postgres")
         if result.returncode != 0:

@@ -19,13 +19,14 @@ from datetime import timedelta
 
 import httpx
 
+from tests.support.ports import free_port
+from tests.support.sse import aiter_events
 from webapp.paths import PROJECT_ROOT
 from webapp.serve import gunicorn_command
 
 from . import procs
 from .fake_provider import stamps
-from .stack import Stack, free_port
-from .users import sse_events
+from .stack import Stack
 
 
 def _running_generations(stack: Stack, username: str, count: int) -> list[int]:
@@ -114,7 +115,7 @@ class Reader:
                 if response.status_code != 200:
                     self.error = f"HTTP {response.status_code}"
                     return
-                async for name, data in sse_events(response):
+                async for name, data, _id in aiter_events(response):
                     if name == "status":
                         self.opened.set()
                     elif name == "text":

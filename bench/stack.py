@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests.support.ports import free_port
+from tests.support.stack import migrate, worker_command
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
 from webapp.serve import gunicorn_command
@@ -22,14 +23,6 @@ from . import procs
 QUEUE = "bench"
 # Access log: method, path, status, request time in microseconds (server side, gunicorn's %(D)s).
 ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Stack:
@@ -91,14 +84,7 @@ class Stack:
         )
         self.env = env
         python = sys.executable
-        subprocess.run(
-            [python, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        migrate(env)
 
         self.provider = procs.start(
             [python, "-m", "bench.fake_provider", "--port", str(self.provider_port)],
@@ -119,7 +105,7 @@ class Stack:
             self.tmp / "web.log",
         )
         self.worker = procs.start(
-            [python, "-m", "workers", "--concurrency", str(self.worker_concurrency), "--queue", QUEUE],
+            worker_command(QUEUE, self.worker_concurrency),
             env,
             PROJECT_ROOT,
             self.tmp / "worker.log",

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from tests.support.forms import COMPOSER_RE, CSRF_RE, SUBMISSION_RE
+from tests.support.sse import aiter_events
+
 from .fake_provider import stamps
 
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-COMPOSER_RE = re.compile(r'<form class="composer"[^>]*? method="post" action="([^"]+)"(.*?)</form>', re.S)
-SUBMISSION_RE = re.compile(r'name="submission_token"[^>]*value="([^"]*)"')
 # One assistant reply as templates/chat/_reply.html renders it.
 REPLY_RE = re.compile(
     r'<li class="message assistant[^"]*"[^>]*?data-generation-id="(\d+)"\s+data-status="(\w+)"\s+'
@@ -24,19 +24,6 @@ REPLY_RE = re.compile(
 )
 STREAMING_RE = re.compile(r'<div class="content streaming">(.*?)</div>', re.S)
 WAIT_SECONDS = 5  # as static/chat.js
-
-
-async def sse_events(response: httpx.Response):
-    """``(event name, data)`` for each server-sent event of a streamed response (comments skipped)."""
-    event: dict = {}
-    async for line in response.aiter_lines():
-        if line:
-            if not line.startswith(":"):
-                name, _, value = line.partition(": ")
-                event[name] = value
-            continue
-        yield event.get("event"), event.get("data")
-        event = {}
 
 
 class BenchError(RuntimeError):
@@ -223,7 +210,7 @@ class SimUser:
                     stats.polls += 1
                     if response.status_code != 200:
                         raise BenchError(f"events {reply.generation_id}: HTTP {response.status_code}")
-                    async for name, data in sse_events(response):
+                    async for name, data, _id in aiter_events(response):
                         if name == "text":
                             received_ns = time.time_ns()
                             piece = json.loads(data)["text"]

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 import pytest
 from rq import SimpleWorker
 
+from tests.support.accounts import AuthActions
 from webapp import create_app
 from webapp.config import ENV_KEYS
 from webapp.extensions import db
 from webapp.queue import get_queue, get_redis
-
-CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 @pytest.fixture(scope="session")
@@ -91,33 +89,6 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
-
-
-def csrf_token(client, path: str) -> str:
-    page = client.get(path)
-    match = CSRF_RE.search(page.get_data(as_text=True))
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
-
-
-class AuthActions:
-    def __init__(self, client):
-        self._client = client
-
-    def signup(self, username="alice", password="correct horse", confirm=None):
-        token = csrf_token(self._client, "/auth/signup")
-        return self._client.post(
-            "/auth/signup",
-            data={"username": username, "password": password, "confirm": confirm or password, "csrf_token": token},
-        )
-
-    def login(self, username="alice", password="correct horse"):
-        token = csrf_token(self._client, "/auth/login")
-        return self._client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token})
-
-    def logout(self):
-        token = csrf_token(self._client, "/chat/")
-        return self._client.post("/auth/logout", data={"csrf_token": token})
 
 
 @pytest.fixture

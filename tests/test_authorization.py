@@ -6,7 +6,8 @@ from fnmatch import fnmatch
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import AuthActions, csrf_token
+from tests.support.accounts import AuthActions
+from tests.support.forms import csrf_token
 from webapp import groups
 from webapp.accounts import create_user
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
@@ -48,7 +49,7 @@ def rule_class(endpoint: str) -> str | None:
 @pytest.fixture
 def world(app, client, run_jobs):
     """alice owns a conversation, a reply and an API key; mallory is another user; dan is disabled; root is admin."""
-    from tests.chat.test_routes import send
+    from tests.support.chat import send
 
     AuthActions(client).signup("alice")
     send(client, "alice's secret plans")

@@ -49,3 +49,26 @@ def test_instance_folder_moves_with_one_variable(instance_path):
     app = create_app({"TESTING": True})
     assert app.instance_path == str(instance_path)
     assert os.path.isdir(instance_path)
+
+
+def test_the_configuration_page_lists_every_setting_as_declared():
+    """docs/configuration.md carries the table generated from webapp.config.SETTINGS (python -m webapp.config)."""
+    from webapp.config import markdown_table
+    from webapp.paths import PROJECT_ROOT
+
+    page = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
+    table = page.split("<!-- settings table: generated -->\n", 1)[1].split("<!-- end of settings table -->", 1)[0]
+    assert table == markdown_table(), "docs/configuration.md is stale: paste `python -m webapp.config` into it"
+
+
+def test_every_setting_is_read_with_its_kind(instance_path, monkeypatch):
+    from webapp.config import SETTINGS, load_config
+
+    samples = {"int": ("7", 7), "float": ("1.5", 1.5), "bool": ("true", True), "json": ('{"a": 1}', {"a": 1})}
+    for setting in SETTINGS:
+        if setting.kind in samples:
+            monkeypatch.setenv(setting.name, samples[setting.kind][0])
+    config = load_config()
+    for setting in SETTINGS:
+        if setting.kind in samples:
+            assert config[setting.name] == samples[setting.kind][1], setting.name

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.chat.test_routes import send
-from tests.waiting import wait_for
+from tests.support.chat import send
+from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Generation, Message
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import csrf_token
+from tests.support.forms import csrf_token
 from webapp import create_app
 
 

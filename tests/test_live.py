@@ -62,7 +62,7 @@ def test_reset_starts_a_retry_from_zero(connection):
 
 def test_one_pub_sub_connection_wakes_exactly_the_streams_that_grew(connection, redis_url):
     """LiveFeed: fifty waiting streams on one Redis connection; a chunk wakes its own stream and no other."""
-    from tests.waiting import wait_for
+    from tests.support.waiting import wait_for
 
     pubsub_clients_before = len(connection.client_list(_type="pubsub"))
     feed = live.LiveFeed(redis.Redis.from_url(redis_url))

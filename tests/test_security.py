@@ -1,6 +1,6 @@
 import logging
 
-from tests.conftest import csrf_token
+from tests.support.forms import csrf_token
 from webapp.observability import ContextFilter, request_id_var
 
 

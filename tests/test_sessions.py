@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from tests.conftest import AuthActions, csrf_token
+from tests.support.accounts import AuthActions, sign_in, signed_in
+from tests.support.forms import csrf_token
 from webapp import create_app, sessions
 from webapp.accounts import create_user
 from webapp.admin import service
@@ -14,16 +15,6 @@ from webapp.extensions import db
 from webapp.models import User, UserSession, utcnow
 
 REMEMBER_COOKIE = "remember_token"
-
-
-def sign_in(app, username="alice", remember=False):
-    client = app.test_client()
-    token = csrf_token(client, "/auth/login")
-    data = {"username": username, "password": "correct horse", "csrf_token": token}
-    if remember:
-        data["remember"] = "y"
-    assert client.post("/auth/login", data=data).status_code == 302
-    return client
 
 
 def copy_of(app, client, names=("session", REMEMBER_COOKIE)):
@@ -34,10 +25,6 @@ def copy_of(app, client, names=("session", REMEMBER_COOKIE)):
         if cookie is not None:
             thief.set_cookie(name, cookie.value)
     return thief
-
-
-def signed_in(client) -> bool:
-    return client.get("/chat/").status_code == 200
 
 
 @pytest.fixture

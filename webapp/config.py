@@ -11,142 +11,197 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .llm.settings import DEFAULTS as LLM_DEFAULTS
-from .llm.settings import LLM_ENV_KEYS
+from .llm.settings import LLM_SETTINGS, Setting
 from .paths import PROJECT_ROOT, default_redis_url, ensure_instance_path
 
-# Variables read from the environment (or .env). Values are strings there; the
-# JSON ones are decoded so instance/config.py and the environment can agree.
-ENV_KEYS = (
-    *LLM_ENV_KEYS,
-    "SECRET_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "JOB_TIMEOUT",
-    "WORKER_CONCURRENCY",
-    "SESSION_COOKIE_SECURE",
-    "RQ_QUEUE_NAME",
-    "TRUSTED_PROXIES",
-    "METRICS_TOKEN",
-    "RETRY_MAX_ATTEMPTS",
-    "RETRY_BACKOFF_BASE",
-    "LOGIN_MAX_FAILURES",
-    "DEFAULT_REQUESTS_PER_MINUTE",
-    "DEFAULT_TOKENS_PER_DAY",
-    "DEFAULT_MONTHLY_BUDGET",
-    "JWT_ACCESS_MINUTES",
-    "JWT_REFRESH_DAYS",
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "WORKER_ALIVE_TTL",
-    "WORKER_SWEEP_INTERVAL",
-    "QUEUED_GRACE",
-    "HOST",
-    "PORT",
-    "WEB_WORKERS",
-    "WEB_CONNECTIONS",
-    "SSE_HEARTBEAT_SECONDS",
-    "WEB_KEEPALIVE",
-    # Single sign-on (webapp.sso, docs/teams.md).
-    "OIDC_ISSUER",
-    "OIDC_CLIENT_ID",
-    "OIDC_CLIENT_SECRET",
-    "OIDC_SCOPES",
-    "OIDC_GROUPS_CLAIM",
-    "OIDC_ADMIN_GROUPS",
-    "OIDC_BUTTON_LABEL",
-    "OIDC_ONLY",
-    "FINAL_WRITE_RETRY_SECONDS",
-)
-JSON_KEYS = {"LLM_MODELS", "TRUSTED_PROXIES"}
-FLOAT_KEYS = {
-    "SSE_HEARTBEAT_SECONDS",
-    "WORKER_ALIVE_TTL",
-    "WORKER_SWEEP_INTERVAL",
-    "QUEUED_GRACE",
-    "ECHO_DELAY",
-    "LLM_REQUEST_TIMEOUT",
-    "LLM_CONNECT_TIMEOUT",
-    "RETRY_BACKOFF_BASE",
-    "DEFAULT_MONTHLY_BUDGET",
-    "FINAL_WRITE_RETRY_SECONDS",
-}
-INT_KEYS = {
-    "PORT",
-    "WEB_WORKERS",
-    "WEB_CONNECTIONS",
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "JOB_TIMEOUT",
-    "WORKER_CONCURRENCY",
-    "LOGIN_MAX_FAILURES",
-    "DEFAULT_REQUESTS_PER_MINUTE",
-    "DEFAULT_TOKENS_PER_DAY",
-    "RETRY_MAX_ATTEMPTS",
-    "JWT_ACCESS_MINUTES",
-    "JWT_REFRESH_DAYS",
-    "WEB_KEEPALIVE",
-}
-BOOL_KEYS = {"SESSION_COOKIE_SECURE", "OIDC_ONLY"}
+COMPUTED = object()  # a default that load_config works out (shown_default says how)
 
-DEFAULTS = {
-    **LLM_DEFAULTS,  # the LLM layer's own (it stands alone): default model, OpenAI model, timeouts, ...
-    "JOB_TIMEOUT": 600,
-    # Per-user defaults when neither the user nor the admin settings say otherwise; 0 = unlimited.
-    "DEFAULT_REQUESTS_PER_MINUTE": 60,
-    "DEFAULT_TOKENS_PER_DAY": 0,
-    "DEFAULT_MONTHLY_BUDGET": 0.0,  # dollars per calendar month (UTC); see docs/teams.md
-    "RETRY_MAX_ATTEMPTS": 3,  # provider calls per generation when errors are transient
-    "RETRY_BACKOFF_BASE": 1.0,  # seconds; doubles each attempt, with full jitter, capped at 20 s
-    "WORKER_CONCURRENCY": 50,
-    "RQ_QUEUE_NAME": "switchboard",
-    "TRUSTED_PROXIES": 0,
-    "JWT_ACCESS_MINUTES": 15,  # lifetime of an API access token
-    "JWT_REFRESH_DAYS": 7,  # lifetime of an API refresh token
-    "SSE_HEARTBEAT_SECONDS": 15.0,  # comment lines on an idle reply event stream, so proxies keep it open
+# Every setting, once: name (the environment variable), kind, default and what it is for. The loader, .env
+# parsing and docs/configuration.md (checked by tests/test_config.py) all come from this table.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "SECRET_KEY",
+        "secret",
+        COMPUTED,
+        "Signs sessions and CSRF tokens, and encrypts stored provider keys.",
+        "generated into `instance/secret_key` on first run",
+    ),
+    Setting(
+        "DATABASE_URL",
+        "str",
+        COMPUTED,
+        "Any SQLAlchemy URL; `postgresql://user:pass@host/db` works (psycopg 3).",
+        "`sqlite:///instance/switchboard.db`",
+    ),
+    Setting(
+        "REDIS_URL",
+        "str",
+        COMPUTED,
+        "Redis for the job queue and live reply text; when set, no embedded Valkey is started.",
+        "`unix://instance/valkey.sock` (embedded Valkey)",
+    ),
+    *LLM_SETTINGS,
+    Setting("JOB_TIMEOUT", "int", 600, "Seconds a generation job may run."),
+    Setting(
+        "WORKER_CONCURRENCY",
+        "int",
+        50,
+        "Generations one worker process runs at once, in threads (1: RQ's forking worker).",
+    ),
+    Setting("RQ_QUEUE_NAME", "str", "switchboard", "The RQ queue."),
+    Setting(
+        "RETRY_MAX_ATTEMPTS",
+        "int",
+        3,
+        "Provider calls per reply on transient errors (429, 5xx, timeouts, refused connections).",
+    ),
+    Setting(
+        "RETRY_BACKOFF_BASE",
+        "float",
+        1.0,
+        "Seconds of backoff before the second attempt, doubling each time with full jitter (capped at 20 s), "
+        "unless the provider's Retry-After says otherwise.",
+    ),
+    Setting(
+        "DEFAULT_REQUESTS_PER_MINUTE",
+        "int",
+        60,
+        "Requests a user may start per minute, unless their own limit says otherwise (0: unlimited).",
+    ),
+    Setting(
+        "DEFAULT_TOKENS_PER_DAY",
+        "int",
+        0,
+        "Tokens a user may use per day, unless their own limit says otherwise (0: unlimited).",
+    ),
+    Setting(
+        "DEFAULT_MONTHLY_BUDGET",
+        "float",
+        0.0,
+        "Dollars a user may spend per calendar month (UTC), unless their own or their groups' budget says "
+        "otherwise (0: unlimited); see docs/teams.md.",
+    ),
+    Setting("METRICS_TOKEN", "secret", None, "Bearer token for `/metrics` (admins can always read it)."),
+    Setting("TRUSTED_PROXIES", "json", 0, "How many reverse proxies in front may set `X-Forwarded-For/Proto/Host`."),
+    Setting(
+        "SESSION_COOKIE_SECURE",
+        "bool",
+        None,
+        "Cookies are `Secure` whenever the request came over HTTPS; set `true` to force it.",
+        "automatic",
+    ),
+    Setting(
+        "LOGIN_MAX_FAILURES",
+        "int",
+        10,
+        "Failed sign-ins per username and client address (five times as many per address) in 15 minutes "
+        "before that client pauses.",
+    ),
+    Setting("JWT_ACCESS_MINUTES", "int", 15, "Lifetime of an API access token."),
+    Setting("JWT_REFRESH_DAYS", "int", 7, "Lifetime of an API refresh token."),
+    Setting(
+        "SQLITE_BUSY_TIMEOUT_MS",
+        "int",
+        5000,
+        "How long a SQLite write waits for the lock before backing off and trying again (for up to 30 s).",
+    ),
+    Setting("WORKER_ALIVE_TTL", "float", 15.0, "Seconds before a silent worker counts as dead."),
+    Setting("WORKER_SWEEP_INTERVAL", "float", 10.0, "Seconds between the workers' recovery sweeps."),
+    Setting(
+        "QUEUED_GRACE",
+        "float",
+        10.0,
+        "Seconds a queued reply may wait for its job to appear before the sweep queues it again.",
+    ),
+    Setting(
+        "FINAL_WRITE_RETRY_SECONDS",
+        "float",
+        120.0,
+        "How long a worker keeps retrying a reply's final database write through a lost connection "
+        "(a database restart) before the sweep takes over.",
+    ),
+    Setting("HOST", "str", "127.0.0.1", "Where `make run` serves."),
+    Setting("PORT", "int", 8000, "The port `make run` serves on."),
+    Setting("WEB_WORKERS", "int", 2, "gunicorn (gevent) processes `make run` starts: one per core."),
+    Setting("WEB_CONNECTIONS", "int", 4000, "Connections each gunicorn process holds (open reply streams included)."),
+    Setting(
+        "WEB_KEEPALIVE",
+        "int",
+        75,
+        "Seconds gunicorn keeps an idle connection open, and waits for a new connection's first request "
+        "(gunicorn's own 2 s dropped requests that had arrived in time when a process stalled for longer). "
+        "Keep a proxy's idle timeout for upstream connections below it.",
+    ),
+    Setting(
+        "OIDC_ISSUER",
+        "str",
+        None,
+        "Single sign-on: the OpenID Connect issuer URL (discovery); on when this and `OIDC_CLIENT_ID` are set. "
+        "See docs/teams.md.",
+    ),
+    Setting("OIDC_CLIENT_ID", "str", None, "Single sign-on: the client registered at the identity provider."),
+    Setting("OIDC_CLIENT_SECRET", "secret", None, "Single sign-on: that client's secret."),
+    Setting("OIDC_SCOPES", "str", None, "Single sign-on: scopes asked for.", "`openid email profile`"),
+    Setting(
+        "OIDC_GROUPS_CLAIM", "str", None, "Single sign-on: the ID token claim listing the user's groups.", "`groups`"
+    ),
+    Setting("OIDC_ADMIN_GROUPS", "str", None, "Single sign-on: comma-separated groups whose members are admins."),
+    Setting("OIDC_BUTTON_LABEL", "str", None, "The single sign-on button's text.", '"Sign in with single sign-on"'),
+    Setting(
+        "OIDC_ONLY",
+        "bool",
+        None,
+        "`true`: no local sign-up or password sign-in, except for accounts an admin marks as break-glass.",
+        "`false`",
+    ),
+    Setting(
+        "SSE_HEARTBEAT_SECONDS", "float", 15.0, "Seconds between heartbeat comments on an idle reply event stream."
+    ),
+)
+ENV_KEYS = tuple(s.name for s in SETTINGS)
+KINDS = {s.name: s.kind for s in SETTINGS}
+
+# Flask's and its extensions' own settings, fixed here (not read from the environment).
+FLASK_DEFAULTS = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    # None: Secure exactly when the request came over HTTPS (see security.py).
-    "SESSION_COOKIE_SECURE": None,
-    "LOGIN_MAX_FAILURES": 10,  # per username (and 5x that per client address) in 15 minutes
     "REMEMBER_COOKIE_HTTPONLY": True,
     "REMEMBER_COOKIE_SAMESITE": "Lax",
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-    # How long a SQLite writer waits for the lock before webapp.database.write backs off and tries again.
-    "SQLITE_BUSY_TIMEOUT_MS": 5000,
-    # Workers: how soon a silent worker counts as dead, how often recovery sweeps, and how long a
-    # queued reply may wait for its job to appear before the sweep queues it again (seconds).
-    "WORKER_ALIVE_TTL": 15.0,
-    "WORKER_SWEEP_INTERVAL": 10.0,
-    "QUEUED_GRACE": 10.0,
-    # How long a worker keeps trying to save a finished reply while the database is unreachable (a
-    # restart); past that it leaves the record in Redis and the recovery sweep saves it once the database is back.
-    "FINAL_WRITE_RETRY_SECONDS": 120.0,
-    # `make run` (webapp.serve): where gunicorn listens, its (gevent) processes and connections each.
-    "HOST": "127.0.0.1",
-    "PORT": 8000,
-    "WEB_WORKERS": 2,
-    "WEB_CONNECTIONS": 4000,
-    # Seconds gunicorn keeps an idle connection, and waits for a new connection's first request. Its 2 s
-    # default cut requests that had arrived in time when a process stalled for longer (the clock restarts
-    # late); above a proxy's idle timeout for upstream connections (nginx: 60 s), so the proxy closes first.
-    "WEB_KEEPALIVE": 75,
     "WTF_CSRF_TIME_LIMIT": None,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
 }
+DEFAULTS = {**{s.name: s.default for s in SETTINGS if s.default is not COMPUTED}, **FLASK_DEFAULTS}
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table in docs/configuration.md (`python -m webapp.config` prints it)."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        if s.shown_default:
+            default = s.shown_default
+        elif s.default in (None, "", {}):
+            default = "–"
+        else:
+            default = f"`{json.dumps(s.default) if s.kind == 'json' else s.default}`"
+        rows.append(f"| `{s.name}` | {default} | {s.help} |")
+    return "\n".join(rows) + "\n"
 
 
 def _coerce(key, value):
     if not isinstance(value, str):
         return value
-    if key in JSON_KEYS:
+    kind = KINDS.get(key)
+    if kind == "json":
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{key} must be valid JSON: {exc.msg}") from None
-    if key in FLOAT_KEYS:
+    if kind == "float":
         return float(value)
-    if key in INT_KEYS:
+    if kind == "int":
         return int(value)
-    if key in BOOL_KEYS:
+    if kind == "bool":
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return value
 
@@ -197,3 +252,7 @@ def load_config(overrides: dict | None = None) -> dict:
     config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(config["DATABASE_URL"])
     config.setdefault("REDIS_URL", default_redis_url())
     return config
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

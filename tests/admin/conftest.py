@@ -1,6 +1,6 @@
 import pytest
 
-from .helpers import make_user
+from tests.support.admin import make_user
 
 
 @pytest.fixture

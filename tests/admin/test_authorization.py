@@ -3,13 +3,12 @@
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import csrf_token
+from tests.support.admin import make_user
+from tests.support.forms import csrf_token
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
 from webapp.extensions import db
 from webapp.models import User
 from webapp.queue import get_queue
-
-from .helpers import make_user
 
 SAMPLE_VALUES = {
     "name": "echo",

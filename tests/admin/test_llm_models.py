@@ -4,13 +4,12 @@ import json
 
 from sqlalchemy import select, text
 
-from tests.chat.test_routes import send
 from tests.fakes import FakeOllamaServer
+from tests.support.admin import post
+from tests.support.chat import send
 from webapp.extensions import db
 from webapp.llm import get_model, get_models
 from webapp.models import AuditEvent, Generation, User
-
-from .helpers import post
 
 SECRET = "sk-ollama-proxy-secret-998877"
 

@@ -5,13 +5,12 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests.chat.test_routes import send
+from tests.support.admin import make_user, post, save_models
+from tests.support.chat import send
 from webapp import access
 from webapp.extensions import db
 from webapp.llm import get_aliases
 from webapp.models import Conversation, Generation, Message, User
-
-from .helpers import make_user, post, save_models
 
 
 @pytest.fixture

@@ -4,15 +4,14 @@ import logging
 
 from sqlalchemy import select, text
 
-from tests.chat.test_routes import send
 from tests.fakes import FakeOpenAIServer
+from tests.support.admin import make_user, post, save_models, save_provider
+from tests.support.chat import send
 from webapp import admin_settings
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.models import AuditEvent, Generation, ProviderSetting
 from webapp.queue import get_queue, get_redis
-
-from .helpers import make_user, post, save_models, save_provider
 
 KEY = "sk-test-5ecret-Zq81xP0wLm4321"
 

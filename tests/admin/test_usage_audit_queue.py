@@ -6,11 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from tests.support.admin import make_user, post, save_provider
 from webapp import usage
 from webapp.extensions import db
 from webapp.models import AuditEvent, Generation, User, utcnow
-
-from .helpers import make_user, post, save_provider
 
 
 def add_generation(app, username, model_id, provider, input_tokens, output_tokens, days_ago=0):

@@ -2,10 +2,9 @@
 
 from sqlalchemy import select
 
+from tests.support.admin import PASSWORD, get_user, make_user, post
 from webapp.extensions import db
 from webapp.models import AuditEvent
-
-from .helpers import PASSWORD, get_user, make_user, post
 
 
 def user_id(app, username):
@@ -35,7 +34,7 @@ def test_search_and_create(app, client, admin):
 def test_disable_ends_sessions_at_once_and_enable_restores_login(app, admin, auth):
     make_user(app, "bob")
     other = app.test_client()
-    from tests.conftest import AuthActions
+    from tests.support.accounts import AuthActions
 
     AuthActions(other).login("bob")
     assert other.get("/chat/").status_code == 200

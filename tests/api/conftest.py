@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import threading
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 
 import pytest
 from werkzeug.serving import make_server
 
 import workers.app_context
 from tests.fakes import closed_port_url
+from tests.support.api import GEMINI_KEY, OPENAI_KEY, PASSWORD, USERNAME, http
 from webapp.accounts import create_user
 from webapp.api_keys import create_key
 from webapp.extensions import db
 from webapp.queue import get_queue
 from workers.threaded import ThreadedWorker
-
-OPENAI_KEY = "sk-test-0123456789abcdef"
-GEMINI_KEY = "AIzaTestKey0123456789abcdef"
-USERNAME, PASSWORD = "charming_user", "secure_pwd"
 
 
 @pytest.fixture
@@ -80,51 +71,6 @@ def worker(app, monkeypatch):
     rq_worker._stop_requested = True
     thread.join(timeout=30)
     assert not thread.is_alive(), "the worker did not stop"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict
-    text: str
-
-    @property
-    def json(self):
-        return json.loads(self.text)
-
-
-def http(method: str, url: str, body=None, headers: dict | None = None, raw: bytes | None = None) -> Reply:
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={**({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return Reply(response.status, dict(response.headers), response.read().decode())
-    except urllib.error.HTTPError as exc:
-        return Reply(exc.code, dict(exc.headers), exc.read().decode())
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def curl(command: str, base_url: str, **values) -> Reply:
-    """Run a curl example of llm-service-api.md as written, against ``base_url`` (status via -w)."""
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-    for name, value in values.items():
-        command = command.replace(f"${name}", value)
-    command = command.replace("http://localhost:8000", base_url).replace("http://127.0.0.1:8000", base_url)
-    result = subprocess.run(
-        ["bash", "-c", command + " -s -S -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    text, _, status = result.stdout.rpartition("\n")
-    return Reply(int(status), {}, text)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.api.conftest import PASSWORD, USERNAME
+from tests.support.api import PASSWORD, USERNAME
 from webapp.config import load_config
 from webapp.paths import PROJECT_ROOT
 

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from tests.api.conftest import PASSWORD, USERNAME, bearer, http
+from tests.support.api import PASSWORD, USERNAME, bearer, http
 from webapp import sessions
 from webapp.api import tokens
 from webapp.extensions import db

@@ -3,10 +3,9 @@
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.api import PASSWORD, USERNAME, bearer, http
 from webapp.extensions import db
 from webapp.models import Generation
-
-from .conftest import PASSWORD, USERNAME, bearer, http
 
 LONE_SURROGATE = b'{"model": "echo", "messages": [{"role": "user", "content": "bad \\ud800 text"}]}'
 SURROGATE_KEY = b'{"model": "echo", "messages": [{"role": "user", "content": "x"}], "\\udfff": 1}'

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import func, select
 
-from tests.api.conftest import bearer, http
+from tests.support.api import bearer, http
 from webapp import limits
 from webapp.extensions import db
 from webapp.models import Generation, User
@@ -55,7 +55,7 @@ def test_fifty_concurrent_requests_cannot_overshoot_requests_per_minute(app, ser
 
 
 def test_tokens_per_day_are_reserved_then_settled_with_real_usage(app, client, auth, run_jobs):
-    from tests.chat.test_routes import send
+    from tests.support.chat import send
 
     auth.signup("tess")
     with app.app_context():
@@ -83,7 +83,7 @@ def test_tokens_per_day_are_reserved_then_settled_with_real_usage(app, client, a
 
 
 def test_the_page_says_when_the_limit_resets(app, client, auth):
-    from tests.chat.test_routes import send
+    from tests.support.chat import send
 
     auth.signup("pat")
     with app.app_context():
@@ -99,7 +99,7 @@ def test_the_page_says_when_the_limit_resets(app, client, auth):
 
 
 def test_site_default_applies_when_the_user_has_none(app, client, auth):
-    from tests.chat.test_routes import send
+    from tests.support.chat import send
 
     app.config["DEFAULT_REQUESTS_PER_MINUTE"] = 2
     auth.signup("quinn")

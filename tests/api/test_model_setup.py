@@ -4,7 +4,7 @@ before the first token is an HTTP error; a provider that is down stays a 503. Th
 import openai
 import pytest
 
-from tests.api.conftest import bearer, http
+from tests.support.api import bearer, http
 
 
 @pytest.fixture

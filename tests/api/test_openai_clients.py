@@ -6,7 +6,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from tests.api.conftest import bearer, http
+from tests.support.api import bearer, http
 from webapp.extensions import db
 from webapp.models import Generation
 

@@ -4,7 +4,7 @@ import re
 
 from openapi_spec_validator import validate
 
-from tests.api.conftest import http
+from tests.support.api import http
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

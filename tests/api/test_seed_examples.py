@@ -1,10 +1,9 @@
 """Every curl example of llm-service-api.md, run with curl as written against the app on a real server."""
 
-import json
-
 import pytest
 
-from tests.api.conftest import PASSWORD, USERNAME, bearer, curl, http
+from tests.support.api import PASSWORD, USERNAME, bearer, curl, http
+from tests.support.sse import openai_chunks
 
 WELCOME = "curl http://127.0.0.1:8000/"
 SIGNUP = """curl -X POST http://localhost:8000/api/signup/ \\
@@ -28,12 +27,6 @@ COMPLETION = """curl -X POST "http://localhost:8000/api/chat/completions/?provid
         ],
         "stream": false
       }'"""
-
-
-def sse_events(text: str) -> list:
-    events = [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    return [json.loads(event) for event in events[:-1]]
 
 
 def test_welcome(server):
@@ -113,7 +106,7 @@ def test_chat_completion_streamed(server, access_token, worker):
     command = COMPLETION.replace('"stream": false', '"stream": true')
     reply = curl(command, server, ACCESS_TOKEN=access_token)
     assert reply.status == 200
-    chunks = sse_events(reply.text)
+    chunks = openai_chunks(reply.text)
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
     text = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks)
     assert text == "Fake answer to: How is the weather on Venus?"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from tests.waiting import wait_for
+from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Generation
 from webapp.queue import get_queue

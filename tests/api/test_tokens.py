@@ -7,7 +7,7 @@ import threading
 import jwt
 from sqlalchemy import select
 
-from tests.api.conftest import PASSWORD, USERNAME, http
+from tests.support.api import PASSWORD, USERNAME, http
 from webapp.extensions import db
 from webapp.models import UserSession
 

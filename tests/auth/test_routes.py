@@ -1,6 +1,6 @@
 from sqlalchemy import func, select
 
-from tests.conftest import csrf_token
+from tests.support.forms import csrf_token
 from webapp.extensions import db
 from webapp.models import User
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
+from tests.support.stack import worker_command
 from webapp.paths import PROJECT_ROOT
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -81,7 +81,7 @@ def start_worker(app_config, instance_path):
         }
         workers.append(
             subprocess.Popen(
-                [sys.executable, "-m", "workers"],
+                worker_command(),
                 cwd=PROJECT_ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,

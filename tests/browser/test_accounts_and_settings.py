@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, PASSWORD, send, sign_in, sign_up, unlabelled_controls, wait_done
+from tests.support.browser import LONG, PASSWORD, send, sign_in, sign_up, unlabelled_controls, wait_done
 
 
 @pytest.fixture

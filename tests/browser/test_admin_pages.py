@@ -4,7 +4,7 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, PASSWORD, sign_in, unlabelled_controls
+from tests.support.browser import LONG, PASSWORD, sign_in, unlabelled_controls
 
 SECTIONS = [  # (link in the admin menu, heading, screenshot name)
     ("Overview", "Admin", "admin"),

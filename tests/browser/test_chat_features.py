@@ -4,7 +4,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from .helpers import refreshes_until_done
+from tests.support.browser import refreshes_until_done
 
 
 def sign_up(page, base, name):

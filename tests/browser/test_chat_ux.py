@@ -4,11 +4,10 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from tests.support.browser import LONG, refreshes_until_done, send, sign_up, wait_done
 from webapp import admin_settings
 from webapp.extensions import db
 from webapp.models import User
-
-from .helpers import LONG, refreshes_until_done, send, sign_up, wait_done
 
 # For each control: is the element at its centre the control itself (or inside it)? False = covered.
 UNCOVERED = """(selectors) => selectors.map((selector) => {

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_up, wait_done
 from tests.fakes import closed_port_url
+from tests.support.browser import LONG, send, sign_up, wait_done
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_up, wait_done
+from tests.support.browser import LONG, send, sign_up, wait_done
 
 MESSAGE = "Please repeat these words back to me slowly, one small piece at a time, so they stream."
 

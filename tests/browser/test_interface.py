@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_up, unlabelled_controls, wait_done
+from tests.support.browser import LONG, send, sign_up, unlabelled_controls, wait_done
 
 RICH = """Here is a **short** answer with a list and some code:
 

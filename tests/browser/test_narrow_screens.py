@@ -2,7 +2,7 @@
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_in, wait_done
+from tests.support.browser import LONG, send, sign_in, wait_done
 
 WIDTH = 390
 # What sticks out past the right edge, for the failure message.

@@ -4,7 +4,7 @@ SameSite=Lax cookies) is refused and changes nothing; a POST made by the dashboa
 from playwright.sync_api import expect
 from rq import SimpleWorker
 
-from tests.browser.helpers import LONG, sign_in
+from tests.support.browser import LONG, sign_in
 from webapp.queue import get_queue
 
 QUEUE = "switchboard-test"

@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, sign_in, unlabelled_controls
+from tests.support.browser import LONG, sign_in, unlabelled_controls
 
 
 def test_sessions_page_ends_another_browser_and_signs_out_everywhere(browser, web_server, make_user):

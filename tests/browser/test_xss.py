@@ -2,7 +2,7 @@
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_up, wait_done
+from tests.support.browser import LONG, send, sign_up, wait_done
 
 PAYLOADS = [
     "<script>window.__xss = 1</script>",

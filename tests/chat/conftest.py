@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
 from tests.fakes import FakeOpenAIServer
+from tests.support.stack import worker_command
 from webapp.paths import PROJECT_ROOT
 
 FAKE_KEY = "sk-test-chat-0000"
@@ -47,7 +47,7 @@ def start_worker(app_config, instance_path, tmp_path):
         # can outlive the worker and would hold a pipe open, hanging the teardown.
         log = open(tmp_path / f"worker-{len(processes)}.log", "wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "workers", "--concurrency", str(concurrency)],
+            worker_command(concurrency=concurrency),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,

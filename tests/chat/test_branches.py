@@ -6,8 +6,7 @@ import re
 
 from sqlalchemy import event, select
 
-from tests.chat.helpers import latest_generation, post_form, start_chat
-from tests.chat.test_routes import send
+from tests.support.chat import latest_generation, post_form, send, start_chat
 from webapp import admin_settings
 from webapp.extensions import db
 from webapp.models import Generation, Message

@@ -4,8 +4,7 @@ import json
 
 from sqlalchemy import func, select
 
-from tests.chat.helpers import get_conversation, get_generation, latest_generation, post_form, start_chat
-from tests.chat.test_routes import send
+from tests.support.chat import get_conversation, get_generation, latest_generation, post_form, send, start_chat
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, Message
 from webapp.queue import get_queue

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.chat.helpers import get_conversation, post_form, start_chat
+from tests.support.chat import get_conversation, post_form, start_chat
 from webapp.conversations import _title_from
 
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from tests.chat.helpers import get_generation, latest_generation, post_form, start_chat
-from tests.waiting import wait_for
+from tests.support.chat import get_generation, latest_generation, post_form, start_chat
+from tests.support.waiting import wait_for
 from webapp import live
 from webapp.queue import get_redis
 

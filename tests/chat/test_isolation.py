@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.chat.helpers import get_conversation, get_generation, latest_generation, post_form, start_chat
+from tests.support.chat import get_conversation, get_generation, latest_generation, post_form, start_chat
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.chat.helpers import latest_generation, start_chat
+from tests.support.chat import latest_generation, start_chat
 from webapp.markdown import ALLOWED_TAGS, render_markdown
 
 XSS_CORPUS = [

@@ -6,8 +6,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from tests.admin.helpers import make_user
-from tests.chat.test_routes import send
+from tests.support.admin import make_user
+from tests.support.chat import send
 from webapp.extensions import db
 from webapp.models import Message
 

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.chat.helpers import start_chat
+from tests.support.chat import start_chat
 
 BUDGET = 60_000
 ASSET_RE = re.compile(r'<(?:link[^>]+href|script[^>]+src)="([^"]+)"')

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.chat.helpers import latest_generation, start_chat
+from tests.support.chat import latest_generation, start_chat
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)

@@ -1,28 +1,15 @@
 import concurrent.futures
-import re
 import threading
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import csrf_token
+from tests.support.chat import send
+from tests.support.forms import SUBMISSION_RE, csrf_token
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, Message
 from webapp.queue import get_redis
 from workers import recovery
-
-FORM_TOKEN_RE = re.compile(r'name="submission_token"[^>]*value="([^"]+)"')
-
-
-def send(client, text, conversation_id=None, submission_token=None):
-    page_path = f"/chat/{conversation_id}" if conversation_id else "/chat/"
-    page = client.get(page_path).get_data(as_text=True)
-    token = csrf_token(client, page_path)
-    form_token = FORM_TOKEN_RE.search(page)
-    assert submission_token or form_token, f"no message form on {page_path}: {page[:3000]}"
-    data = {"content": text, "csrf_token": token, "submission_token": submission_token or form_token.group(1)}
-    post_path = f"/chat/{conversation_id}/messages" if conversation_id else "/chat/"
-    return client.post(post_path, data=data)
 
 
 def counts(app):
@@ -199,7 +186,7 @@ def test_the_same_form_posted_twice_at_once_saves_one_message_and_redirects_both
         data = {
             "content": f"twice {attempt}",
             "csrf_token": csrf_token(client, path),
-            "submission_token": FORM_TOKEN_RE.search(page).group(1),
+            "submission_token": SUBMISSION_RE.search(page).group(1),
         }
         post_path = f"/chat/{conversation_id}/messages" if conversation_id else "/chat/"
         barrier = threading.Barrier(2)

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from tests.chat.helpers import get_generation, latest_generation, start_chat
-from tests.waiting import wait_for
+from tests.support.chat import get_generation, latest_generation, start_chat
+from tests.support.waiting import wait_for
 from webapp import live
 from webapp.queue import get_redis
 

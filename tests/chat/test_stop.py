@@ -5,8 +5,8 @@ import time
 import pytest
 from rq.job import Job, JobStatus
 
-from tests.chat.helpers import get_generation, latest_generation, post_form, start_chat
-from tests.waiting import wait_for
+from tests.support.chat import get_generation, latest_generation, post_form, start_chat
+from tests.support.waiting import wait_for
 from webapp.queue import get_queue, get_redis
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(400))  # 400 pieces at 40/s: about ten seconds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import webapp.llm as llm
+from tests.support.api import OPENAI_KEY
 
 PROVIDER_ENV = (
     "OPENAI_API_KEY",
@@ -23,8 +24,6 @@ PROVIDER_ENV = (
     "LLM_REQUEST_TIMEOUT",
     "LLM_CONNECT_TIMEOUT",
 )
-OPENAI_KEY = "sk-test-0123456789abcdef"
-GEMINI_KEY = "AIzaTestKey0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)

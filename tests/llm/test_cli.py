@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 import webapp.llm as llm
 from tests.fakes import closed_port_url
-from tests.llm.conftest import OPENAI_KEY
+from tests.support.api import OPENAI_KEY
 from webapp.llm.cli import llm as llm_cli
 
 

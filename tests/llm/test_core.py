@@ -7,7 +7,7 @@ import time
 import pytest
 
 import webapp.llm as llm
-from tests.llm.conftest import OPENAI_KEY
+from tests.support.api import OPENAI_KEY
 from webapp.llm.errors import InvalidOptions, LLMError, MissingKey
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import webapp.llm as llm
 from tests.fakes import closed_port_url
-from tests.llm.conftest import GEMINI_KEY, OPENAI_KEY
+from tests.support.api import GEMINI_KEY, OPENAI_KEY
 from webapp.llm.errors import (
     AuthenticationFailed,
     BadRequest,

@@ -4,7 +4,7 @@
 import pytest
 
 import webapp.llm as llm
-from tests.llm.conftest import OPENAI_KEY
+from tests.support.api import OPENAI_KEY
 
 
 def test_basic_prompt_execution(openai_server, use_settings):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.chat.helpers import get_conversation, post_form, start_chat
+from tests.support.chat import get_conversation, post_form, start_chat
 from webapp.extensions import db
 from webapp.llm import get_models
 from webapp.models import User

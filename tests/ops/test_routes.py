@@ -1,8 +1,8 @@
 import os
 import subprocess
-import sys
 
-from tests.waiting import wait_for
+from tests.support.stack import worker_command
+from tests.support.waiting import wait_for
 from webapp.paths import PROJECT_ROOT
 
 
@@ -25,7 +25,7 @@ def test_readyz_needs_a_live_worker(client, app, app_config, instance_path):
         "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workers"],
+        worker_command(),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -50,7 +50,7 @@ def test_readyz_reports_redis_down(client, app, tmp_path):
 
 
 def test_metrics_for_admins_or_token_only(client, auth, app, runner, run_jobs):
-    from tests.chat.test_routes import send
+    from tests.support.chat import send
 
     assert client.get("/metrics").status_code == 401
     auth.signup("plain")

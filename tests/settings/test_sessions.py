@@ -5,8 +5,8 @@ import re
 
 from sqlalchemy import select
 
-from tests.conftest import csrf_token
-from tests.test_sessions import sign_in, signed_in
+from tests.support.accounts import sign_in, signed_in
+from tests.support.forms import csrf_token
 from webapp.accounts import create_user
 from webapp.extensions import db
 from webapp.models import User, UserSession

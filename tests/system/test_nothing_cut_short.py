@@ -19,10 +19,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.test_scale_out import COMPOSER_RE, CSRF_RE, SUBMISSION_RE
-from tests.test_serve import GUNICORN_CHILD_RE
-from tests.test_soak import Stack
-from tests.waiting import wait_for
+from tests.support.forms import COMPOSER_RE, CSRF_RE, SUBMISSION_RE
+from tests.support.stack import GUNICORN_CHILD_RE, Stack
+from tests.support.waiting import wait_for
 from webapp.config import normalize_database_url
 
 pytestmark = pytest.mark.slow
@@ -54,7 +53,7 @@ def raw_request(port: int, head: str, body: bytes, send: int) -> tuple[int, str]
 
 
 def test_a_body_cut_short_is_refused_and_saves_nothing(tmp_path, redis_url, database):
-    stack = Stack(tmp_path, database, redis_url, worker=False)  # a saved message would stay queued: enough
+    stack = Stack(tmp_path, database, redis_url, workers=0)  # a saved message would stay queued: enough
     engine = create_engine(normalize_database_url(database))
     try:
         stack.start()
@@ -125,10 +124,10 @@ def accept_backlog(port: int) -> int:
 
 
 def test_requests_that_wait_out_a_stalled_web_process_are_all_answered(tmp_path, redis_url):
-    stack = Stack(tmp_path, f"sqlite:///{tmp_path / 'stall.db'}", redis_url, web_workers=1, worker=False)
+    stack = Stack(tmp_path, f"sqlite:///{tmp_path / 'stall.db'}", redis_url, web_processes=1, workers=0)
     try:
         stack.start()
-        [web_pid] = [int(pid) for pid in GUNICORN_CHILD_RE.findall(stack.log("web"))]
+        [web_pid] = [int(pid) for pid in GUNICORN_CHILD_RE.findall(stack.log("web0"))]
         # The connections are made and taken by the web process first (its keep-alive timer starts then);
         # their requests arrive while it is stalled and cannot read them yet.
         sockets = [socket.create_connection(("127.0.0.1", stack.port), timeout=30) for _ in range(WAITING_REQUESTS)]

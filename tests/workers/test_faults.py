@@ -4,8 +4,8 @@ recorded as attempts, and ending in a clear error that keeps the partial text.""
 import pytest
 from sqlalchemy import select
 
-from tests.chat.test_routes import send
 from tests.fakes import FakeGeminiServer, FakeOllamaServer, FakeOpenAIServer, closed_port_url
+from tests.support.chat import send
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Generation, User
@@ -48,7 +48,7 @@ def chat_once(app, model_id, text="How is the weather on Venus?"):
     """Sign up, pick the model, send one message, run the job in a real RQ worker; the generation."""
     from rq import SimpleWorker
 
-    from tests.conftest import AuthActions
+    from tests.support.accounts import AuthActions
     from webapp.queue import get_queue
 
     client = app.test_client()

@@ -1,12 +1,12 @@
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 from sqlalchemy import select
 
-from tests.chat.test_routes import send
+from tests.support.chat import send
+from tests.support.stack import worker_command
 from webapp import live
 from webapp.extensions import db
 from webapp.models import Conversation, Generation
@@ -74,7 +74,7 @@ def test_real_worker_process_streams_a_reply(client, auth, app, app_config, inst
         "ECHO_DELAY": "0.05",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        worker_command(), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         auth.signup()

@@ -3,14 +3,14 @@
 import os
 import signal
 import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from tests.chat.test_routes import send
-from tests.waiting import wait_for
+from tests.support.chat import send
+from tests.support.stack import worker_command
+from tests.support.waiting import wait_for
 from webapp import live
 from webapp.extensions import db
 from webapp.models import Generation, User, utcnow
@@ -88,7 +88,7 @@ def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(
 
     def start_worker():
         return subprocess.Popen(
-            [sys.executable, "-m", "workers"],
+            worker_command(),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

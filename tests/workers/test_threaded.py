@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
 import redis
@@ -12,7 +11,8 @@ from rq.command import send_stop_job_command
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from tests.waiting import wait_for
+from tests.support.stack import worker_command
+from tests.support.waiting import wait_for
 from webapp.paths import PROJECT_ROOT
 
 
@@ -22,7 +22,7 @@ def worker_process(redis_url, instance_path):
     connection.flushdb()
     env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "REDIS_URL": redis_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers", "--concurrency", "30", "--queue", "threaded-test"],
+        worker_command("threaded-test", 30),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -82,7 +82,7 @@ def start(redis_url, instance_path, tmp_path, queue):
     env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "REDIS_URL": redis_url}
     log = open(tmp_path / f"{queue}.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers", "--concurrency", "8", "--queue", queue],
+        worker_command(queue, 8),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,
@@ -144,7 +144,7 @@ def test_cold_shutdown_stops_running_jobs_and_exits(redis_url, instance_path, tm
 def test_cold_shutdown_mid_reply_keeps_the_text_and_says_why(client, auth, app, app_config, instance_path, tmp_path):
     from sqlalchemy import select
 
-    from tests.chat.test_routes import send
+    from tests.support.chat import send
     from webapp.extensions import db
     from webapp.models import Generation
 
@@ -157,9 +157,7 @@ def test_cold_shutdown_mid_reply_keeps_the_text_and_says_why(client, auth, app, 
         "ECHO_DELAY": "0.05",
     }
     log = open(tmp_path / "worker.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(worker_command(), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     try:
         auth.signup()

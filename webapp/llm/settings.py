@@ -14,35 +14,57 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _UNSET: Any = object()
 
-DEFAULTS: dict[str, Any] = {
-    "DEFAULT_LLM_MODEL": "echo",
-    "OPENAI_MODEL": "gpt-4o",
-    "LLM_MODELS": {},
-    "ECHO_DELAY": 0.05,
-    "LLM_REQUEST_TIMEOUT": 60.0,  # seconds, whole request / between stream chunks
-    "LLM_CONNECT_TIMEOUT": 2.0,  # seconds to open a connection
-}
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (also its environment variable), kind, default and a line on what it is for.
+
+    ``kind`` is how a string from the environment is read: str, int, float, bool, json or secret (a str
+    never shown). ``shown_default`` describes a default that is computed rather than fixed.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    shown_default: str = ""
+
+
+# The LLM layer's own settings (it stands alone, so they are declared here; webapp.config adds the app's).
+LLM_SETTINGS = (
+    Setting("DEFAULT_LLM_MODEL", "str", "echo", "Model for new conversations (an id or alias)."),
+    Setting("OPENAI_API_KEY", "secret", None, "The OpenAI provider's key."),
+    Setting("OPENAI_MODEL", "str", "gpt-4o", "OpenAI's default model."),
+    Setting("OPENAI_BASE_URL", "str", None, "OpenAI endpoint override (a proxy or a compatible server)."),
+    Setting("GEMINI_API_KEY", "secret", None, "The Google Gemini provider's key."),
+    Setting("GEMINI_API_BASE", "str", None, "Gemini endpoint override (proxies)."),
+    Setting(
+        "INHOUSE_API_BASE", "str", None, "The in-house OpenAI-compatible server (it may be down; Switchboard says so)."
+    ),
+    Setting("INHOUSE_API_KEY", "secret", None, "Key for the in-house server, if it wants one."),
+    Setting("INHOUSE_MODEL", "str", None, "The in-house model's name (else the first model the server lists)."),
+    Setting(
+        "LLM_MODELS",
+        "json",
+        {},
+        'LiteLLM models: JSON of model name to litellm arguments, e.g. `{"ollama_chat/llama3": '
+        '{"api_base": "http://localhost:11434"}}`.',
+    ),
+    Setting("ECHO_DELAY", "float", 0.05, "Seconds between the offline echo model's chunks."),
+    Setting("LLM_REQUEST_TIMEOUT", "float", 60.0, "Seconds for a provider call, and between stream chunks."),
+    Setting("LLM_CONNECT_TIMEOUT", "float", 2.0, "Seconds to connect to a provider."),
+)
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in LLM_SETTINGS if s.default is not None}
 # Read from the environment too, even when the app's config does not carry them.
 EXTRA_ENV_KEYS = ("LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "INHOUSE_MODEL")
 # The environment variables the LLM layer reads (the app's configuration reads the same ones).
-LLM_ENV_KEYS = (
-    "DEFAULT_LLM_MODEL",
-    "LLM_MODELS",
-    "OPENAI_API_KEY",
-    "OPENAI_MODEL",
-    "OPENAI_BASE_URL",
-    "GEMINI_API_KEY",
-    "GEMINI_API_BASE",
-    "INHOUSE_API_BASE",
-    "INHOUSE_API_KEY",
-    "ECHO_DELAY",
-    *EXTRA_ENV_KEYS,
-)
+LLM_ENV_KEYS = tuple(s.name for s in LLM_SETTINGS)
 _WATCHED_ENV = ("SWITCHBOARD_INSTANCE_PATH", *LLM_ENV_KEYS)
 
 _lock = threading.RLock()

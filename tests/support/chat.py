@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 
-from tests.conftest import CSRF_RE
+from tests.support.forms import SUBMISSION_RE, csrf_token, page_tokens, post_form  # noqa: F401 (post_form: for tests)
 from webapp.extensions import db
 from webapp.models import Conversation, Generation
 
-FORM_TOKEN_RE = re.compile(r'name="submission_token"[^>]*value="([^"]+)"')
 
-
-def page_tokens(client, path):
-    page = client.get(path).get_data(as_text=True)
-    return CSRF_RE.search(page).group(1), FORM_TOKEN_RE.search(page)
+def send(client, text, conversation_id=None, submission_token=None):
+    """Post a chat message (a new chat, or into ``conversation_id``) through the composer form; returns the response."""
+    page_path = f"/chat/{conversation_id}" if conversation_id else "/chat/"
+    page = client.get(page_path).get_data(as_text=True)
+    token = csrf_token(client, page_path)
+    form_token = SUBMISSION_RE.search(page)
+    assert submission_token or form_token, f"no message form on {page_path}: {page[:3000]}"
+    data = {"content": text, "csrf_token": token, "submission_token": submission_token or form_token.group(1)}
+    post_path = f"/chat/{conversation_id}/messages" if conversation_id else "/chat/"
+    return client.post(post_path, data=data)
 
 
 def start_chat(client, text, model=None):
@@ -27,12 +30,6 @@ def start_chat(client, text, model=None):
     response = client.post("/chat/", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     return int(response.headers["Location"].split("/chat/")[1].split("#")[0])
-
-
-def post_form(client, path, data=None, page=None, **kwargs):
-    """POST ``data`` to ``path`` with a CSRF token taken from ``page`` (default: the chat index)."""
-    csrf, _ = page_tokens(client, page or "/chat/")
-    return client.post(path, data={"csrf_token": csrf, **(data or {})}, **kwargs)
 
 
 def latest_generation(app, conversation_id=None):

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -22,121 +18,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.test_scale_out import (
-    COMPOSER_RE,
-    CSRF_RE,
-    REPLY_RE,
-    RESENT_FORMS,
-    SUBMISSION_RE,
-    free_port,
-    post_form,
-    postgres_server,
-    postgres_url,
-)
-from tests.waiting import wait_for
-from webapp.config import ENV_KEYS, normalize_database_url
-from webapp.paths import PROJECT_ROOT
-from webapp.serve import gunicorn_command
+from tests.support.browsing import REPLY_RE, RESENT_FORMS, Recorder, composer, post_form, sign_up
+from tests.support.stack import Stack
+from webapp.config import normalize_database_url
 
 pytestmark = pytest.mark.slow
-__all__ = ["postgres_server", "postgres_url"]  # fixtures used below
 
 CHATS, TURNS, USERS = 50, 5, 10
 DEADLINE_SECONDS = 240
-
-
-class Stack:
-    """gunicorn (2 processes × 64 threads, as `make run`) and one `python -m workers` (50 threads)."""
-
-    def __init__(self, tmp: Path, database_url: str, redis_url: str, web_workers: int = 2, worker: bool = True):
-        self.tmp = tmp
-        self.web_workers, self.worker = web_workers, worker
-        self.queue = f"soak-{uuid.uuid4().hex[:8]}"
-        self.env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        self.env.update(
-            {
-                "SWITCHBOARD_INSTANCE_PATH": str(tmp / "instance"),
-                "SECRET_KEY": "soak-test-secret-key-0123456789",
-                "DATABASE_URL": database_url,
-                "REDIS_URL": redis_url,
-                "RQ_QUEUE_NAME": self.queue,
-                "ECHO_DELAY": "0.01",
-                "DEFAULT_REQUESTS_PER_MINUTE": "0",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        self._start(
-            "web",
-            gunicorn_command(f"127.0.0.1:{self.port}", self.web_workers, access_log=str(self.tmp / "access.log")),
-        )
-        if self.worker:
-            self._start("worker", [sys.executable, "-m", "workers", "--queue", self.queue])
-
-        def up():
-            for name, proc in self.procs:
-                assert proc.poll() is None, f"{name} exited:\n{self.log(name)[-3000:]}"
-            try:
-                # /readyz needs a live worker; /healthz only the web
-                return httpx.get(f"{self.url}/{'readyz' if self.worker else 'healthz'}", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, 60, "web and worker ready")
-
-    def _start(self, name: str, args: list[str]) -> None:
-        log = open(self.tmp / f"{name}.log", "wb")
-        self.procs.append(
-            (
-                name,
-                subprocess.Popen(
-                    args, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                ),
-            )
-        )
-        log.close()
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")
-
-    def stop(self) -> None:
-        for _name, proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-        for _name, proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait(5)
-
-
-class Recorder:
-    """Every response's status, so no 5xx can hide behind a retry."""
-
-    def __init__(self):
-        self.statuses: Counter = Counter()
-        self.server_errors: list[str] = []
-
-    async def __call__(self, response: httpx.Response) -> None:
-        self.statuses[response.status_code] += 1
-        if response.status_code >= 500:
-            await response.aread()
-            self.server_errors.append(
-                f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:200]}"
-            )
 
 
 async def _follow(client: httpx.AsyncClient, url: str, page: str, deadline: float) -> None:
@@ -153,15 +42,9 @@ async def _follow(client: httpx.AsyncClient, url: str, page: str, deadline: floa
 
 
 async def _post_turn(client: httpx.AsyncClient, url: str, page_path: str, content: str) -> str:
-    form = COMPOSER_RE.search((await client.get(url + page_path)).text)
+    action, csrf, submission = composer((await client.get(url + page_path)).text)
     response = await post_form(
-        client,
-        url + form.group(1),
-        {
-            "csrf_token": CSRF_RE.search(form.group(2)).group(1),
-            "submission_token": SUBMISSION_RE.search(form.group(2)).group(1),
-            "content": content,
-        },
+        client, url + action, {"csrf_token": csrf, "submission_token": submission, "content": content}
     )
     assert response.status_code == 302, f"{response.status_code}: {response.text[:300]}"
     return response.headers["location"].split("#")[0]
@@ -191,17 +74,7 @@ async def _soak(url: str) -> tuple[list[str], Recorder]:
     ]
     try:
         for index, client in enumerate(clients):
-            csrf = CSRF_RE.search((await client.get(f"{url}/auth/signup")).text).group(1)
-            response = await client.post(
-                f"{url}/auth/signup",
-                data={
-                    "username": f"soak{index}",
-                    "password": "soak test password",
-                    "confirm": "soak test password",
-                    "csrf_token": csrf,
-                },
-            )
-            assert response.status_code == 302, response.text[:300]
+            await sign_up(client, url, f"soak{index}")
         paths = await asyncio.gather(*(_chat(clients[i % USERS], url, i, deadline) for i in range(CHATS)))
         return paths, recorder
     finally:
@@ -209,7 +82,7 @@ async def _soak(url: str) -> tuple[list[str], Recorder]:
 
 
 def _soak_on(database_url: str, redis_url: str, tmp_path: Path) -> None:
-    stack = Stack(tmp_path, database_url, redis_url)
+    stack = Stack(tmp_path, database_url, redis_url, env={"ECHO_DELAY": 0.01})
     try:
         stack.start()
         started = time.monotonic()
@@ -248,7 +121,7 @@ def _soak_on(database_url: str, redis_url: str, tmp_path: Path) -> None:
         )
         # A connection cut before its answer (gunicorn's keep-alive timer, WEB_KEEPALIVE) must not happen here.
         assert RESENT_FORMS["resent"] == 0
-        assert "database is locked" not in stack.log("web") + stack.log("worker")
+        assert "database is locked" not in stack.log("web0") + stack.log("worker0")
     finally:
         stack.stop()
 

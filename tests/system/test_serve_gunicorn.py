@@ -3,21 +3,15 @@ so two instances on one host, each with its own instance folder, start side by s
 
 import os
 import signal
-import socket
 import subprocess
 
 import httpx
 
-from tests.waiting import wait_for
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import INSTANCE_ENV_VAR, PROJECT_ROOT
 from webapp.serve import gunicorn_command
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def serves(url: str) -> bool:

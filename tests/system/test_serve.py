@@ -16,15 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_scale_out import COMPOSER_RE, CSRF_RE, SUBMISSION_RE, free_port
-from tests.waiting import wait_for
+from tests.support.forms import COMPOSER_RE, CSRF_RE, SUBMISSION_RE
+from tests.support.ports import free_port
+from tests.support.stack import GUNICORN_CHILD_RE
+from tests.support.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
 STARTED_RE = re.compile(r"\[switchboard\] (\w+) started \(pid (\d+)\)")
-GUNICORN_CHILD_RE = re.compile(r"Booting worker with pid: (\d+)")
 ALIVE_TTL = 2
 # gunicorn closes idle connections after 2 s; a request racing that close would fail for nothing.
 NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from tests.conftest import csrf_token
+from tests.support.forms import csrf_token
 from webapp.accounts import create_user
 from webapp.extensions import db
 from webapp.models import User

