@@ -27,7 +27,7 @@ from .settings import bp as settings_bp
 def create_app(test_config: dict | None = None) -> Flask:
     instance = ensure_instance_path()
     app = Flask(
-        "webapp",  # the package: its name and folder, as before create_app moved here
+        "webapp",  # the package: Flask finds its root path and names the app from it
         instance_path=str(instance),
         instance_relative_config=True,
         template_folder=str(PROJECT_ROOT / "templates"),

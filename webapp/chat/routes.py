@@ -313,9 +313,7 @@ def regenerate(conversation_id, message_id):
     expected = request.form.get("of", type=int)
     try:
         convs.regenerate_reply(conv, message, expected)
-    except ValueError as exc:
-        flash(str(exc), "error")
-    except (convs.ReplyInProgress, NotQueued) as exc:
+    except (ValueError, convs.ReplyInProgress, NotQueued) as exc:
         flash(str(exc), "error")
     return redirect(_conversation_url(conv) + "#latest")
 
