@@ -53,12 +53,12 @@ def test_instance_folder_moves_with_one_variable(instance_path):
 
 def test_the_configuration_page_lists_every_setting_as_declared():
     """docs/configuration.md carries the table generated from webapp.config.SETTINGS (python -m webapp.config)."""
-    from webapp.config import markdown_table
+    from webapp.config import DOCS_END, DOCS_START, markdown_table
     from webapp.paths import PROJECT_ROOT
 
     page = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
-    table = page.split("<!-- settings table: generated -->\n", 1)[1].split("<!-- end of settings table -->", 1)[0]
-    assert table == markdown_table(), "docs/configuration.md is stale: paste `python -m webapp.config` into it"
+    table = page.split(DOCS_START, 1)[1].split(DOCS_END, 1)[0]
+    assert table == markdown_table(), "docs/configuration.md is stale: run `python -m webapp.config --write`"
 
 
 def test_every_setting_is_read_with_its_kind(instance_path, monkeypatch):

@@ -254,5 +254,17 @@ def load_config(overrides: dict | None = None) -> dict:
     return config
 
 
-if __name__ == "__main__":
-    print(markdown_table(), end="")
+def write_docs_table(path: Path = PROJECT_ROOT / "docs" / "configuration.md") -> None:
+    """Put the current table between the markers of docs/configuration.md."""
+    page = path.read_text()
+    head, rest = page.split(DOCS_START, 1)
+    _old, tail = rest.split(DOCS_END, 1)
+    path.write_text(head + DOCS_START + markdown_table() + DOCS_END + tail)
+
+
+DOCS_START, DOCS_END = "<!-- settings table: generated -->\n", "<!-- end of settings table -->"
+
+if __name__ == "__main__":  # python -m webapp.config [--write]: print the table, or write it into the docs
+    import sys
+
+    write_docs_table() if "--write" in sys.argv else print(markdown_table(), end="")
