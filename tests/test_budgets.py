@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from tests.chat.test_routes import send
-from tests.conftest import csrf_token
+from tests.support.chat import send
+from tests.support.forms import csrf_token
 from webapp import admin_settings, groups, limits, usage
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, UsageRecord, User

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.chat.test_markdown import XSS_CORPUS, audit
+from tests.support.xss import XSS_CORPUS, audit
 from webapp.markdown import ALLOWED_TAGS, render_markdown
 
 # Payloads aimed at the highlighter and the math converter (latex2mathml copies \text and \href through as is).
