@@ -3,11 +3,10 @@ limits; per-user and default budgets; model prices. Bad input is a 400 page that
 
 from sqlalchemy import select
 
+from tests.support.admin import make_user, post
 from webapp import limits, usage
 from webapp.extensions import db
 from webapp.models import AuditEvent, Group, GroupMember, User
-
-from .helpers import make_user, post
 
 
 def group_id(app, name):

@@ -3,7 +3,8 @@
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import AuthActions, csrf_token
+from tests.support.accounts import AuthActions
+from tests.support.forms import csrf_token
 from tests.support.oidc_provider import callback_path
 from webapp.accounts import create_user
 from webapp.extensions import db

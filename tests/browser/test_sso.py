@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG
+from tests.support.browser import LONG
 
 
 @pytest.fixture
