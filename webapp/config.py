@@ -117,8 +117,8 @@ SETTINGS: tuple[Setting, ...] = (
         "FINAL_WRITE_RETRY_SECONDS",
         "float",
         120.0,
-        "How long a worker keeps retrying a reply's final database write through a lost connection "
-        "(a database restart) before the sweep takes over.",
+        "How long a worker keeps retrying a finished reply's database write while the database is unreachable "
+        "(a restart); past that the record waits in Redis and the recovery sweep saves it once the database is back.",
     ),
     Setting("HOST", "str", "127.0.0.1", "Where `make run` serves."),
     Setting("PORT", "int", 8000, "The port `make run` serves on."),

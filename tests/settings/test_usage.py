@@ -6,7 +6,7 @@ import io
 
 from sqlalchemy import select
 
-from tests.chat.test_routes import send
+from tests.support.chat import send
 from webapp import admin_settings, groups
 from webapp.accounts import create_user
 from webapp.api_keys import create_key

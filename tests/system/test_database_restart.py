@@ -20,8 +20,8 @@ import pytest
 import redis
 
 from bench.postgres import Unavailable, restartable_cluster
-from tests.test_serve import NO_KEEPALIVE, Supervisor, send, sign_up, status
-from tests.waiting import wait_for
+from tests.support.supervision import NO_KEEPALIVE, Supervisor, send, sign_up, status
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
