@@ -1,0 +1,191 @@
+"""A monthly budget under load, through real gunicorn and a real worker process: 50 requests at once
+against a $0.10 per-member budget, with gpt-4o (priced by LiteLLM's map) served by the fake OpenAI
+server. Nothing goes over the budget by more than one reply's estimate, the refusals name the budget
+and its reset time, nothing refused reaches the provider, and settlement replaces every estimate
+with the real cost (issue 24)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.waiting import wait_for
+from webapp import create_app, limits, usage
+from webapp.accounts import create_user
+from webapp.api_keys import create_key
+from webapp.config import ENV_KEYS
+from webapp.extensions import db
+from webapp.models import Generation, UsageRecord, User
+from webapp.paths import PROJECT_ROOT
+from webapp.serve import gunicorn_command
+
+pytestmark = pytest.mark.slow
+
+SENDS = 50
+BUDGET = 0.10
+MAX_TOKENS = 400  # the reply's cap, and so its output estimate
+REPLY_WORDS = 200  # what the fake answers: half the estimate, so settlement has something to correct
+PROMPT = "Summarise everything about Venus weather please"  # words of 4+ characters: no more tokens than estimated
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def provider():
+    # A short wait before answering, so the 50 requests are in flight together.
+    with FakeOpenAIServer(reply=" ".join(["word"] * REPLY_WORDS), ttft=0.5) as server:
+        yield server
+
+
+@pytest.fixture
+def stack(tmp_path, redis_url, provider):
+    """Migrated SQLite, one gunicorn web process and one worker (50 jobs at once), as `make run` starts them."""
+    queue = f"budget-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env.update(
+        {
+            "SWITCHBOARD_INSTANCE_PATH": str(tmp_path / "instance"),
+            "SECRET_KEY": "budget-load-test-secret-key-0123456789",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'budget.db'}",
+            "REDIS_URL": redis_url,
+            "RQ_QUEUE_NAME": queue,
+            "OPENAI_API_KEY": "sk-test-budget",
+            "OPENAI_BASE_URL": provider.base_url,
+            "DEFAULT_REQUESTS_PER_MINUTE": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    procs = []
+    for name, args in (
+        ("web", gunicorn_command(f"127.0.0.1:{port}", 1, access_log=str(tmp_path / "access.log"))),
+        ("worker", [sys.executable, "-m", "workers", "--concurrency", "50", "--queue", queue]),
+    ):
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    args, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        for proc in procs:
+            assert proc.poll() is None, (tmp_path / "web.log").read_text() + (tmp_path / "worker.log").read_text()
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    app = create_app({"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": redis_url, "RQ_QUEUE_NAME": queue})
+    try:
+        wait_for(up, 60, "gunicorn serving")
+        from rq import Queue, Worker
+
+        connection = redis.Redis.from_url(redis_url)
+        wait_for(lambda: Worker.count(queue=Queue(queue, connection=connection)) >= 1, 60, "the worker registered")
+        yield url, app
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait(5)
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_fifty_sends_against_a_ten_cent_budget(stack, provider):
+    url, app = stack
+    with app.app_context():
+        user = create_user("spender", "correct horse battery")
+        user.monthly_budget = BUDGET
+        _key, api_key = create_key(user, "load")
+        db.session.commit()
+        user_id = user.id
+        input_price, output_price = usage.unit_prices("gpt-4o", "openai")  # LiteLLM's price map
+    assert input_price > 0 and output_price > 0
+    estimate = (len(PROMPT) // 4) * input_price + MAX_TOKENS * output_price
+    body = {"model": "gpt-4o", "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": PROMPT}]}
+    headers = {"Authorization": f"Bearer {api_key}"}
+    barrier = threading.Barrier(SENDS)
+
+    def send(_index):
+        barrier.wait()
+        return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(SENDS) as pool:
+        replies = list(pool.map(send, range(SENDS)))
+    statuses = [r.status_code for r in replies]
+    answered = statuses.count(200)
+    assert set(statuses) <= {200, 429} and answered + statuses.count(429) == SENDS, statuses
+    # Reserved estimates never pass the budget, so at most this many run at once.
+    assert 1 <= answered <= int(BUDGET // estimate), (answered, estimate)
+    refused = [r for r in replies if r.status_code == 429]
+    assert refused, "some sends must be refused"
+    reset = limits.month_reset(time.time())
+    for reply in refused:
+        error = reply.json()["error"]
+        assert (error["code"], error["type"]) == ("insufficient_quota", "insufficient_quota")
+        assert "your monthly budget of $0.10" in error["message"]
+        assert f"It resets on {reset:%Y-%m-%d} at 00:00 UTC" in error["message"]
+        assert abs(int(reply.headers["Retry-After"]) - (reset.timestamp() - time.time())) < 120
+    assert len(provider.chat_requests) == answered  # nothing refused reached the provider
+
+    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+    month_key = limits._keys(str(user_id), time.time())[2]
+
+    def settled():
+        with app.app_context():
+            records = db.session.scalar(select(func.count(UsageRecord.id)).where(UsageRecord.user_id == user_id))
+            spent = db.session.scalar(select(func.sum(UsageRecord.cost)).where(UsageRecord.user_id == user_id))
+        counter = int(connection.get(month_key) or 0) / limits.MICRO
+        return records == answered and abs(counter - spent) < 1e-5 and (spent, counter)
+
+    spent, counter = wait_for(settled, 60, "every reply settled with its real cost")
+    print(
+        f"budget ${BUDGET}: {answered} answered, {SENDS - answered} refused; estimate ${estimate:.6f} each, "
+        f"settled ${spent:.6f} in all (${spent / answered:.6f} each), month counter ${counter:.6f}"
+    )
+    assert spent <= BUDGET + estimate  # over the budget by at most one reply's estimate
+    real_each = spent / answered
+    assert real_each < estimate * 0.75  # the real cost (200 of 400 output tokens) replaced each estimate
+    with app.app_context():
+        refusals = db.session.scalar(
+            select(func.count(Generation.id)).where(
+                Generation.user_id == user_id, Generation.error_code == "insufficient_quota"
+            )
+        )
+        assert refusals == SENDS - answered and db.session.get(User, user_id).monthly_budget == BUDGET
+    # With the estimates given back, the room they held is there again.
+    again = httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=60)
+    assert again.status_code == 200, again.text
