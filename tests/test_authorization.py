@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tests.support.accounts import AuthActions
 from tests.support.forms import csrf_token
-from webapp import groups
+from webapp import groups, sharing
 from webapp.accounts import create_user
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
 from webapp.api_keys import create_key
@@ -30,11 +30,11 @@ PUBLIC = [
     "auth.sso_start",
     "auth.sso_callback",
 ]
-SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout"]
+SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout", "share.*"]
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]
 API_TOKEN = ["api.chat_completions", "api.supported_models", "api.usage", "v1.*"]
 # URL arguments that name one user's own objects: anyone else gets 404, never a hint it exists.
-OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id"}
+OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id", "link_id"}
 # Routes that sign the caller out: judged last, or not at all, so they do not end the visitor's session mid-test.
 SIGNS_OUT = {"auth.logout", "settings.end_all_sessions"}
 
@@ -63,6 +63,8 @@ def world(app, client, run_jobs):
         groups.add_member(None, team, alice)
         db.session.commit()
         conversation = db.session.scalar(select(Conversation))
+        link = sharing.share(alice, conversation, include_system_prompt=False)
+        db.session.commit()
         generation = db.session.scalar(select(Generation))
         ensure_probe_job()
         return {
@@ -84,6 +86,8 @@ def world(app, client, run_jobs):
             "model_id": "echo",
             "session_id": db.session.scalar(select(UserSession.id).where(UserSession.user_id == alice.id)),
             "group_id": team.id,
+            "link_id": link.id,
+            "token": link.token,
         }
 
 

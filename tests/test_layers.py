@@ -44,7 +44,7 @@ FLOORS = [
     ("domain: choices", ["webapp/model_options.py"]),
     (
         "domain: conversations and generations",
-        ["webapp/generations.py", "webapp/reply_events.py", "webapp/conversations.py"],
+        ["webapp/generations.py", "webapp/reply_events.py", "webapp/conversations.py", "webapp/sharing.py"],
     ),
     (
         "pages and API",
@@ -54,6 +54,7 @@ FLOORS = [
             "webapp/settings",
             "webapp/model_settings",
             "webapp/admin",
+            "webapp/share",
             "webapp/api",
             "webapp/ops",
             "webapp/errors.py",

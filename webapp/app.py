@@ -22,6 +22,7 @@ from .paths import PROJECT_ROOT, ensure_instance_path
 from .root import bp as root_bp
 from .security import init_security
 from .settings import bp as settings_bp
+from .share import bp as share_bp
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -54,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     init_api(app)  # /api/ (llm-service-api.md) and /v1/ (OpenAI-compatible): bearer tokens, no CSRF
     app.register_blueprint(settings_bp)
+    app.register_blueprint(share_bp)  # shared conversation links: /share/ and /s/<token>
 
     app.register_blueprint(model_settings_bp)
 

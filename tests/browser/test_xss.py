@@ -1,4 +1,5 @@
-"""A corpus of XSS payloads sent as messages, echoed back by a model, used as a title and a search: nothing runs."""
+"""A corpus of XSS payloads sent as messages, echoed back by a model, used as a title, a search and a system
+prompt, and seen again on the conversation's shared page: nothing runs."""
 
 from playwright.sync_api import expect
 
@@ -69,6 +70,18 @@ def test_xss_payloads_in_messages_replies_titles_and_search_never_run(page, live
     expect(page.get_by_label("Search conversations")).to_have_value("<script>window.__xss=1</script>")
     page.goto(conversation_url)
     expect(page.locator(".message.assistant .code-block")).to_have_count(1)
+
+    # The same conversation on its shared page (title, messages, replies and a system prompt as payloads).
+    page.locator("details.settings summary").click()
+    page.get_by_label("System prompt").fill(PAYLOADS[1])
+    page.get_by_role("button", name="Save settings").click()
+    page.locator("details.share summary").click()
+    page.get_by_label("Include the system prompt").check()
+    page.get_by_role("button", name="Create share link").click()
+    page.goto(page.locator("#share-url").input_value())
+    expect(page.locator(".shared-system .content")).to_have_text(PAYLOADS[1])
+    expect(page.locator(".message.user .content").first).to_have_text(corpus)
+    expect(page.get_by_role("heading", level=1)).to_have_text(PAYLOADS[5])
     page.wait_for_timeout(500)  # give anything that managed to get in a moment to run
 
     assert dialogs == []

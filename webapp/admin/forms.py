@@ -135,6 +135,7 @@ class TeamSettingsForm(FlaskForm):
     """Site-wide team settings on the admin home (docs/teams.md)."""
 
     sso_allow_linking = BooleanField("Single sign-on may take over a local account of the same name (verified email)")
+    share_public_links = BooleanField("Shared conversation links open for anyone with the link, signed in or not")
     submit = SubmitField("Save")
 
 

@@ -1,9 +1,9 @@
-"""Admin views for team features: the single sign-on status and settings, break-glass accounts."""
+"""Admin views for team features: single sign-on status and settings, public share links, break-glass accounts."""
 
 from flask import abort, flash, redirect, url_for
 from flask_login import current_user
 
-from .. import audit, sso
+from .. import audit, sharing, sso
 from ..extensions import db
 from ..models import User
 from . import bp
@@ -15,7 +15,11 @@ def team_admin_helpers():
     """For the admin home and user pages (pieces included from their templates)."""
 
     def team_settings_form():
-        return TeamSettingsForm(formdata=None, sso_allow_linking=sso.linking_allowed())
+        return TeamSettingsForm(
+            formdata=None,
+            sso_allow_linking=sso.linking_allowed(),
+            share_public_links=sharing.public_links_allowed(),
+        )
 
     return {
         "sso_status": sso.discovery_status,
@@ -30,6 +34,7 @@ def team_settings():
     if not form.validate_on_submit():
         abort(400)
     sso.set_allow_linking(current_user, bool(form.sso_allow_linking.data))
+    sharing.set_public_links(current_user, bool(form.share_public_links.data))
     db.session.commit()
     flash("Saved the team settings.", "success")
     return redirect(url_for("admin.index") + "#teams")
