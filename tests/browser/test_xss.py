@@ -76,7 +76,7 @@ def test_xss_payloads_in_messages_replies_titles_and_search_never_run(page, live
     page.get_by_label("System prompt").fill(PAYLOADS[1])
     page.get_by_role("button", name="Save settings").click()
     page.locator("details.share summary").click()
-    page.get_by_label("Include the system prompt").check()
+    page.get_by_label("Include the instructions to the model").check()
     page.get_by_role("button", name="Create share link").click()
     page.goto(page.locator("#share-url").input_value())
     expect(page.locator(".shared-system .content")).to_have_text(PAYLOADS[1])

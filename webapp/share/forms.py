@@ -3,7 +3,7 @@ from wtforms import BooleanField, HiddenField, SubmitField
 
 
 class ShareForm(FlaskForm):
-    include_system_prompt = BooleanField("Include the system prompt")
+    include_system_prompt = BooleanField("Include the instructions to the model (system prompt)")
     next = HiddenField()
     submit = SubmitField("Create share link")
 
