@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import LONG, send, sign_in, wait_done
+from tests.support.browser import LONG, send, sign_in, wait_done
 
 
 def test_share_read_without_scripting_continue_and_revoke(browser, page, live_server, make_user, both_themes):
