@@ -40,7 +40,8 @@ MICRO = 1_000_000  # money is counted in millionths of a dollar
 #       reservation value, reservation ttl. Every counter is kept whether limited or not, so a limit
 #       set later starts from the real figure.
 # Returns {0, 0} when reserved; {n, x} when limit n (1-6, the ARGV above) refuses, x its counter's
-# TTL or value; {9, k} when the month counter k must first be seeded from the usage ledger.
+# TTL or value; {9, k} when the month counter k must first be seeded from the usage ledger. A request
+# that costs nothing (an unpriced or free model) passes a spent budget: it spends nothing more.
 _RESERVE = """
 local function num(i) return tonumber(ARGV[i]) end
 local function get(k) return tonumber(redis.call('GET', k) or '0') end
@@ -55,7 +56,7 @@ for offset = 0, (pool and 3 or 0), 3 do
   if num(2 + offset) > 0 and get(KEYS[2 + offset]) + tokens > num(2 + offset) then
     return {2 + offset, get(KEYS[2 + offset])}
   end
-  if num(3 + offset) > 0 and get(KEYS[3 + offset]) + cost > num(3 + offset) then
+  if num(3 + offset) > 0 and cost > 0 and get(KEYS[3 + offset]) + cost > num(3 + offset) then
     return {3 + offset, get(KEYS[3 + offset])}
   end
 end
