@@ -18,7 +18,7 @@ migrate: install
 	$(BIN)/flask --app wsgi db upgrade
 
 run: migrate
-	$(BIN)/python -m webapp.serve
+	$(BIN)/python -m supervisor
 
 worker: install
 	$(BIN)/python -m workers

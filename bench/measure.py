@@ -209,7 +209,7 @@ def api_key_for(stack: Stack, username: str) -> str:
     from sqlalchemy import select
 
     from webapp import create_app
-    from webapp.api_keys import create_key
+    from webapp.accounts.api_keys import create_key
     from webapp.extensions import db
     from webapp.models import User
 

@@ -19,10 +19,10 @@ from datetime import timedelta
 
 import httpx
 
+from supervisor import gunicorn_command
 from tests.support.ports import free_port
 from tests.support.sse import aiter_events
 from webapp.paths import PROJECT_ROOT
-from webapp.serve import gunicorn_command
 
 from . import procs
 from .fake_provider import stamps

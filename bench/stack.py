@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import redis
 
+from supervisor import gunicorn_command
 from tests.support.ports import free_port
 from tests.support.stack import migrate, worker_command
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
-from webapp.serve import gunicorn_command
 
 from . import procs
 

@@ -10,8 +10,8 @@ from tests.support.accounts import AuthActions
 from tests.support.forms import csrf_token
 from webapp import groups, sharing
 from webapp.accounts import create_user
+from webapp.accounts.api_keys import create_key
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
-from webapp.api_keys import create_key
 from webapp.extensions import db
 from webapp.models import ApiKey, Conversation, Generation, User, UserSession
 
@@ -30,13 +30,13 @@ PUBLIC = [
     "auth.sso_start",
     "auth.sso_callback",
 ]
-SIGNED_IN = ["chat.*", "model_settings.*", "settings.*", "auth.logout", "share.*"]
+SIGNED_IN = ["chat.*", "model_settings.*", "account.*", "auth.logout", "share.*"]
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]
 API_TOKEN = ["api.chat_completions", "api.supported_models", "api.usage", "v1.*"]
 # URL arguments that name one user's own objects: anyone else gets 404, never a hint it exists.
 OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id", "link_id"}
 # Routes that sign the caller out: judged last, or not at all, so they do not end the visitor's session mid-test.
-SIGNS_OUT = {"auth.logout", "settings.end_all_sessions"}
+SIGNS_OUT = {"auth.logout", "account.end_all_sessions"}
 
 
 def rule_class(endpoint: str) -> str | None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from tests.support.chat import send
 from tests.support.forms import csrf_token
-from webapp import admin_settings, groups, limits, usage
+from webapp import groups, limits, site_settings, usage
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, UsageRecord, User
 from webapp.queue import get_redis
@@ -22,7 +22,7 @@ ESTIMATE = 0.03
 
 def price_echo(app):
     with app.app_context():
-        admin_settings.set_site(admin_settings.MODEL_PRICES, {"echo": ECHO_PRICE})
+        site_settings.set_site(site_settings.MODEL_PRICES, {"echo": ECHO_PRICE})
         db.session.commit()
 
 

@@ -4,7 +4,7 @@ model access (webapp.access, the one rule) and each limit (webapp.limits)."""
 import pytest
 from sqlalchemy import select
 
-from webapp import access, admin_settings, groups, limits
+from webapp import access, groups, limits, site_settings
 from webapp.accounts import create_user
 from webapp.extensions import db
 from webapp.models import AuditEvent, GroupMember, User
@@ -21,7 +21,7 @@ def app_config(app_config):
 def team(app):
     """Users in 0, 1 and 2 groups; the user role may use only echo; the groups add OpenAI models."""
     with app.app_context():
-        admin_settings.set_site(admin_settings.ROLE_MODELS, {"user": ["echo"], "admin": None})
+        site_settings.set_site(site_settings.ROLE_MODELS, {"user": ["echo"], "admin": None})
         small = groups.create_group(None, "Small")
         large = groups.create_group(None, "Large")
         groups.set_rules(
@@ -68,7 +68,7 @@ def test_a_model_is_usable_when_the_role_or_any_group_allows_it(app, team):
         assert {m.model_id for m in access.allowed_models(user("two"))} >= {"echo", "gpt-4o", "gpt-4o-mini"}
         assert "gpt-4o" not in {m.model_id for m in access.allowed_models(user("one"))}
         # A model an admin disabled stays refused whatever the groups say.
-        admin_settings.set_site(admin_settings.DISABLED_MODELS, ["gpt-4o"])
+        site_settings.set_site(site_settings.DISABLED_MODELS, ["gpt-4o"])
         db.session.commit()
         assert not usable("two", "gpt-4o")
 

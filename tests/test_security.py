@@ -1,7 +1,7 @@
 import logging
 
 from tests.support.forms import csrf_token
-from webapp.observability import ContextFilter, request_id_var
+from webapp.logs import ContextFilter, request_id_var
 
 
 def test_session_cookie_is_secure_over_https_only(client, app):

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from flask import has_app_context
 
-from . import admin_settings, groups
+from . import groups, site_settings
 from .llm import LLMError, Model, get_model, get_models
-from .llm import settings as llm_settings
+from .llm import config as llm_settings
 from .llm.registry import provider_configured, provider_label
 
 
@@ -44,9 +44,9 @@ def _policy(user=None) -> tuple[set[str], dict, set[str]]:
     """(disabled models, role allow-lists, the models ``user``'s groups allow): read once per check."""
     if not has_app_context():
         return set(), {}, set()
-    site = admin_settings.snapshot().site
-    disabled = set(site.get(admin_settings.DISABLED_MODELS) or ())
-    role_models = site.get(admin_settings.ROLE_MODELS) or {}
+    site = site_settings.snapshot().site
+    disabled = set(site.get(site_settings.DISABLED_MODELS) or ())
+    role_models = site.get(site_settings.ROLE_MODELS) or {}
     group_models = set().union(*(g.models for g in groups.user_groups(user))) if user is not None else set()
     return disabled, role_models if isinstance(role_models, dict) else {}, group_models
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import admin_settings, llm, request_body, sso
+from . import llm, request_body, site_settings, sso
+from .account import bp as account_bp
 from .admin import init_app as init_admin
 from .api import init_app as init_api
 from .auth import bp as auth_bp
@@ -15,13 +16,13 @@ from .database import tune_sqlite
 from .errors import init_errors
 from .extensions import csrf, db, login_manager, migrate
 from .json_input import StrictJSONProvider
+from .logs import configure_logging, init_request_ids
+from .metrics import init_request_metrics
 from .model_settings import bp as model_settings_bp
-from .observability import configure_logging, init_request_tracking
 from .ops import bp as ops_bp
 from .paths import PROJECT_ROOT, ensure_instance_path
 from .root import bp as root_bp
 from .security import init_security
-from .settings import bp as settings_bp
 from .share import bp as share_bp
 
 
@@ -46,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     llm.configure({**app.config, "INSTANCE_PATH": app.instance_path})
 
-    admin_settings.init_app(app)  # provider keys, base URLs and on/off stored by admins reach webapp.llm
+    site_settings.init_app(app)  # provider keys, base URLs and on/off stored by admins reach webapp.llm
     sso.init_app(app)  # the OpenID Connect client, when OIDC_ISSUER is set
 
     app.register_blueprint(root_bp)
@@ -54,7 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(chat_bp)
 
     init_api(app)  # /api/ (llm-service-api.md) and /v1/ (OpenAI-compatible): bearer tokens, no CSRF
-    app.register_blueprint(settings_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(share_bp)  # shared conversation links: /share/ and /s/<token>
 
     app.register_blueprint(model_settings_bp)
@@ -64,7 +65,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(ops_bp)
     init_errors(app)
     init_security(app)
-    init_request_tracking(app)
+    init_request_ids(app)
+    init_request_metrics(app)
 
     register_commands(app)
     request_body.init_app(app)  # a body cut short is a 400, never half saved

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .llm.settings import LLM_SETTINGS, Setting
+from .llm.config import LLM_SETTINGS, Setting
 from .paths import PROJECT_ROOT, default_redis_url, ensure_instance_path
 
 COMPUTED = object()  # a default that load_config works out (shown_default says how)

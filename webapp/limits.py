@@ -26,7 +26,7 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import admin_settings, groups, usage
+from . import groups, site_settings, usage
 from .extensions import db
 from .models import Generation, UsageRecord, User
 from .queue import get_redis
@@ -108,7 +108,7 @@ class Limits:
 
 
 def _site_default(key: str, config_key: str, kind=int):
-    stored = admin_settings.snapshot().site.get(key)
+    stored = site_settings.snapshot().site.get(key)
     value = stored if stored not in (None, "") else current_app.config.get(config_key)
     return kind(value or 0)
 
@@ -141,21 +141,21 @@ def effective_limits(user: User, user_groups: list[groups.GroupRules] | None = N
             most_generous(
                 user.requests_per_minute,
                 [g.member_requests_per_minute for g in user_groups],
-                _site_default(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
+                _site_default(site_settings.DEFAULT_REQUESTS_PER_MINUTE, "DEFAULT_REQUESTS_PER_MINUTE"),
             )
         ),
         int(
             most_generous(
                 user.tokens_per_day,
                 [g.member_tokens_per_day for g in user_groups],
-                _site_default(admin_settings.DEFAULT_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
+                _site_default(site_settings.DEFAULT_TOKENS_PER_DAY, "DEFAULT_TOKENS_PER_DAY"),
             )
         ),
         float(
             most_generous(
                 user.monthly_budget,
                 [g.member_monthly_budget for g in user_groups],
-                _site_default(admin_settings.DEFAULT_MONTHLY_BUDGET, "DEFAULT_MONTHLY_BUDGET", float),
+                _site_default(site_settings.DEFAULT_MONTHLY_BUDGET, "DEFAULT_MONTHLY_BUDGET", float),
             )
         ),
         pool,

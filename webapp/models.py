@@ -62,7 +62,7 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # flask-login refuses inactive users
         return not self.is_disabled
 
-    # The sign-in this request runs under (set by webapp.sessions); flask-login stores its token in the
+    # The sign-in this request runs under (set by webapp.accounts.sessions); flask-login stores its token in the
     # session and remember-me cookies, so the cookies name a revocable server-side record, not the user.
     current_session = None  # UserSession
     current_session_token = None  # str
@@ -181,7 +181,7 @@ class Generation(db.Model):
 
 
 class ProviderSetting(db.Model):
-    """An admin's settings for one LLM provider. The API key is Fernet-encrypted (see webapp.admin_settings)."""
+    """An admin's settings for one LLM provider. The API key is Fernet-encrypted (see webapp.site_settings)."""
 
     __tablename__ = "provider_settings"
 

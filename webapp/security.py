@@ -7,7 +7,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Unauthorized
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import sessions
+from .accounts import sessions
 from .errors import error_response, wants_json
 from .extensions import login_manager
 from .models import User
@@ -21,7 +21,7 @@ CONTENT_SECURITY_POLICY = (
 @login_manager.user_loader
 def load_user(session_token: str) -> User | None:
     # The "user id" flask-login keeps in the session and remember-me cookies is the token of a server-side
-    # sign-in record: revoking the record ends both cookies (see webapp.sessions).
+    # sign-in record: revoking the record ends both cookies (see webapp.accounts.sessions).
     return sessions.load_user(session_token, sessions.WEB)
 
 

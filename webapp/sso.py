@@ -6,7 +6,7 @@ validates the ID token (signature against the provider's JWKS, issuer, audience,
 
 Every sign-in then brings the account in line with the identity provider (:func:`account_for`): the account is
 found by its subject, else linked or created; its groups follow the groups claim; OIDC_ADMIN_GROUPS decide
-its admin flag. The browser session it gets is an ordinary ``user_sessions`` record (webapp.sessions).
+its admin flag. The browser session it gets is an ordinary ``user_sessions`` record (webapp.accounts.sessions).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from flask import Flask, current_app
 from joserfc.errors import JoseError
 from sqlalchemy import func, select
 
-from . import admin_settings, audit, groups
+from . import audit, groups, site_settings
 from .accounts import USERNAME_LENGTH, active_admin_count, create_user, find_user
 from .extensions import db
 from .models import Group, GroupMember, User
@@ -251,7 +251,7 @@ def _link_or_create(claims: dict, subject: str) -> User:
         existing is not None
         and existing.sso_subject is None
         and claims.get("email_verified") is True
-        and admin_settings.get_site(ALLOW_LINKING, False)
+        and site_settings.get_site(ALLOW_LINKING, False)
     ):
         existing.sso_subject = subject
         audit.record(None, "sso.link", f"user:{existing.username}", None, {"subject": subject})
@@ -298,11 +298,11 @@ def _sync_admin(user: User, groups: list[str]) -> None:
 
 
 def set_allow_linking(actor: User, allowed: bool) -> None:
-    before = bool(admin_settings.get_site(ALLOW_LINKING, False))
+    before = bool(site_settings.get_site(ALLOW_LINKING, False))
     if before != allowed:
-        admin_settings.set_site(ALLOW_LINKING, allowed)
+        site_settings.set_site(ALLOW_LINKING, allowed)
         audit.record(actor, "sso.linking", "sso", {"allow_linking": before}, {"allow_linking": allowed})
 
 
 def linking_allowed() -> bool:
-    return bool(admin_settings.get_site(ALLOW_LINKING, False))
+    return bool(site_settings.get_site(ALLOW_LINKING, False))

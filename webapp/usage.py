@@ -23,7 +23,7 @@ from flask import has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import admin_settings, groups
+from . import groups, site_settings
 from .database import write
 from .extensions import db
 from .llm import get_model
@@ -83,7 +83,7 @@ def price_map() -> dict:
 
 def admin_prices() -> dict[str, tuple[float, float]]:
     """Prices an admin set on the Models page: model id -> (input, output) USD per million tokens."""
-    stored = admin_settings.snapshot().site.get(admin_settings.MODEL_PRICES) if has_app_context() else None
+    stored = site_settings.snapshot().site.get(site_settings.MODEL_PRICES) if has_app_context() else None
     prices = {}
     for model_id, pair in (stored or {}).items() if isinstance(stored, dict) else ():
         try:

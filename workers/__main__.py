@@ -18,7 +18,7 @@ from rq import Worker
 from rq.defaults import DEFAULT_WORKER_TTL
 
 from webapp.extensions import db
-from webapp.observability import configure_logging
+from webapp.logs import configure_logging
 from webapp.queue import connect
 
 from .app_context import worker_app

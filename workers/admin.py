@@ -10,7 +10,7 @@ import time
 
 from rq import get_current_job
 
-from webapp.connection_tests import check_connection, write_connection_test
+from webapp.provider_checks import check_connection, write_connection_test
 
 from .app_context import app_context
 

@@ -26,8 +26,8 @@ from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
+from webapp.logs import generation_id_var
 from webapp.models import Generation, GenerationStatus, Message, User, utcnow
-from webapp.observability import generation_id_var
 from webapp.queue import get_redis
 from webapp.usage import record_quietly as record_usage
 

@@ -70,7 +70,7 @@ def test_inhouse_model_name_from_the_admin_page(app, client, admin):
         == 302
     )
     assert 'value="team-llm-7b"' in client.get("/admin/providers").get_data(as_text=True)
-    from webapp.llm import settings
+    from webapp.llm import config
 
     with app.app_context():
-        assert settings.setting("INHOUSE_MODEL") == "team-llm-7b"  # what the in-house provider asks for
+        assert config.setting("INHOUSE_MODEL") == "team-llm-7b"  # what the in-house provider asks for

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 from tests.fakes import FakeOpenAIServer
 from tests.support.admin import make_user, post, save_models, save_provider
 from tests.support.chat import send
-from webapp import admin_settings
+from webapp import site_settings
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.models import AuditEvent, Generation, ProviderSetting
@@ -56,8 +56,8 @@ def test_key_is_encrypted_at_rest_and_never_shown(app, client, admin):
         assert raw and KEY not in repr(raw)
         assert KEY[-4:] in repr(raw)  # only the hint
         row = db.session.get(ProviderSetting, "openai")
-        assert admin_settings.decrypt_key(row.api_key_encrypted) == KEY
-        assert admin_settings.stored_key("openai") == KEY
+        assert site_settings.decrypt_key(row.api_key_encrypted) == KEY
+        assert site_settings.stored_key("openai") == KEY
         events = db.session.scalars(select(AuditEvent)).all()
         assert events and all(KEY not in repr((e.before, e.after)) for e in events)
     page = client.get("/admin/providers").get_data(as_text=True)
@@ -71,18 +71,18 @@ def test_key_survives_only_with_the_same_secret(app, admin, client):
     with app.app_context():
         token = db.session.get(ProviderSetting, "openai").api_key_encrypted
         app.config["SECRET_KEY"] = "another secret"
-        assert admin_settings.decrypt_key(token) is None
+        assert site_settings.decrypt_key(token) is None
 
 
 def test_blank_key_keeps_the_stored_one_and_clear_removes_it(app, client, admin):
     save_provider(client, "openai", api_key=KEY)
     save_provider(client, "openai", base_url="http://127.0.0.1:9/v1")
     with app.app_context():
-        assert admin_settings.stored_key("openai") == KEY
+        assert site_settings.stored_key("openai") == KEY
     save_provider(client, "openai", clear_key=True)
     with app.app_context():
-        admin_settings.invalidate()
-        assert admin_settings.stored_key("openai") is None
+        site_settings.invalidate()
+        assert site_settings.stored_key("openai") is None
     assert "not set" in client.get("/admin/providers").get_data(as_text=True)
 
 
@@ -184,10 +184,10 @@ def test_echo_connection_test_sends_a_prompt(app, client, admin, run_jobs):
 
 def test_stored_settings_only_apply_inside_the_app(app, client, admin):
     save_provider(client, "openai", base_url="http://127.0.0.1:9/v1", api_key=KEY)
-    from webapp.llm import settings
+    from webapp.llm import config
 
     with app.app_context():
-        assert settings.setting("OPENAI_BASE_URL") == "http://127.0.0.1:9/v1"
-        assert settings.resolve_key("openai", "OPENAI_API_KEY") == KEY
-    assert settings.setting("OPENAI_BASE_URL") is None  # plain scripts: configuration only
-    assert settings.resolve_key("openai", "OPENAI_API_KEY") is None
+        assert config.setting("OPENAI_BASE_URL") == "http://127.0.0.1:9/v1"
+        assert config.resolve_key("openai", "OPENAI_API_KEY") == KEY
+    assert config.setting("OPENAI_BASE_URL") is None  # plain scripts: configuration only
+    assert config.resolve_key("openai", "OPENAI_API_KEY") is None

@@ -131,7 +131,7 @@ def test_unknown_user_is_404(client, admin):
 
 
 def test_default_limits_are_stored_for_the_limits_module(app, client, admin):
-    from webapp import admin_settings
+    from webapp import site_settings
 
     response = post(
         client,
@@ -142,9 +142,9 @@ def test_default_limits_are_stored_for_the_limits_module(app, client, admin):
     )
     assert response.status_code == 302
     with app.app_context():
-        site = admin_settings.snapshot().site
-        assert site[admin_settings.DEFAULT_REQUESTS_PER_MINUTE] == 20
-        assert site[admin_settings.DEFAULT_TOKENS_PER_DAY] == 0
+        site = site_settings.snapshot().site
+        assert site[site_settings.DEFAULT_REQUESTS_PER_MINUTE] == 20
+        assert site[site_settings.DEFAULT_TOKENS_PER_DAY] == 0
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "limits.defaults")) is not None
     page = client.get("/admin/users").get_data(as_text=True)
     assert 'value="20"' in page

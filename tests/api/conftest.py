@@ -11,7 +11,7 @@ import workers.app_context
 from tests.fakes import closed_port_url
 from tests.support.api import GEMINI_KEY, OPENAI_KEY, PASSWORD, USERNAME, http
 from webapp.accounts import create_user
-from webapp.api_keys import create_key
+from webapp.accounts.api_keys import create_key
 from webapp.extensions import db
 from webapp.queue import get_queue
 from workers.threaded import ThreadedWorker

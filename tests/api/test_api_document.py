@@ -36,7 +36,7 @@ def run(command: str, port: int, **placeholders) -> tuple[int, str]:
 
 def test_make_run_serves_where_the_document_says(instance_path):
     assert len(examples()) == 6 and all(DOCUMENTED_PORT in command for command in examples())
-    # `make run` runs webapp.serve, whose --port defaults to the PORT setting (unset here: its default).
+    # `make run` runs supervisor.py, whose --port defaults to the PORT setting (unset here: its default).
     assert f":{load_config()['PORT']}" == DOCUMENTED_PORT
     assert "http://127.0.0.1:8000/" in (PROJECT_ROOT / "README.md").read_text()
 

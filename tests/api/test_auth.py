@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from tests.support.api import PASSWORD, USERNAME, bearer, http
-from webapp import sessions
+from webapp.accounts import sessions
 from webapp.api import tokens
 from webapp.extensions import db
 from webapp.models import ApiKey, User

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.support.browser import LONG, refreshes_until_done, send, sign_up, wait_done
-from webapp import admin_settings
+from webapp import site_settings
 from webapp.extensions import db
 from webapp.models import User
 
@@ -42,7 +42,7 @@ def set_user(app, username, **values):
 
 def allow_models(app, models):
     with app.app_context():
-        admin_settings.set_site(admin_settings.ROLE_MODELS, {"user": models, "admin": None})
+        site_settings.set_site(site_settings.ROLE_MODELS, {"user": models, "admin": None})
         db.session.commit()
 
 

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import event, select
 
 from tests.support.chat import latest_generation, post_form, send, start_chat
-from webapp import admin_settings
+from webapp import site_settings
 from webapp.extensions import db
 from webapp.models import Generation, Message
 
@@ -120,7 +120,7 @@ def count_queries(app, client, path):
     statements = []
     with app.app_context():
         engine = db.engine
-        admin_settings.invalidate()  # every measurement reloads the cached settings: counts compare
+        site_settings.invalidate()  # every measurement reloads the cached settings: counts compare
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     try:

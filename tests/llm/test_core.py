@@ -287,11 +287,11 @@ def test_overrides_hook_wins_over_settings(openai_server, use_settings):
     try:
         assert llm.get_default_model().model_id == "gpt-3.5-turbo"
         assert llm.get_model("gpt-4o").prompt("via override").text() == "Fake answer to: via override"
-        from webapp.llm import settings
+        from webapp.llm import config
 
-        assert settings.provider_enabled("openai")
+        assert config.provider_enabled("openai")
         values["LLM_DISABLED_PROVIDERS"] = ["openai", "gemini"]
-        assert not settings.provider_enabled("openai") and settings.provider_enabled("echo")
+        assert not config.provider_enabled("openai") and config.provider_enabled("echo")
         assert llm.get_providers()["openai"]["enabled"] is False
     finally:
         llm.configure(overrides=None)

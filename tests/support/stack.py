@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from supervisor import gunicorn_command
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import PROJECT_ROOT
-from webapp.serve import gunicorn_command
 
 # gunicorn's log line for each web process it starts.
 GUNICORN_CHILD_RE = re.compile(r"Booting worker with pid: (\d+)")

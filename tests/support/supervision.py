@@ -1,4 +1,4 @@
-"""`make run`'s supervisor (webapp.serve) started from a test, and a browser's steps against it over httpx."""
+"""`make run`'s supervisor (supervisor.py) started from a test, and a browser's steps against it over httpx."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Supervisor:
         )
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "webapp.serve"], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "supervisor"], cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         wait_for(lambda: self.ready() or self._alive(), 60, "the app ready (web, worker, Valkey)")

@@ -1,4 +1,4 @@
-"""``make run``'s supervisor (webapp.serve): processes that die are started again, the web stays up, and
+"""``make run``'s supervisor (supervisor.py): processes that die are started again, the web stays up, and
 Ctrl-C stops everything with exit status 0 and nothing left behind."""
 
 from __future__ import annotations

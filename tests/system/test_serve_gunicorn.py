@@ -1,4 +1,4 @@
-"""gunicorn as ``make run`` starts it (webapp.serve.gunicorn_command): no control socket at a fixed path,
+"""gunicorn as ``make run`` starts it (supervisor.gunicorn_command): no control socket at a fixed path,
 so two instances on one host, each with its own instance folder, start side by side and both serve."""
 
 import os
@@ -7,11 +7,11 @@ import subprocess
 
 import httpx
 
+from supervisor import gunicorn_command
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 from webapp.config import ENV_KEYS
 from webapp.paths import INSTANCE_ENV_VAR, PROJECT_ROOT
-from webapp.serve import gunicorn_command
 
 
 def serves(url: str) -> bool:

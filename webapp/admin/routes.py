@@ -3,10 +3,10 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from flask_login import current_user
 
 from .. import audit, groups, limits, usage
-from ..connection_tests import start_connection_test
 from ..extensions import db
 from ..llm import UnknownModelError, get_models
 from ..models import Group, User
+from ..provider_checks import start_connection_test
 from . import bp, service
 from .forms import (
     ActionForm,

@@ -12,13 +12,13 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
-from .. import admin_settings, audit, sessions, usage
-from ..accounts import active_admin_count, create_user, find_user
-from ..connection_tests import connection_test_result
+from .. import audit, site_settings, usage
+from ..accounts import active_admin_count, create_user, find_user, sessions
 from ..extensions import db
+from ..llm import config as llm_settings
 from ..llm import get_aliases, get_models, get_providers, remove_alias, set_alias
-from ..llm import settings as llm_settings
 from ..models import User
+from ..provider_checks import connection_test_result
 from ..queue import get_queue
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def providers_overview() -> list[dict]:
     """Every registered provider with its stored settings (never the key itself)."""
     overview = []
     for name, info in get_providers().items():
-        row = admin_settings.provider_setting(name)
+        row = site_settings.provider_setting(name)
         env_key = bool(info["key_env_var"] and llm_settings.setting(info["key_env_var"]))
         overview.append(
             {
@@ -43,13 +43,13 @@ def providers_overview() -> list[dict]:
                 "label": info["label"],
                 "enabled": row.enabled if row is not None else True,
                 "base_url": row.base_url if row is not None else None,
-                "base_url_setting": admin_settings.BASE_URL_SETTINGS.get(name),
+                "base_url_setting": site_settings.BASE_URL_SETTINGS.get(name),
                 "takes_key": bool(info["key_env_var"]),
                 "needs_key": info["needs_key"],
-                "key_hint": admin_settings.key_hint(row),
+                "key_hint": site_settings.key_hint(row),
                 "env_key": env_key,
                 "test": connection_test_result(name),
-                "model_setting": admin_settings.MODEL_SETTINGS.get(name),
+                "model_setting": site_settings.MODEL_SETTINGS.get(name),
             }
         )
     return overview
@@ -58,21 +58,21 @@ def providers_overview() -> list[dict]:
 def provider_models_value(name: str) -> str:
     """What the provider's model field shows: litellm's models as JSON with secrets masked; inhouse's model name."""
     if name == "litellm":
-        stored = admin_settings.stored_llm_models(admin_settings.get_site(admin_settings.LLM_MODELS))
-        return json.dumps(admin_settings.masked_llm_models(stored), indent=2) if stored else ""
+        stored = site_settings.stored_llm_models(site_settings.get_site(site_settings.LLM_MODELS))
+        return json.dumps(site_settings.masked_llm_models(stored), indent=2) if stored else ""
     if name == "inhouse":
-        return admin_settings.get_site(admin_settings.INHOUSE_MODEL) or ""
+        return site_settings.get_site(site_settings.INHOUSE_MODEL) or ""
     return ""
 
 
 def update_provider_models(actor: User, name: str, raw: str) -> None:
     """Raises ValueError with a plain message when the litellm JSON is not usable."""
     if name == "litellm":
-        stored = admin_settings.stored_llm_models(admin_settings.get_site(admin_settings.LLM_MODELS))
-        value = admin_settings.parse_llm_models(raw, stored)
+        stored = site_settings.stored_llm_models(site_settings.get_site(site_settings.LLM_MODELS))
+        value = site_settings.parse_llm_models(raw, stored)
     else:
         value = raw
-    before, after = admin_settings.update_provider_models(name, value)
+    before, after = site_settings.update_provider_models(name, value)
     if before != after:
         audit.record(actor, "provider.models", f"provider:{name}", before, after)
 
@@ -84,7 +84,7 @@ def known_provider(name: str) -> bool:
 def update_provider(
     actor: User, name: str, *, enabled: bool, base_url: str | None, api_key: str | None, clear_key: bool
 ) -> None:
-    before, after = admin_settings.update_provider(
+    before, after = site_settings.update_provider(
         name, enabled=enabled, base_url=base_url, api_key=api_key, clear_key=clear_key
     )
     audit.record(actor, "provider.update", f"provider:{name}", before, after)
@@ -94,14 +94,14 @@ def update_provider(
 
 
 def models_overview() -> dict:
-    disabled = set(admin_settings.get_site(admin_settings.DISABLED_MODELS, []))
-    role_models = admin_settings.get_site(admin_settings.ROLE_MODELS, {}) or {}
+    disabled = set(site_settings.get_site(site_settings.DISABLED_MODELS, []))
+    role_models = site_settings.get_site(site_settings.ROLE_MODELS, {}) or {}
     models = sorted(get_models(), key=lambda m: (m.provider, m.model_id))
     return {
         "models": models,
         "disabled": disabled,
-        "role_models": {role: role_models.get(role) for role in admin_settings.ROLES},
-        "default_model": admin_settings.get_site(admin_settings.DEFAULT_MODEL),
+        "role_models": {role: role_models.get(role) for role in site_settings.ROLES},
+        "default_model": site_settings.get_site(site_settings.DEFAULT_MODEL),
         "aliases": dict(sorted(get_aliases().items())),
         "provider_enabled": {m.provider: llm_settings.provider_enabled(m.provider) for m in models},
     }
@@ -114,13 +114,13 @@ def model_prices() -> dict[str, tuple[float, float]]:
 def set_model_price(actor: User, model_id: str, input_price: float | None, output_price: float | None) -> None:
     """An admin's price for a model, in dollars per million input and output tokens; both empty: none
     (LiteLLM's price map, or free for echo, in-house and Ollama). One empty side counts as 0."""
-    stored = dict(admin_settings.get_site(admin_settings.MODEL_PRICES, {}) or {})
+    stored = dict(site_settings.get_site(site_settings.MODEL_PRICES, {}) or {})
     before = stored.get(model_id)
     if input_price is None and output_price is None:
         stored.pop(model_id, None)
     else:
         stored[model_id] = [float(input_price or 0), float(output_price or 0)]
-    admin_settings.set_site(admin_settings.MODEL_PRICES, stored)
+    site_settings.set_site(site_settings.MODEL_PRICES, stored)
     audit.record(actor, "model.price", f"model:{model_id}", {"price": before}, {"price": stored.get(model_id)})
 
 
@@ -129,9 +129,9 @@ def update_models(
 ) -> None:
     known = [m.model_id for m in get_models()]
     before = {
-        "disabled_models": admin_settings.get_site(admin_settings.DISABLED_MODELS, []),
-        "default_model": admin_settings.get_site(admin_settings.DEFAULT_MODEL),
-        "role_models": admin_settings.get_site(admin_settings.ROLE_MODELS, {}),
+        "disabled_models": site_settings.get_site(site_settings.DISABLED_MODELS, []),
+        "default_model": site_settings.get_site(site_settings.DEFAULT_MODEL),
+        "role_models": site_settings.get_site(site_settings.ROLE_MODELS, {}),
     }
     # Stored as the disabled list, so models that appear later (new provider models) start enabled.
     disabled = sorted(set(known) - set(enabled))
@@ -140,9 +140,9 @@ def update_models(
         "default_model": default_model or None,
         "role_models": {role: (sorted(ids) if ids is not None else None) for role, ids in role_models.items()},
     }
-    admin_settings.set_site(admin_settings.DISABLED_MODELS, after["disabled_models"])
-    admin_settings.set_site(admin_settings.DEFAULT_MODEL, after["default_model"])
-    admin_settings.set_site(admin_settings.ROLE_MODELS, after["role_models"])
+    site_settings.set_site(site_settings.DISABLED_MODELS, after["disabled_models"])
+    site_settings.set_site(site_settings.DEFAULT_MODEL, after["default_model"])
+    site_settings.set_site(site_settings.ROLE_MODELS, after["role_models"])
     audit.record(actor, "models.update", "models", before, after)
 
 
@@ -193,7 +193,7 @@ def _refuse_if_last_admin(user: User, what: str) -> None:
 
 
 def set_role(actor: User, user: User, role: str) -> None:
-    if role not in admin_settings.ROLES:
+    if role not in site_settings.ROLES:
         raise ActionRefused(f"Unknown role {role!r}.")
     if role == user.role:
         return
@@ -240,9 +240,9 @@ def set_limits(
 
 def default_limits() -> dict:
     return {
-        "requests_per_minute": admin_settings.get_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE),
-        "tokens_per_day": admin_settings.get_site(admin_settings.DEFAULT_TOKENS_PER_DAY),
-        "monthly_budget": admin_settings.get_site(admin_settings.DEFAULT_MONTHLY_BUDGET),
+        "requests_per_minute": site_settings.get_site(site_settings.DEFAULT_REQUESTS_PER_MINUTE),
+        "tokens_per_day": site_settings.get_site(site_settings.DEFAULT_TOKENS_PER_DAY),
+        "monthly_budget": site_settings.get_site(site_settings.DEFAULT_MONTHLY_BUDGET),
     }
 
 
@@ -251,9 +251,9 @@ def set_default_limits(
 ) -> None:
     """The limits of users who have none of their own nor from a group (None: the configuration's default)."""
     before = default_limits()
-    admin_settings.set_site(admin_settings.DEFAULT_REQUESTS_PER_MINUTE, requests_per_minute)
-    admin_settings.set_site(admin_settings.DEFAULT_TOKENS_PER_DAY, tokens_per_day)
-    admin_settings.set_site(admin_settings.DEFAULT_MONTHLY_BUDGET, monthly_budget)
+    site_settings.set_site(site_settings.DEFAULT_REQUESTS_PER_MINUTE, requests_per_minute)
+    site_settings.set_site(site_settings.DEFAULT_TOKENS_PER_DAY, tokens_per_day)
+    site_settings.set_site(site_settings.DEFAULT_MONTHLY_BUDGET, monthly_budget)
     audit.record(actor, "limits.defaults", "limits", before, default_limits())
 
 

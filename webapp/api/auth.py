@@ -6,7 +6,7 @@ from functools import wraps
 
 from flask import g, request
 
-from ..api_keys import looks_like_key, user_for_key
+from ..accounts.api_keys import looks_like_key, user_for_key
 from ..models import User
 from . import tokens
 from .errors import ApiError

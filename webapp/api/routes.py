@@ -6,9 +6,9 @@ from flask import Response, jsonify, render_template, request, stream_with_conte
 
 from .. import limits, sso
 from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
+from ..accounts.throttle import client_address
 from ..extensions import db
 from ..llm import get_aliases
-from ..throttle import client_address
 from . import api_bp, completions, tokens, v1_bp
 from .auth import api_login_required, current_api_user
 from .errors import ApiError

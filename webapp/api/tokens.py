@@ -1,6 +1,6 @@
 """JSON Web Tokens for the API: HS256 only, with ``exp``, ``iat``, ``type``, ``sub``, ``jti`` and ``sid``.
 
-``sid`` names the token family: a server-side sign-in record (webapp.sessions, kind "api") made by one
+``sid`` names the token family: a server-side sign-in record (webapp.accounts.sessions, kind "api") made by one
 ``POST /api/token/``. Every access and refresh token of the family dies with that record (sign out
 everywhere, ending it on the sessions page, an admin's disable or password reset).
 
@@ -23,10 +23,10 @@ from datetime import timedelta
 import jwt
 from flask import current_app, request
 
-from .. import sessions
+from ..accounts import sessions
+from ..accounts.throttle import client_address
 from ..extensions import db
 from ..models import User, UserSession, utcnow
-from ..throttle import client_address
 from .errors import ApiError
 
 ALGORITHM = "HS256"

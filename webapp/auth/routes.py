@@ -4,10 +4,10 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import sessions, sso
-from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
+from .. import sso
+from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user, sessions
+from ..accounts.throttle import client_address
 from ..extensions import db
-from ..throttle import client_address
 from . import bp
 from .forms import LoginForm, SignupForm
 

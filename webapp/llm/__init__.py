@@ -9,6 +9,7 @@ Modelled on simonw/llm 0.12. See :mod:`webapp.llm.models` for Model/Response,
 :mod:`webapp.llm.registry` for lookups and aliases, :mod:`webapp.llm.errors`.
 """
 
+from .config import configure
 from .errors import (
     AuthenticationFailed,
     BadRequest,
@@ -32,7 +33,6 @@ from .registry import (
     remove_alias,
     set_alias,
 )
-from .settings import configure
 
 __all__ = [
     "configure",

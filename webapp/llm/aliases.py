@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .settings import files_dir
+from .config import files_dir
 
 FILENAME = "aliases.json"
 _thread_lock = threading.Lock()  # flock is per open file, so also serialise threads explicitly

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import settings
+from . import config
 from .errors import (
     ContentCutOff,
     InvalidOptions,
@@ -294,7 +294,7 @@ class Model:
     # -- keys ----------------------------------------------------------------
     def get_key(self) -> str | None:
         """Explicit ``model.key`` > configured key resolver > config/environment."""
-        key = self.key or settings.resolve_key(self.provider, self.key_env_var)
+        key = self.key or config.resolve_key(self.provider, self.key_env_var)
         remember_secret(key)
         return key
 
@@ -324,7 +324,7 @@ class Model:
     ) -> Response:
         if not isinstance(prompt, str):
             raise InvalidOptions("prompt must be a string")
-        if not settings.provider_enabled(self.provider):
+        if not config.provider_enabled(self.provider):
             raise ProviderUnavailable(
                 f"The {self.provider} provider is turned off (LLM_DISABLED_PROVIDERS)", provider=self.provider
             )

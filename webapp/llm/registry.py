@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
 from . import aliases as alias_file
-from . import settings
+from . import config
 from .errors import UnknownModelError
 from .models import Model
 
@@ -49,7 +49,7 @@ class ProviderInfo:
             "needs_key": self.needs_key,
             "configured": self.configured(),
             "models": list(self.model_ids),
-            "enabled": settings.provider_enabled(self.name),
+            "enabled": config.provider_enabled(self.name),
         }
 
 
@@ -117,12 +117,12 @@ def _load_plugins(registry: Registry) -> None:
 
 def _model_settings_fingerprint() -> str:
     """Settings that decide which models exist and may change at run time (an admin's overrides)."""
-    return json.dumps([settings.setting("LLM_MODELS"), settings.setting("INHOUSE_MODEL")], sort_keys=True, default=str)
+    return json.dumps([config.setting("LLM_MODELS"), config.setting("INHOUSE_MODEL")], sort_keys=True, default=str)
 
 
 def get_registry() -> Registry:
     global _cache
-    generation = (settings.get_settings()[0], _model_settings_fingerprint())
+    generation = (config.get_settings()[0], _model_settings_fingerprint())
     with _cache_lock:
         if _cache is not None and _cache[0] == generation:
             return _cache[1]
@@ -169,7 +169,7 @@ def get_models() -> list[Model]:
 
 
 def get_default_model() -> Model:
-    name = settings.setting("DEFAULT_LLM_MODEL") or "echo"
+    name = config.setting("DEFAULT_LLM_MODEL") or "echo"
     try:
         return get_model(name)
     except UnknownModelError:

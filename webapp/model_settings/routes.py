@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from ..accounts import save_defaults
 from ..conversations import default_model_id
 from ..llm import get_model
 from ..model_options import (
@@ -15,7 +16,6 @@ from ..model_options import (
     usable_model,
     usable_models,
 )
-from ..user_defaults import save_defaults
 from . import bp
 
 

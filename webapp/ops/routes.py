@@ -5,7 +5,7 @@ import hmac
 from flask import Response, abort, current_app, jsonify, request
 from flask_login import current_user
 
-from ..monitoring import metrics_text, readiness
+from ..metrics import metrics_text, readiness
 from . import bp
 
 

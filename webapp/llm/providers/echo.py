@@ -11,7 +11,7 @@ import threading
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import settings
+from .. import config
 from ..models import Model, Usage
 
 PREFIX = "Echo (offline model): "
@@ -36,7 +36,7 @@ class EchoModel(Model):
         options = prompt.option_values()
         delay = options.get("delay")
         if delay is None:
-            delay = settings.float_setting("ECHO_DELAY")
+            delay = config.float_setting("ECHO_DELAY")
         stopped = threading.Event()
         response.on_close(stopped.set)
         words = re.findall(r"\S+\s*", prompt.prompt) or [""]

@@ -13,7 +13,7 @@ import warnings
 
 from pydantic import Field
 
-from .. import settings
+from .. import config
 from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
 from ..models import Model, SharedOptions, Usage
 from .openai import parse_retry_after
@@ -45,7 +45,7 @@ def import_genai():
 
 
 def api_base() -> str | None:
-    base = (settings.setting("GEMINI_API_BASE") or "").strip().rstrip("/")
+    base = (config.setting("GEMINI_API_BASE") or "").strip().rstrip("/")
     if base and "://" not in base:
         base = "https://" + base
     return base or None
@@ -74,7 +74,7 @@ def _client(kind: str, key: str | None):
 
 
 def _request_options() -> dict:
-    return {"timeout": settings.request_timeout(), "retry": None}
+    return {"timeout": config.request_timeout(), "retry": None}
 
 
 def _where() -> str:
@@ -143,7 +143,7 @@ class GeminiChat(Model):
         genai = import_genai()
 
         options = prompt.option_values()
-        config = {}
+        generation = {}
         for ours, theirs in (
             ("temperature", "temperature"),
             ("max_tokens", "max_output_tokens"),
@@ -151,13 +151,13 @@ class GeminiChat(Model):
             ("top_k", "top_k"),
         ):
             if ours in options:
-                config[theirs] = options[ours]
+                generation[theirs] = options[ours]
         contents = [
             {"role": "model" if m["role"] == "assistant" else "user", "parts": [m["content"]]} for m in prompt.history
         ]
         contents.append({"role": "user", "parts": [prompt.prompt]})
         model = genai.GenerativeModel(
-            self.api_model, system_instruction=prompt.system or None, generation_config=config or None
+            self.api_model, system_instruction=prompt.system or None, generation_config=generation or None
         )
         model._client = _client("generative", response.key)
         result = model.generate_content(contents, stream=stream, request_options=_request_options())
@@ -204,7 +204,7 @@ def _model_class(model_id: str, aliases=()) -> type[GeminiChat]:
 
 
 def list_models() -> list[str]:
-    key = settings.resolve_key("gemini", "GEMINI_API_KEY")
+    key = config.resolve_key("gemini", "GEMINI_API_KEY")
     if not key:
         return list(STATIC_MODELS)
     genai = import_genai()
@@ -231,7 +231,7 @@ def register(registry):
         key_env_var="GEMINI_API_KEY",
         needs_key=True,
         list_models=list_models,
-        is_configured=lambda: bool(settings.resolve_key("gemini", "GEMINI_API_KEY")),
+        is_configured=lambda: bool(config.resolve_key("gemini", "GEMINI_API_KEY")),
     )
     for model_id, aliases in STATIC_MODELS.items():
         registry.add_model(_model_class(model_id, aliases))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .. import settings
+from .. import config
 from ..errors import ProviderUnavailable
 from ..models import SharedOptions
 from .openai import OpenAIChat, served_model_ids, translate_openai_error
@@ -20,7 +20,7 @@ LABEL = "in-house model server"
 
 
 def base_url() -> str | None:
-    base = (settings.setting("INHOUSE_API_BASE") or "").strip()
+    base = (config.setting("INHOUSE_API_BASE") or "").strip()
     if not base:
         return None
     base = base.rstrip("/")
@@ -54,7 +54,7 @@ class InhouseChat(OpenAIChat):
     def remote_model(self, client):
         if self.api_model:
             return self.api_model
-        configured = settings.setting("INHOUSE_MODEL")
+        configured = config.setting("INHOUSE_MODEL")
         if configured:
             return configured
         try:
@@ -102,7 +102,7 @@ def register(registry):
         is_configured=lambda: base_url() is not None,
     )
     registry.add_model(InhouseDefault)
-    configured = settings.setting("INHOUSE_MODEL")
+    configured = config.setting("INHOUSE_MODEL")
     if configured:
         registry.add_model(_model_class(PREFIX + configured))
 

@@ -14,7 +14,7 @@ import os
 import threading
 from typing import ClassVar
 
-from .. import settings
+from .. import config
 from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
 from ..models import Model, SharedOptions, Usage
 from .openai import parse_retry_after
@@ -33,7 +33,7 @@ def import_litellm():
 
 
 def configured_models() -> dict[str, dict]:
-    models = settings.setting("LLM_MODELS") or {}
+    models = config.setting("LLM_MODELS") or {}
     if not isinstance(models, dict):
         return {}
     return {str(k): dict(v or {}) for k, v in models.items()}
@@ -118,7 +118,7 @@ class LiteLLMChat(Model):
             model=self.model_id,
             messages=prompt.messages(),
             stream=stream,
-            timeout=settings.request_timeout(),
+            timeout=config.request_timeout(),
             num_retries=0,
             max_retries=0,
             **kwargs,

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from .. import settings
+from .. import config
 from ..errors import (
     AuthenticationFailed,
     BadRequest,
@@ -164,7 +164,7 @@ class OpenAIChat(Model):
 
     # -- hooks for OpenAI-compatible subclasses --------------------------------
     def base_url(self) -> str | None:
-        return settings.setting("OPENAI_BASE_URL") or None
+        return config.setting("OPENAI_BASE_URL") or None
 
     def remote_model(self, client) -> str:
         return self.api_model or self.model_id
@@ -179,7 +179,7 @@ class OpenAIChat(Model):
             api_key=key or "not-needed",
             base_url=self.base_url(),
             max_retries=0,
-            timeout=openai.Timeout(settings.request_timeout(), connect=settings.connect_timeout()),
+            timeout=openai.Timeout(config.request_timeout(), connect=config.connect_timeout()),
             http_client=openai.DefaultHttpxClient(verify=shared_ssl_context()),
         )
 
@@ -269,9 +269,9 @@ def register(registry):
         key_env_var="OPENAI_API_KEY",
         needs_key=True,
         list_models=list_models,
-        is_configured=lambda: bool(settings.resolve_key("openai", "OPENAI_API_KEY")),
+        is_configured=lambda: bool(config.resolve_key("openai", "OPENAI_API_KEY")),
     )
-    default = settings.setting("OPENAI_MODEL") or "gpt-4o"
+    default = config.setting("OPENAI_MODEL") or "gpt-4o"
     for model_id, aliases in STATIC_MODELS.items():
         registry.add_model(_model_class(model_id, aliases))
     if default not in STATIC_MODELS:

@@ -7,9 +7,9 @@ import io
 from sqlalchemy import select
 
 from tests.support.chat import send
-from webapp import admin_settings, groups
+from webapp import groups, site_settings
 from webapp.accounts import create_user
-from webapp.api_keys import create_key
+from webapp.accounts.api_keys import create_key
 from webapp.extensions import db
 from webapp.models import User
 
@@ -17,7 +17,7 @@ from webapp.models import User
 def setup_team(app):
     """alice (budget $0.50) in Team (pooled $2); echo priced at $30 per million output tokens."""
     with app.app_context():
-        admin_settings.set_site(admin_settings.MODEL_PRICES, {"echo": [0, 30]})
+        site_settings.set_site(site_settings.MODEL_PRICES, {"echo": [0, 30]})
         alice = db.session.scalar(select(User).where(User.username == "alice"))
         alice.monthly_budget, alice.tokens_per_day = 0.5, 5000
         team = groups.create_group(None, "Team")

@@ -1,5 +1,5 @@
 from flask import Blueprint
 
-bp = Blueprint("settings", __name__, url_prefix="/settings")
+bp = Blueprint("account", __name__, url_prefix="/settings")
 
 from . import routes  # noqa: E402,F401  (registers the views)

@@ -19,8 +19,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .extensions import db
-from .models import User, UserSession, utcnow
+from ..extensions import db
+from ..models import User, UserSession, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Sign-in throttling by client (webapp/throttle.py): an attacker's failures never lock the real user out,
+"""Sign-in throttling by client (webapp/accounts/throttle.py): an attacker's failures never lock the real user out,
 the page and POST /api/token/ share one design, and the error says when to try again."""
 
 import re

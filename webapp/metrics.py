@@ -1,10 +1,14 @@
-"""What /readyz and /metrics report: database, Redis, workers, queue and generations."""
+"""Metrics: what /readyz and /metrics report (database, Redis, workers, queue, generations), and the request
+counts and latency histograms every web process records in Redis, so /metrics sees every process and host,
+not only the one that answers the scrape."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import redis
+from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
@@ -15,8 +19,40 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
 from .models import Generation, utcnow
-from .observability import LATENCY_BUCKETS, METRICS_KEY
 from .queue import get_queue, get_redis, live_worker_names
+
+# Prometheus histogram buckets (seconds) for request latency.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METRICS_KEY = "switchboard:metrics:http"
+
+
+def record_request(connection: redis.Redis, route: str, method: str, status: int, seconds: float) -> None:
+    bucket = next((b for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+    field = f"{method} {route} {status // 100}xx"
+    pipe = connection.pipeline(transaction=False)
+    pipe.hincrby(METRICS_KEY, f"count|{field}", 1)
+    pipe.hincrbyfloat(METRICS_KEY, f"sum|{method} {route}", seconds)
+    pipe.hincrby(METRICS_KEY, f"bucket|{method} {route}|{bucket}", 1)
+    pipe.execute()
+
+
+def init_request_metrics(app: Flask) -> None:
+    """Count every request and its time by route, method and status class (static files excepted)."""
+
+    @app.before_request
+    def start_timer():
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        started = g.get("request_started")
+        if started is not None and request.endpoint != "static":
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            try:
+                record_request(get_redis(), route, request.method, response.status_code, time.perf_counter() - started)
+            except redis.RedisError:
+                pass  # metrics must never break a page
+        return response
 
 
 def readiness() -> dict:

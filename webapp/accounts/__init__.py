@@ -6,9 +6,9 @@ import re
 
 from sqlalchemy import func, or_, select
 
+from ..extensions import db
+from ..models import User
 from . import throttle
-from .extensions import db
-from .models import User
 
 # The account rules, in one place: the sign-up page, the admin's forms, the API and the CLI all ask here.
 USERNAME_LENGTH = (3, 64)
@@ -86,7 +86,7 @@ class LoginThrottled(Exception):
 
 def authenticate_throttled(username: str, password: str, address: str) -> User | None:
     """``authenticate``, refused early (LoginThrottled) after too many failures from this client
-    (see webapp.throttle: failures elsewhere never refuse a client that has not failed)."""
+    (see webapp.accounts.throttle: failures elsewhere never refuse a client that has not failed)."""
     wait = throttle.seconds_blocked(username, address)
     if wait:
         raise LoginThrottled(wait)
@@ -96,3 +96,11 @@ def authenticate_throttled(username: str, password: str, address: str) -> User |
     else:
         throttle.clear(username, address)
     return user
+
+
+# A user's defaults for new conversations: model, system prompt and options.
+def save_defaults(user: User, model_id: str, system_prompt: str | None, options: dict) -> None:
+    user.default_model = model_id
+    user.default_system_prompt = (system_prompt or "").strip() or None
+    user.default_options = dict(options)
+    db.session.commit()

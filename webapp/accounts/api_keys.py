@@ -13,8 +13,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .extensions import db
-from .models import ApiKey, User, utcnow
+from ..extensions import db
+from ..models import ApiKey, User, utcnow
 
 KEY_PREFIX = "sb-"
 DISPLAY_PREFIX_LENGTH = 10

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import redis
 
 from . import audit
+from .llm import config as llm_settings
 from .llm import get_model, get_providers, list_provider_models
-from .llm import settings as llm_settings
 from .llm.errors import LLMError, redact
 from .models import User
 from .queue import get_queue, get_redis

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from tests.support.forms import csrf_token
-from webapp.api_keys import hash_key, user_for_key
+from webapp.accounts.api_keys import hash_key, user_for_key
 from webapp.extensions import db
 from webapp.models import ApiKey
 

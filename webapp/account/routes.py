@@ -1,17 +1,18 @@
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from .. import limits, sessions, usage
-from ..admin_settings import decrypt_key, encrypt_key
-from ..api_keys import DuplicateKeyName, create_key, list_keys, revoke_key
+from .. import limits, usage
+from ..accounts import sessions
+from ..accounts.api_keys import DuplicateKeyName, create_key, list_keys, revoke_key
 from ..extensions import db
+from ..site_settings import decrypt_key, encrypt_key
 from . import bp
 from .forms import CreateApiKeyForm, EndAllSessionsForm, EndSessionForm, RevokeApiKeyForm, ThemeForm
 
 
 def _page(form: CreateApiKeyForm, new_key: str | None = None, status: int = 200):
     return render_template(
-        "settings/api_keys.html",
+        "account/api_keys.html",
         form=form,
         revoke_form=RevokeApiKeyForm(),
         keys=list_keys(current_user),
@@ -47,7 +48,7 @@ def create_api_key():
     db.session.commit()
     # Post/redirect/get: reloading the page that shows the key creates nothing. The next GET shows it once.
     session[NEW_KEY_SLOT] = encrypt_key(raw_key)
-    return redirect(url_for("settings.api_keys"), code=303)
+    return redirect(url_for("account.api_keys"), code=303)
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
@@ -60,14 +61,14 @@ def revoke_api_key(key_id: int):
         abort(404)
     db.session.commit()
     flash(f"The key “{api_key.name}” is revoked; programs using it can no longer sign in.", "success")
-    return redirect(url_for("settings.api_keys"))
+    return redirect(url_for("account.api_keys"))
 
 
 @bp.get("/sessions")
 @login_required
 def sessions_page():
     return render_template(
-        "settings/sessions.html",
+        "account/sessions.html",
         records=sessions.list_live(current_user),
         current=current_user.current_session,
         end_form=EndSessionForm(),
@@ -89,7 +90,7 @@ def end_session(session_id: int):
         flash("This device is signed out.", "info")
         return redirect(url_for("auth.login"))
     flash("That session is ended: it is signed out.", "success")
-    return redirect(url_for("settings.sessions_page"))
+    return redirect(url_for("account.sessions_page"))
 
 
 @bp.post("/sessions/end-all")
@@ -125,7 +126,7 @@ def set_theme():
 def usage_page():
     report = limits.usage_report(current_user)
     return render_template(
-        "settings/usage.html",
+        "account/usage.html",
         report=report,
         chart=usage.daily_chart(report["_rows"], limits.CHART_DAYS),
         dollars=limits.dollars,

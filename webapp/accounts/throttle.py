@@ -26,7 +26,7 @@ import logging
 import redis
 from flask import current_app, request
 
-from .queue import get_redis
+from ..queue import get_redis
 
 log = logging.getLogger(__name__)
 
