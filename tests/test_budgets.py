@@ -84,7 +84,7 @@ def test_a_member_budget_refuses_what_does_not_fit_and_settles_with_the_real_cos
     assert len(refusals(app, user_id)) == 2
     with app.app_context():  # over budget, a model that costs nothing still runs: it spends nothing more
         db.session.get(User, user_id).monthly_budget = 0.00001
-        admin_settings.set_site(admin_settings.MODEL_PRICES, {})
+        site_settings.set_site(site_settings.MODEL_PRICES, {})
         db.session.commit()
     send(client, "eight")
     assert len(refusals(app, user_id)) == 2

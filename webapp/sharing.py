@@ -14,7 +14,7 @@ import secrets
 from flask import abort
 from sqlalchemy import select
 
-from . import admin_settings, audit
+from . import audit, site_settings
 from .conversations import start_conversation, visible_path
 from .extensions import db
 from .generations import current_text
@@ -24,13 +24,13 @@ PUBLIC_LINKS = "share_public_links"  # site setting: anyone with the link may op
 
 
 def public_links_allowed() -> bool:
-    return bool(admin_settings.get_site(PUBLIC_LINKS, False))
+    return bool(site_settings.get_site(PUBLIC_LINKS, False))
 
 
 def set_public_links(actor: User, allowed: bool) -> None:
     before = public_links_allowed()
     if before != allowed:
-        admin_settings.set_site(PUBLIC_LINKS, allowed)
+        site_settings.set_site(PUBLIC_LINKS, allowed)
         audit.record(actor, "share.public_links", "sharing", {"public_links": before}, {"public_links": allowed})
 
 

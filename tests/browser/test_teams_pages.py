@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_narrow_screens import check
 from tests.support.browser import LONG, sign_in, unlabelled_controls
-from webapp import admin_settings
+from webapp import site_settings
 from webapp.extensions import db
 from webapp.models import Group, UsageRecord, User, utcnow
 
@@ -50,7 +50,7 @@ def test_group_admin_and_usage_pages_at_390_px(browser, app, web_server, make_us
     make_user("root", role="admin")
     make_user("riley")
     with app.app_context():
-        admin_settings.set_site(admin_settings.MODEL_PRICES, {"echo": [0, 30]})
+        site_settings.set_site(site_settings.MODEL_PRICES, {"echo": [0, 30]})
         db.session.commit()
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()

@@ -20,16 +20,16 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from supervisor import gunicorn_command
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.waiting import wait_for
+from tests.support.waiting import wait_for
 from webapp import create_app, limits, usage
 from webapp.accounts import create_user
-from webapp.api_keys import create_key
+from webapp.accounts.api_keys import create_key
 from webapp.config import ENV_KEYS
 from webapp.extensions import db
 from webapp.models import Generation, UsageRecord, User
 from webapp.paths import PROJECT_ROOT
-from webapp.serve import gunicorn_command
 
 pytestmark = pytest.mark.slow
 
