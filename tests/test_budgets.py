@@ -149,6 +149,19 @@ def test_usage_outlives_a_deleted_conversation(app, client, auth, run_jobs):
         after = usage.usage_rows(30, user_id=user_id)
         assert [(r.requests, r.output_tokens) for r in after] == [(1, 4)]
         assert "kept in the ledger" not in usage.to_csv(after)  # the text goes, the usage stays
+        # Written once: a second writer (the worker settling as the conversation goes) changes nothing.
+        usage.record(
+            after_id := db.session.scalar(select(UsageRecord.generation_id)),
+            user_id,
+            "echo",
+            "echo",
+            "web",
+            "succeeded",
+            9,
+            9,
+        )
+        db.session.commit()
+        assert db.session.scalar(select(func.count(UsageRecord.id)).where(UsageRecord.generation_id == after_id)) == 1
 
 
 def test_month_reset_is_the_first_of_next_month_utc():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from flask import has_app_context
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from . import groups, site_settings
@@ -276,24 +277,24 @@ def record(
     primary = groups.primary_group(groups.user_groups(user)) if user is not None else None
     prices = unit_prices(model_id, provider)
     input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
-    db.session.add(
-        UsageRecord(
-            generation_id=generation_id,
-            user_id=user_id,
-            username=user.username if user is not None else f"#{user_id}",
-            group_id=primary.id if primary else None,
-            group_name=primary.name if primary else None,
-            source=source or "web",
-            model_id=model_id,
-            provider=provider,
-            status=status,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost=None if prices is None else input_tokens * prices[0] + output_tokens * prices[1],
-            created_at=created_at or utcnow(),
-        )
-    )
-    db.session.flush()
+    values = {
+        "generation_id": generation_id,
+        "user_id": user_id,
+        "username": user.username if user is not None else f"#{user_id}",
+        "group_id": primary.id if primary else None,
+        "group_name": primary.name if primary else None,
+        "source": source or "web",
+        "model_id": model_id,
+        "provider": provider,
+        "status": status,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": None if prices is None else input_tokens * prices[0] + output_tokens * prices[1],
+        "created_at": created_at or utcnow(),
+    }
+    # ON CONFLICT DO NOTHING: the worker settling and the conversation being deleted may both write it at once.
+    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    db.session.execute(insert(UsageRecord).values(**values).on_conflict_do_nothing(index_elements=["generation_id"]))
 
 
 def record_quietly(**fields) -> None:
