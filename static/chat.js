@@ -108,6 +108,10 @@
           announce(ENDING_WORDS[data.status] || "");
         });
       });
+      source.addEventListener("reconnect", function (e) {
+        // The server could not go on (Redis or the database went away): EventSource reconnects by itself.
+        state.textContent = JSON.parse(e.data).message;
+      });
       source.addEventListener("error", function () {
         if (source.readyState === EventSource.CLOSED) {
           poll(); // refused (an HTTP error, not a dropped connection): the status endpoint instead

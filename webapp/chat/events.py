@@ -11,8 +11,10 @@ import re
 import redis
 from flask import Response, current_app, jsonify, render_template, request, stream_with_context
 from flask_login import current_user
+from sqlalchemy.exc import DBAPIError
 
 from .. import conversations as convs
+from ..database import rollback_quietly
 from ..extensions import db
 from ..generations import live_states
 from ..reply_events import follow
@@ -52,16 +54,17 @@ def generation_events(generation_id):
         ), 400
     heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
     return Response(
-        stream_with_context(_event_stream(follow(generation, cursor, heartbeat))),
+        stream_with_context(_event_stream(follow(generation, cursor, heartbeat), cursor)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-def _event_stream(events):
+def _event_stream(events, cursor: int):
     yield f"retry: {RECONNECT_MS}\n\n"
     try:
         for event in events:
+            cursor = event.cursor
             if event.name == "heartbeat":
                 yield ": heartbeat\n\n"
                 continue
@@ -69,11 +72,26 @@ def _event_stream(events):
             if event.generation is not None:
                 data = {**data, "html": reply_fragment(event.generation)}
             yield f"id: {event.cursor}\nevent: {event.name}\ndata: {json.dumps(data)}\n\n"
-    except redis.RedisError as exc:
-        # End without an ending event: EventSource reconnects and resumes from its last id.
-        current_app.logger.warning("event stream ended: Redis unavailable (%s)", type(exc).__name__)
+    except (redis.RedisError, DBAPIError) as exc:
+        part = "Redis" if isinstance(exc, redis.RedisError) else "the database"
+        current_app.logger.warning("event stream ended: %s unavailable (%s)", part, type(exc).__name__)
+        rollback_quietly()
+        yield _reconnect_event(cursor)
     finally:
         db.session.remove()
+
+
+def _reconnect_event(cursor: int) -> str:
+    """The stream cannot go on (Redis or the database went away): say so, and what to do. EventSource
+    reconnects by itself after RECONNECT_MS with Last-Event-ID; other clients open the stream again
+    from ``cursor`` (the status endpoint works too)."""
+    data = {
+        "action": "reconnect",
+        "retry_ms": RECONNECT_MS,
+        "cursor": cursor,
+        "message": "The live reply feed was interrupted; reconnecting…",
+    }
+    return f"id: {cursor}\nevent: reconnect\ndata: {json.dumps(data)}\n\n"
 
 
 def reply_fragment(generation) -> str:
