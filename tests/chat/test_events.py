@@ -11,6 +11,7 @@ from tests.support.accounts import AuthActions
 from tests.support.chat import get_generation, latest_generation, post_form, start_chat
 from tests.support.waiting import wait_for
 from webapp import create_app, live
+from webapp.extensions import db
 from webapp.queue import get_redis
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(400))  # 400 pieces at 40/s: about ten seconds
@@ -262,11 +263,17 @@ def test_a_stream_that_cannot_go_on_says_so_and_what_to_do(client, auth, app, ap
     start_chat(client, "hello")  # stays queued: no worker runs here
     generation = latest_generation(app)
     cut_off = create_app({**app_config, "REDIS_URL": f"unix://{tmp_path / 'gone.sock'}"})
-    reader = cut_off.test_client()
-    assert AuthActions(reader).login().status_code == 302
-    stream = EventStream(reader, generation.id, headers={"Last-Event-ID": "0"})
-    assert stream.next() == {"retry": "2000"}
-    events = list(stream.events())
+    try:
+        reader = cut_off.test_client()
+        assert AuthActions(reader).login().status_code == 302
+        stream = EventStream(reader, generation.id, headers={"Last-Event-ID": "0"})
+        assert stream.next() == {"retry": "2000"}
+        events = list(stream.events())
+        stream.close()
+    finally:
+        with cut_off.app_context():
+            db.session.remove()
+            db.engine.dispose()
     assert [event["event"] for event in events] == ["reconnect"], events
     assert events[0]["id"] == "0"
     assert events[0]["data"]["action"] == "reconnect" and events[0]["data"]["cursor"] == 0
