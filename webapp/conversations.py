@@ -6,7 +6,7 @@ import json
 
 from flask import abort
 from markdown_it import MarkdownIt
-from sqlalchemy import exists, or_, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -17,7 +17,7 @@ from .extensions import db
 from .generations import NotQueued, create_generation, current_text, enqueue, forget_live, stop_all
 from .llm import get_default_model, get_model
 from .model_options import ModelUnavailable, applicable_options, usable_model
-from .models import Conversation, Generation, Message, User, utcnow
+from .models import Conversation, Generation, Message, SharedLink, User, utcnow
 
 TITLE_LENGTH = 60
 MAX_TITLE_LENGTH = 200
@@ -365,6 +365,8 @@ def delete_conversation(conversation: Conversation) -> None:
     stop_all(generations)
     generation_ids = [g.id for g in generations]
     usage.keep_usage([g.id for g in generations if g.is_finished])  # replies still running are kept as they settle
+    # Its share links go too (explicitly: SQLite runs here without foreign-key enforcement).
+    db.session.execute(delete(SharedLink).where(SharedLink.conversation_id == conversation.id))
     db.session.delete(conversation)
     db.session.commit()
     forget_live(generation_ids)

@@ -121,7 +121,11 @@ def owned_link(user: User, link_id: int) -> SharedLink:
 
 def open_link(token: str) -> SharedLink:
     """The live link with this token, or 404 (unknown and revoked alike)."""
-    link = db.session.scalar(select(SharedLink).where(SharedLink.token == token[:64], SharedLink.revoked_at.is_(None)))
+    link = db.session.scalar(
+        select(SharedLink)
+        .join(Conversation, Conversation.id == SharedLink.conversation_id)  # never outlives its conversation
+        .where(SharedLink.token == token[:64], SharedLink.revoked_at.is_(None))
+    )
     if link is None:
         abort(404)
     return link

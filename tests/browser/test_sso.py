@@ -18,6 +18,7 @@ def test_sign_in_through_the_providers_pages(page, web_server, oidc_provider, bo
     page.goto(web_server + "/chat/")
     expect(page).to_have_url(re.compile(r"/auth/login\?next="))
     expect(page.get_by_label("Password", exact=True)).to_have_count(0)  # OIDC_ONLY: no password form
+    expect(page.get_by_role("link", name="Sign up")).to_have_count(0)  # nor local sign-up
     both_themes("sso-login")
     page.get_by_role("link", name="Sign in with Acme").click()
 

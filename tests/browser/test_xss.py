@@ -82,6 +82,11 @@ def test_xss_payloads_in_messages_replies_titles_and_search_never_run(page, live
     expect(page.locator(".shared-system .content")).to_have_text(PAYLOADS[1])
     expect(page.locator(".message.user .content").first).to_have_text(corpus)
     expect(page.get_by_role("heading", level=1)).to_have_text(PAYLOADS[5])
+    shared_url = page.url
+    page.goto(shared_url.split("/s/")[0] + "/share/")  # the owner's Shared links page lists it by title
+    expect(page.locator(".shared-links strong a")).to_have_text(PAYLOADS[5])
+    assert page.title() == "Shared links · Switchboard" and page.evaluate("window.__csp") == []
+    page.goto(shared_url)
     page.wait_for_timeout(500)  # give anything that managed to get in a moment to run
 
     assert dialogs == []

@@ -140,6 +140,16 @@ def test_a_revoked_link_is_404_and_leaves_the_owners_lists(app, people, chat):
         assert db.session.scalar(select(AuditEvent.action).where(AuditEvent.action == "share.revoke"))
 
 
+def test_deleting_the_conversation_ends_its_link(app, people, chat):
+    alice, bob = people
+    path = share(alice, chat)
+    response = alice.post(f"/chat/{chat}/delete", data={"csrf_token": csrf(alice, f"/chat/{chat}")})
+    assert response.status_code == 302
+    assert bob.get(path).status_code == 404
+    with app.app_context():
+        assert db.session.scalar(select(SharedLink.id)) is None
+
+
 def test_continue_copies_the_messages_and_not_the_owners_settings(app, people, chat):
     alice, bob = people
     path = share(alice, chat)
