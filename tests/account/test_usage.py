@@ -41,6 +41,8 @@ def test_the_usage_page_and_the_api_show_the_same_figures(app, client, auth, run
     text = response.get_data(as_text=True)
     assert "<script" not in text.split("<main", 1)[1]  # all drawn by the server
     assert "<svg" in text and "<rect" in text
+    topbar = text.split('<nav aria-label="Account">', 1)[1].split("</nav>", 1)[0]
+    assert topbar.count('aria-current="page"') == 1 and 'aria-current="page">Usage</a>' in topbar
     assert "of $0.50" in text and "Pooled in Team" in text and "of $2.00" in text
     assert "<code>echo</code>" in text
 
