@@ -6,11 +6,12 @@ from playwright.sync_api import expect
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_narrow_screens import check
 from tests.support.browser import LONG, sign_in, unlabelled_controls
-from webapp import site_settings
+from webapp import groups, site_settings
 from webapp.extensions import db
 from webapp.models import Group, UsageRecord, User, utcnow
 
 PHONE = {"width": 390, "height": 844}
+XSS_NAME = "<img src=x onerror=alert('group')>"
 
 
 def spent(app, username, model_id, output_tokens, cost):
@@ -51,9 +52,12 @@ def test_group_admin_and_usage_pages_at_390_px(browser, app, web_server, make_us
     make_user("riley")
     with app.app_context():
         site_settings.set_site(site_settings.MODEL_PRICES, {"echo": [0, 30]})
+        groups.create_group(None, XSS_NAME)  # shown on the admin pages below, as text
         db.session.commit()
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     try:
         sign_in(page, web_server, "root")
         page.goto(web_server + "/admin/groups")
@@ -74,6 +78,7 @@ def test_group_admin_and_usage_pages_at_390_px(browser, app, web_server, make_us
         themes_fit(page, "group page", "admin-group-390")
         page.goto(web_server + "/admin/groups")
         expect(page.locator("#groups")).to_contain_text("$40/month")
+        expect(page.locator("#groups")).to_contain_text(XSS_NAME)  # a hostile name is shown as text
         themes_fit(page, "groups list", "admin-groups-390")
         page.locator("#members, #groups").get_by_role("link", name="Research").click()
         page.locator("#members").get_by_role("link", name="riley").click()
@@ -86,6 +91,10 @@ def test_group_admin_and_usage_pages_at_390_px(browser, app, web_server, make_us
         themes_fit(page, "admin usage", "admin-usage-groups-390")
         context.clear_cookies()
 
+        with app.app_context():  # riley's second group (Research, joined first, stays the primary one)
+            hostile = db.session.query(Group).filter_by(name=XSS_NAME).one()
+            groups.add_member(None, hostile, db.session.query(User).filter_by(username="riley").one())
+            db.session.commit()
         spent(app, "riley", "gpt-4o", 800, 0.75)
         sign_in(page, web_server, "riley")
         page.locator(".topbar").get_by_role("link", name="Usage").click()
@@ -96,6 +105,8 @@ def test_group_admin_and_usage_pages_at_390_px(browser, app, web_server, make_us
         expect(page.locator("#by-model")).to_contain_text("gpt-4o")
         expect(page.locator("figure.chart svg rect.bar")).to_have_count(30)
         themes_fit(page, "usage page", "usage-390")
+        expect(page.locator(".lede")).to_contain_text(XSS_NAME)
+        assert dialogs == []
     finally:
         context.close()
 
