@@ -22,7 +22,7 @@ import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, current_app
+from flask import Flask, current_app, session
 from joserfc.errors import JoseError
 from sqlalchemy import func, select
 
@@ -143,7 +143,13 @@ def discovery_status() -> dict:
 
 
 def authorize_redirect(redirect_uri: str):
-    """The redirect to the identity provider; state, nonce and the PKCE verifier go in the session."""
+    """The redirect to the identity provider; state, nonce and the PKCE verifier go in the session.
+
+    One sign-in in flight per browser: Authlib keeps each started one in the session cookie for an hour, so
+    a dozen clicks would outgrow the cookie; an earlier one, finished after this, is refused as a wrong state.
+    """
+    for key in [key for key in session if key.startswith(f"_state_{CLIENT_NAME}_")]:
+        session.pop(key)
     try:
         return _client().authorize_redirect(redirect_uri)
     except (requests.RequestException, ValueError, KeyError) as exc:

@@ -43,6 +43,17 @@ def test_the_flow_is_code_with_pkce_state_and_nonce(client, oidc_provider):
     assert "scope=openid+email+profile+groups" in location
 
 
+def test_only_the_latest_started_sign_in_is_kept_in_the_cookie(app, client, oidc_provider):
+    oidc_provider.set_account("kim", preferred_username="kim")
+    first = start(client)
+    for _ in range(20):
+        latest = start(client)
+    with client.session_transaction() as session:
+        assert len([key for key in session if key.startswith("_state_")]) == 1
+    assert client.get(callback_path(oidc_provider.authorize(first, "kim"))).status_code == 400
+    assert client.get(callback_path(oidc_provider.authorize(latest, "kim"))).status_code == 302
+
+
 def test_first_sign_in_creates_the_account_and_an_ordinary_session(app, client, oidc_provider):
     oidc_provider.set_account(
         "alice-idp", preferred_username="alice", email="alice@example.com", email_verified=True, groups=[]
