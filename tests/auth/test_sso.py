@@ -284,3 +284,22 @@ def test_groups_follow_the_identity_provider_at_every_sign_in(app, oidc_provider
         assert sorted(db.session.scalars(select(Group.name))) == ["eng", "research", "sales"]
         assert db.session.scalar(select(Group).where(Group.name == "research")).models == ["echo"]
         assert db.session.scalar(select(User).where(User.username == "judy")).primary_group_id is None  # left "eng"
+
+
+def test_an_unreachable_provider_is_a_clear_message_not_an_error(app, client):
+    from tests.support.ports import free_port
+
+    app.config["OIDC_ISSUER"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with app.app_context():
+        from webapp import sso
+
+        sso.init_app(app)
+        create_user("root", "correct horse", role="admin")
+        db.session.commit()
+    response = client.get("/auth/sso/")
+    assert response.status_code == 503
+    assert "The identity provider could not be reached" in response.get_data(as_text=True)
+    admin = app.test_client()
+    AuthActions(admin).login("root", "correct horse")
+    page = admin.get("/admin/").get_data(as_text=True)
+    assert "The discovery document could not be read: ConnectionError." in page
