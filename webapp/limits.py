@@ -346,12 +346,14 @@ def _refuse(which: int, value: int, limits: Limits, cost: int, now: float):
     reset = month_reset(now)
     wait = _seconds_to_month_end(now)
     whose = "your monthly budget" if which == 3 else f"the monthly budget your group {pool.name} shares"
-    raise BudgetExceeded(
-        f"This month's spending has reached {whose} of {dollars(budget)} ({dollars(spent)} used; "
-        f"this request could cost up to {dollars(cost / MICRO)}). "
-        f"It resets on {reset:%Y-%m-%d} at 00:00 UTC, in {_in_words(wait)}.",
-        wait,
-    )
+    if spent * MICRO >= budget * MICRO:
+        what = f"This month's spending has reached {whose} of {dollars(budget)} ({dollars(spent)} used)."
+    else:  # room is left, but less than this request could cost
+        what = (
+            f"This request could cost up to {dollars(cost / MICRO)}, more than is left of {whose} "
+            f"of {dollars(budget)} ({dollars(spent)} used)."
+        )
+    raise BudgetExceeded(f"{what} It resets on {reset:%Y-%m-%d} at 00:00 UTC, in {_in_words(wait)}.", wait)
 
 
 def _reservation_key(generation_id: int) -> str:
