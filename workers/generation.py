@@ -264,8 +264,12 @@ def _run(generation_id: int) -> str | None:
                     limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0, usage)
                     if unsaved is None:
                         writer.mark(outcome.status)
-                    else:  # the sweep saves it (and marks the end) once the database is back
-                        keep_final(connection, generation_id, unsaved)
+                    else:  # the sweep saves it (and marks the end, and writes the ledger row) once the database is back
+                        keep_final(
+                            connection,
+                            generation_id,
+                            {**unsaved, "ledger": {**call["ledger"], "model_id": call["model_id"]}},
+                        )
                 except redis.RedisError:  # the record is saved; readers fall back to the database
                     log.warning("generation %s: could not mark the end in Redis", generation_id)
         if reraise is not None:

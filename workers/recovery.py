@@ -31,6 +31,7 @@ from webapp.extensions import db
 from webapp.generations import enqueue_job
 from webapp.models import Generation, GenerationStatus, utcnow
 from webapp.queue import worker_alive_key
+from webapp.usage import record_quietly as record_usage
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,14 @@ def apply_kept_final(generation: Generation, connection: redis.Redis) -> str | N
     final = json.loads(kept)
     if final["job_id"] in (None, generation.job_id):
         if write(lambda: save_final(generation.id, final, running_only=True)):
+            if final.get("ledger"):
+                record_usage(
+                    generation_id=generation.id,
+                    status=final["status"],
+                    input_tokens=final["input_tokens"] or 0,
+                    output_tokens=final["output_tokens"] or 0,
+                    **final["ledger"],
+                )
             live.LiveWriter(connection, generation.id, start_offset=len(final["text"])).mark(final["status"])
             log.warning(
                 "generation %s: saved the final record its worker kept while the database was down", generation.id

@@ -81,7 +81,9 @@ def call_v1(url: str, token: str, text: str, stream: bool) -> tuple[str, str]:
 def test_a_postgresql_restart_mislabels_nothing_and_hangs_nothing(tmp_path, cluster):
     supervisor = Supervisor(
         tmp_path,
-        {"DATABASE_URL": cluster.url, "DEFAULT_TOKENS_PER_DAY": "10000000"},
+        # A short final-write bound: replies that finish early in the outage give up waiting and leave
+        # their record in Redis for the sweep; later ones are saved by the worker's own retries. Both paths run.
+        {"DATABASE_URL": cluster.url, "DEFAULT_TOKENS_PER_DAY": "10000000", "FINAL_WRITE_RETRY_SECONDS": "3"},
     )
     clients = [httpx.Client(timeout=30, limits=NO_KEEPALIVE) for _ in range(USERS)]
     try:
@@ -125,6 +127,10 @@ def test_a_postgresql_restart_mislabels_nothing_and_hangs_nothing(tmp_path, clus
 
         wait_for(all_done, SWEEP_SECONDS + 2 + 10, "every chat finished after the database returned", interval=0.2)
         print(f"\nevery chat finished {time.monotonic() - back_at:.1f} s after PostgreSQL was back")
+        log = supervisor.log()
+        kept, saved = log.count("its final record waits in Redis"), log.count("saved the final record its worker kept")
+        print(f"final records left for the sweep: {kept}, saved by the sweep: {saved}; the rest saved by the worker")
+        assert kept == saved, "every final record left in Redis is saved by the sweep"
         for thread in in_flight:
             thread.join(API_TIMEOUT + 10)
             assert not thread.is_alive(), "a /v1 call hung"

@@ -12,7 +12,7 @@ from tests.support.stack import worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp import live
 from webapp.extensions import db
-from webapp.models import Generation, User, utcnow
+from webapp.models import Generation, UsageRecord, User, utcnow
 from webapp.paths import PROJECT_ROOT
 from webapp.queue import get_queue, get_redis
 from workers import recovery
@@ -233,9 +233,10 @@ def test_a_final_record_the_worker_kept_in_redis_is_saved_by_the_sweep(client, a
     send(client, "finished in the dark")
     generation_id = make_orphan(app)
     with app.app_context():
-        job_id = db.session.get(Generation, generation_id).job_id
+        generation = db.session.get(Generation, generation_id)
+        ledger = {"user_id": generation.user_id, "provider": "echo", "source": "web", "model_id": "echo"}
         final = {"text": "Echo: all of it", "status": "succeeded", "error": None, "error_code": None}
-        final.update(attempts=1, input_tokens=3, output_tokens=4, job_id=job_id)
+        final.update(attempts=1, input_tokens=3, output_tokens=4, job_id=generation.job_id, ledger=ledger)
         recovery.keep_final(get_redis(), generation_id, final)
         assert recovery.sweep(get_redis()) == {generation_id: "succeeded"}
         generation = db.session.get(Generation, generation_id)
@@ -243,6 +244,8 @@ def test_a_final_record_the_worker_kept_in_redis_is_saved_by_the_sweep(client, a
         assert (generation.input_tokens, generation.output_tokens) == (3, 4)
         assert live.read_since(get_redis(), generation_id, 0).statuses == ["succeeded"]
         assert not get_redis().exists(recovery.final_key(generation_id))
+        ledger_row = db.session.scalar(select(UsageRecord).where(UsageRecord.generation_id == generation_id))
+        assert (ledger_row.status, ledger_row.input_tokens, ledger_row.output_tokens) == ("succeeded", 3, 4)
 
 
 def test_the_sweep_settles_the_tokens_reserved_for_a_reply_it_fails(client, auth, app):
