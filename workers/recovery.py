@@ -45,7 +45,20 @@ NOT_STARTED = (
 # RQ states in which a job is still on its way to a worker (or running on a live one).
 WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 WORKER_LOST = "The worker writing this reply stopped unexpectedly (it was killed or restarted). The text so far is kept; retry to get a full reply."
+JOB_FAILED = (
+    "The worker hit an internal error while finishing this reply (it is logged). "
+    "The text so far is kept; retry to get a full reply."
+)
 SWEEP_LOCK = "switchboard:recovery:lock"
+
+
+def _horse_killed(connection: redis.Redis, job_id: str) -> bool:
+    """Whether RQ recorded the job's process as killed (a forking worker's horse), rather than the job raising."""
+    try:
+        result = Job.fetch(job_id, connection=connection).latest_result()
+    except NoSuchJobError:
+        return True
+    return result is None or "terminated unexpectedly" in (result.exc_string or "")
 
 
 def final_key(generation_id: int) -> str:
@@ -160,29 +173,32 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
         return None  # it ended between our two reads: the worker has written the record itself
     # The worker lives and the job is still its own: nothing to do. (A killed forking
     # horse leaves a live worker but a failed or stopped job.)
-    if worker_alive(connection, worker_name) and job_status in (JobStatus.STARTED, JobStatus.QUEUED, None):
+    alive = worker_alive(connection, worker_name)
+    if alive and job_status in (JobStatus.STARTED, JobStatus.QUEUED, None):
         return None
     if worker_name is None and generation.started_at and utcnow() - generation.started_at < START_GRACE:
         return None
     text = live.read_all(connection, generation.id)
     if text:
+        # The true reason: a live worker whose job raised (not a killed forking horse) failed, it was not lost.
+        error, code = WORKER_LOST, "worker_lost"
+        if alive and job_status == JobStatus.FAILED and not _horse_killed(connection, generation.job_id):
+            error, code = JOB_FAILED, "internal_error"
         # Conditional: a worker that was only slow, not dead, may have finished meanwhile.
         if not _still(
             generation,
             GenerationStatus.RUNNING,
             status=GenerationStatus.FAILED,
             text=text,
-            error=WORKER_LOST,
-            error_code="worker_lost",
+            error=error,
+            error_code=code,
             finished_at=utcnow(),
         ):
             return None
         live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(GenerationStatus.FAILED)
         # Its usage was never reported: the reply so far, about four characters a token, replaces the estimate.
         limits.settle(connection, generation.id, len(text) // 4)
-        log.warning(
-            "generation %s: worker %s lost; failed with %d characters kept", generation.id, worker_name, len(text)
-        )
+        log.warning("generation %s: %s; failed with %d characters kept", generation.id, code, len(text))
         return "failed"
     # Nothing streamed: run it again on a live worker, under a new job id.
     return _requeue(generation, GenerationStatus.RUNNING, f"worker {worker_name} lost before any text", connection)

@@ -265,3 +265,36 @@ def test_the_sweep_settles_the_tokens_reserved_for_a_reply_it_fails(client, auth
         assert recovery.sweep(connection) == {generation_id: "failed"}
         assert int(connection.get(day_key)) == 10  # the text so far, about four characters a token
         assert not connection.keys("switchboard:limits:reservation:*")
+
+
+@pytest.mark.parametrize(
+    ("exc_string", "code"),
+    [
+        ("Traceback...\nRuntimeError: boom", "internal_error"),
+        ("Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ", "worker_lost"),
+    ],
+    ids=["job raised", "horse killed"],
+)
+def test_the_sweep_names_the_true_reason_when_a_live_workers_job_failed(client, auth, app, exc_string, code):
+    from rq.job import Job, JobStatus
+    from rq.results import Result
+
+    from webapp.queue import worker_alive_key
+
+    auth.signup()
+    send(client, "raise in the middle")
+    generation_id = make_orphan(app)
+    with app.app_context():
+        connection = get_redis()
+        job_id = db.session.get(Generation, generation_id).job_id
+        job = Job.create("workers.generation.run_generation", args=(generation_id,), id=job_id, connection=connection)
+        job.worker_name = "still-here"
+        job.set_status(JobStatus.FAILED, pipeline=None)
+        job.save()
+        Result.create_failure(job, ttl=600, exc_string=exc_string)
+        connection.set(worker_alive_key("still-here"), 1, ex=60)
+        live.LiveWriter(connection, generation_id).append("Echo: part")
+        assert recovery.sweep(connection) == {generation_id: "failed"}
+        generation = db.session.get(Generation, generation_id)
+        assert (generation.error_code, generation.text) == (code, "Echo: part")
+        assert ("internal error" if code == "internal_error" else "stopped unexpectedly") in generation.error
