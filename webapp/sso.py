@@ -185,7 +185,20 @@ def finish() -> dict:
     claims = token.get("userinfo")
     if not claims or not claims.get("sub"):
         raise SSOFailed("The identity provider sent no ID token.")
-    return dict(claims)
+    return {**_userinfo(client, token, claims["sub"]), **claims}
+
+
+def _userinfo(client, token: dict, subject: str) -> dict:
+    """Claims the provider gives only at its userinfo endpoint (some leave groups or email out of the ID
+    token); the ID token's own claims win. Nothing when there is no endpoint or it is about someone else."""
+    if not client.load_server_metadata().get("userinfo_endpoint"):
+        return {}
+    try:
+        info = dict(client.userinfo(token=token))
+    except (requests.RequestException, ValueError, AuthlibBaseError) as exc:
+        log.warning("SSO: the userinfo endpoint did not answer: %s", type(exc).__name__)
+        return {}
+    return info if info.get("sub") == subject else {}
 
 
 def _oauth_error_text(exc: OAuthError) -> str:

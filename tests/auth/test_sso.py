@@ -303,3 +303,10 @@ def test_an_unreachable_provider_is_a_clear_message_not_an_error(app, client):
     AuthActions(admin).login("root", "correct horse")
     page = admin.get("/admin/").get_data(as_text=True)
     assert "The discovery document could not be read: ConnectionError." in page
+
+
+def test_claims_only_at_the_userinfo_endpoint_count_too(app, oidc_provider):
+    oidc_provider.set_account("lee", preferred_username="lee", email="lee@example.com", groups=["ops"])
+    oidc_provider.claims_from_userinfo_only("groups", "preferred_username")
+    sso_sign_in(app.test_client(), oidc_provider, "lee")
+    assert group_names(app, "lee") == ["ops"]

@@ -53,6 +53,7 @@ class OIDCProvider:
             "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}],
             "accounts": {},
             "id_token_audience": None,
+            "userinfo_only_claims": [],
         }
         self._write()
         self.process = None
@@ -101,10 +102,15 @@ class OIDCProvider:
     def reset(self):
         self.state["accounts"] = {}
         self.state["id_token_audience"] = None
+        self.state["userinfo_only_claims"] = []
         self._write()
 
     def issue_tokens_for_audience(self, audience: str | None):
         self.state["id_token_audience"] = audience
+        self._write()
+
+    def claims_from_userinfo_only(self, *names: str):
+        self.state["userinfo_only_claims"] = list(names)
         self._write()
 
     def app_config(self, **extra) -> dict:

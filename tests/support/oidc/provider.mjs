@@ -5,7 +5,7 @@
 // It listens on a free port and prints `listening <issuer>` once ready. STATE_FILE (JSON) is read at every
 // use, so a test changes the identity provider's side (accounts, their groups) by rewriting it:
 //   {"clients": [{"client_id", "client_secret"}], "accounts": {"<login>": {claims}},
-//    "id_token_audience": null | "<aud>"}
+//    "id_token_audience": null | "<aud>", "userinfo_only_claims": ["groups", ...]}
 // Sign-in uses the provider's own development pages (any password; the login name is the account).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -46,8 +46,14 @@ const provider = new Provider(issuer, {
   async findAccount(ctx, sub) {
     return {
       accountId: sub,
-      async claims() {
-        return { ...(readState().accounts[sub] || {}), sub };
+      async claims(use) {
+        const state = readState();
+        const claims = { ...(state.accounts[sub] || {}), sub };
+        if (use === 'id_token') {
+          // As some providers do: these claims come from the userinfo endpoint only.
+          for (const name of state.userinfo_only_claims || []) delete claims[name];
+        }
+        return claims;
       },
     };
   },
