@@ -430,3 +430,24 @@
     });
   });
 })();
+
+// static/attachments.js (previews, checks, drop, paste) loads on first use; until then the file input works alone.
+(function () {
+  var box = document.querySelector(".composer-files");
+  if (!box) return;
+  var pending = (window.sbAttachPending = []), form = box.closest("form");
+  function load(e, files) {
+    if (window.sbAttach || (files && !files.length)) return;
+    if (files) {
+      e.preventDefault();
+      pending.push.apply(pending, files);
+    }
+    if (load.done) return;
+    load.done = document.head.appendChild(document.createElement("script"));
+    load.done.src = box.dataset.script;
+  }
+  box.querySelector("input").addEventListener("change", load);
+  form.addEventListener("dragover", function (e) { if (!window.sbAttach) e.preventDefault(); });
+  form.addEventListener("drop", function (e) { load(e, e.dataTransfer ? e.dataTransfer.files : []); });
+  form.addEventListener("paste", function (e) { load(e, e.clipboardData ? e.clipboardData.files : []); });
+})();

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.accounts import AuthActions
+from tests.support.files import png
 from tests.support.forms import csrf_token
-from webapp import groups, sharing
+from webapp import attachments, groups, sharing
 from webapp.accounts import create_user
 from webapp.accounts.api_keys import create_key
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
@@ -34,7 +35,7 @@ SIGNED_IN = ["chat.*", "model_settings.*", "account.*", "auth.logout", "share.*"
 ADMIN = ["admin.*", "rq_dashboard.*", "ops.metrics"]
 API_TOKEN = ["api.chat_completions", "api.supported_models", "api.usage", "v1.*"]
 # URL arguments that name one user's own objects: anyone else gets 404, never a hint it exists.
-OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id", "link_id"}
+OWNED_ARGUMENTS = {"conversation_id", "generation_id", "message_id", "key_id", "session_id", "link_id", "attachment_id"}
 # Routes that sign the caller out: judged last, or not at all, so they do not end the visitor's session mid-test.
 SIGNS_OUT = {"auth.logout", "account.end_all_sessions"}
 
@@ -66,9 +67,12 @@ def world(app, client, run_jobs):
         link = sharing.share(alice, conversation, include_system_prompt=False)
         db.session.commit()
         generation = db.session.scalar(select(Generation))
+        [attachment] = attachments.attach(alice.id, [attachments.check(png(), "plans.png")], message=generation.message)
+        db.session.commit()
         ensure_probe_job()
         return {
             "conversation_id": conversation.id,
+            "attachment_id": attachment.id,
             "message_id": generation.message_id,
             "generation_id": generation.id,
             "key_id": db.session.scalar(select(ApiKey.id)),
@@ -257,7 +261,11 @@ def test_every_signed_in_page_and_every_api_response_is_no_store(app, client, wo
     def check(who, method, rule, response):
         nonlocal judged
         judged += 1
-        if response.headers.get("Cache-Control") != "no-store":
+        expected = "no-store"
+        if rule.endpoint == "chat.attachment" and response.status_code == 200:
+            # A file never changes under its id: its owner's browser may keep it, no shared cache may.
+            expected = "private, max-age=86400"
+        if response.headers.get("Cache-Control") != expected:
             problems.append(
                 f"{who} {method} {rule.rule} -> {response.status_code} "
                 f"Cache-Control={response.headers.get('Cache-Control')!r}"

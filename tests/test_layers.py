@@ -27,6 +27,7 @@ FLOORS = [
             "webapp/groups.py",
             "webapp/accounts/sessions.py",
             "webapp/accounts/api_keys.py",
+            "webapp/attachments.py",
         ],
     ),
     (

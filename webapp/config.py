@@ -157,6 +157,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SSE_HEARTBEAT_SECONDS", "float", 15.0, "Seconds between heartbeat comments on an idle reply event stream."
     ),
+    Setting("ATTACHMENT_MAX_FILES", "int", 5, "Images and PDFs one message may carry (see docs/attachments.md)."),
+    Setting(
+        "ATTACHMENT_MAX_TOTAL_MB",
+        "float",
+        25,
+        "MB the files of one message may take together; a larger request is refused from its size, unread.",
+    ),
+    Setting(
+        "ATTACHMENT_TYPES",
+        "str",
+        "image/png,image/jpeg,image/webp,image/gif,application/pdf",
+        "Comma-separated types that may be attached (each checked from the file's bytes; only these five are known).",
+    ),
 )
 ENV_KEYS = tuple(s.name for s in SETTINGS)
 KINDS = {s.name: s.kind for s in SETTINGS}

@@ -10,7 +10,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import usage
+from . import attachments, usage
 from .access import check_model_usable, usable_model_id
 from .database import write
 from .extensions import db
@@ -60,7 +60,10 @@ def owned_conversation(user: User, conversation_id: int) -> Conversation:
     conversation = db.session.get(
         Conversation,
         conversation_id,
-        options=[selectinload(Conversation.messages).selectinload(Message.generations)],
+        options=[
+            selectinload(Conversation.messages).selectinload(Message.generations),
+            selectinload(Conversation.messages).selectinload(Message.attachments),
+        ],
     )
     if conversation is None or conversation.user_id != user.id:
         abort(404)
@@ -163,12 +166,19 @@ def _turns_to(conversation: Conversation, message: Message) -> list[dict] | None
     for earlier in path:
         if earlier is message:
             break
-        turns.append({"role": "user", "content": earlier.content})
+        turns.append(_turn(earlier))
         reply = earlier.reply
         if reply is not None and reply.text:
             turns.append({"role": "assistant", "content": reply.text})
-    turns.append({"role": "user", "content": message.content})
+    turns.append(_turn(message))
     return turns
+
+
+def _turn(message: Message) -> dict:
+    turn = {"role": "user", "content": message.content}
+    if message.attachments:  # their ids: the worker reads the files
+        turn["attachments"] = [a.id for a in message.attachments]
+    return turn
 
 
 def _new_reply(conversation: Conversation, message: Message) -> Generation:
@@ -206,21 +216,22 @@ def active_reply(conversation: Conversation) -> Generation | None:
     return reply if reply is not None and not reply.is_finished else None
 
 
-def send_message(conversation: Conversation, content: str, submission_token: str | None = None) -> Message:
+def send_message(conversation: Conversation, content: str, submission_token: str | None = None, uploads=()) -> Message:
     """Save the user's message (committed first, so it is never lost), then queue its reply.
 
     A repeated ``submission_token`` returns the message it already created, also when the
     two posts arrive at once. Raises ``generations.QueueUnavailable`` after saving when Redis
-    is down (the reply then waits for it), ``access.ModelNotAllowed`` with nothing saved.
+    is down (the reply then waits for it), ``access.ModelNotAllowed`` with nothing saved, and
+    ``attachments.AttachmentRefused`` (an image for a model that cannot read images) with nothing saved.
     """
     conversation_id = conversation.id
     return _save_and_queue(
-        lambda: _add_message(db.session.get(Conversation, conversation_id), content, submission_token),
+        lambda: _add_message(db.session.get(Conversation, conversation_id), content, submission_token, uploads),
         submission_token,
     )
 
 
-def start_chat(user: User, content: str, submission_token: str | None = None, model=None) -> Message:
+def start_chat(user: User, content: str, submission_token: str | None = None, model=None, uploads=()) -> Message:
     """A new conversation (with ``model``, else the user's default) and its first message, saved as one."""
     user_id = user.id
 
@@ -230,17 +241,26 @@ def start_chat(user: User, content: str, submission_token: str | None = None, mo
         if model is not None and model.model_id != conversation.model_id:
             conversation.model_id = model.model_id
             conversation.options = applicable_options(model, owner.default_options)
-        return _add_message(conversation, content, submission_token)
+        return _add_message(conversation, content, submission_token, uploads)
 
     return _save_and_queue(save, submission_token)
 
 
-def _add_message(conversation: Conversation, content: str, submission_token: str | None):
+def _check_uploads(conversation: Conversation, uploads) -> None:
+    if uploads:
+        try:
+            attachments.check_model(get_model(conversation.model_id), uploads)
+        except KeyError:
+            pass  # a model that no longer exists: the reply is recorded as failed with the reason
+
+
+def _add_message(conversation: Conversation, content: str, submission_token: str | None, uploads=()):
     """The message and its generation, added to the session (not committed); an earlier send's message if any."""
     if submission_token:
         existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
         if existing is not None and existing.conversation.user_id == conversation.user_id:
             return existing, None
+    _check_uploads(conversation, uploads)
     if conversation.title == "New chat":
         conversation.title = _title_from(content)
     last = last_message(conversation)
@@ -253,6 +273,9 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
         selected=True,
     )
     db.session.add(message)
+    if uploads:
+        db.session.flush()
+        attachments.attach(conversation.user_id, uploads, message=message)
     return message, _new_reply(conversation, message)
 
 
@@ -302,12 +325,18 @@ def regenerate_reply(conversation: Conversation, message: Message, expected_gene
 
 
 def edit_message(
-    conversation: Conversation, message: Message, content: str, submission_token: str | None = None
+    conversation: Conversation,
+    message: Message,
+    content: str,
+    submission_token: str | None = None,
+    uploads=(),
+    keep_attachment_ids: set[int] | None = None,
 ) -> Message:
     """Edit any visible message: a new version beside it (same place in the conversation) with its own reply.
 
     The original and everything that followed it stay, one "‹ ›" away. A repeated
-    ``submission_token`` returns the version it already created.
+    ``submission_token`` returns the version it already created. The new version keeps the original's
+    attachments (those in ``keep_attachment_ids`` when given) and adds ``uploads``.
     """
     if submission_token:
         existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
@@ -333,6 +362,13 @@ def edit_message(
             selected=True,
         )
         db.session.add(edited)
+        _check_uploads(conv, uploads)
+        db.session.flush()
+        kept = attachments.copy_links(original, edited, keep_attachment_ids)
+        for link in attachments.attach(conv.user_id, list(uploads), message=edited):
+            link.position += kept
+        db.session.flush()
+        db.session.expire(edited, ["attachments"])
         _select(conv, edited)
         return edited, _new_reply(conv, edited)
 
@@ -367,6 +403,7 @@ def delete_conversation(conversation: Conversation) -> None:
     usage.keep_usage([g.id for g in generations if g.is_finished])  # replies still running are kept as they settle
     # Its share links go too (explicitly: SQLite runs here without foreign-key enforcement).
     db.session.execute(delete(SharedLink).where(SharedLink.conversation_id == conversation.id))
+    attachments.delete_links(message_ids=[m.id for m in conversation.messages])
     db.session.delete(conversation)
     db.session.commit()
     forget_live(generation_ids)
@@ -451,12 +488,32 @@ def export_data(conversation: Conversation) -> dict:
                 "on_visible_path": message.id in on_path,
                 "role": message.role,
                 "content": message.content,
+                "attachments": [_attachment_data(a) for a in message.attachments],
                 "created_at": _iso(message.created_at),
                 "replies": [_reply_data(g) for g in message.generations],
             }
             for message in conversation.messages
         ],
     }
+
+
+def _attachment_data(link) -> dict:
+    return {
+        "id": link.id,
+        "filename": link.filename,
+        "content_type": link.file.content_type,
+        "size": link.file.size,
+        "sha256": link.file.sha256,
+        "url": f"/chat/attachments/{link.id}/{link.filename}",
+    }
+
+
+def _attachment_lines(message: Message) -> list[str]:
+    if not message.attachments:
+        return []
+    return [""] + [
+        f"- Attached: {a.filename} ({a.file.content_type}, {a.file.size} bytes)" for a in message.attachments
+    ]
 
 
 def export_json(conversation: Conversation) -> str:
@@ -498,7 +555,7 @@ def export_markdown(conversation: Conversation) -> str:
         mark = f" ▶ (message #{message.id})" if branched else ""
         if len(versions) > 1:
             mark += f" · version {versions.index(message) + 1} of {len(versions)}"
-        lines += ["", f"## You{mark}", "", message.content]
+        lines += ["", f"## You{mark}", "", message.content, *_attachment_lines(message)]
         if message.reply is not None:
             lines += _reply_lines(message.reply)
     printed = set(on_path)
@@ -517,7 +574,7 @@ def export_markdown(conversation: Conversation) -> str:
         current = message
         while current is not None and current.id not in printed:
             printed.add(current.id)
-            lines += ["", f"## You (message #{current.id})", "", current.content]
+            lines += ["", f"## You (message #{current.id})", "", current.content, *_attachment_lines(current)]
             if current.reply is not None:
                 lines += _reply_lines(current.reply)
             children = [m for m in groups.get(current.id) or [] if m.id not in printed]

@@ -54,6 +54,8 @@ FAILURE_HEADLINES = {
     "insufficient_quota": "The monthly spending budget is used up.",
     "job_timeout": "The reply took longer than the time limit.",
     "internal_error": "The worker hit an internal error while writing this reply.",
+    "model_not_multimodal": "This conversation's model cannot read images; pick another one in the settings.",
+    "unreadable_pdf": "The text of an attached PDF could not be read.",
 }
 _RETRY_AFTER_RE = re.compile(r"retry after ([0-9]+(?:\.[0-9]+)?) ?s", re.IGNORECASE)
 

@@ -26,8 +26,9 @@ import redis
 from flask import current_app
 from sqlalchemy import func, select
 
-from . import groups, site_settings, usage
+from . import attachments, groups, site_settings, usage
 from .extensions import db
+from .llm.attachments import image_tokens
 from .models import Generation, UsageRecord, User
 from .queue import get_redis
 
@@ -181,7 +182,20 @@ def estimate_split(generation: Generation) -> tuple[int, int]:
             if m.id < generation.message.id and m.reply is not None
         )
     output = (generation.options or {}).get("max_tokens") or DEFAULT_OUTPUT_ESTIMATE
-    return characters // 4, int(output)
+    return characters // 4 + _image_tokens(generation), int(output)
+
+
+def _image_tokens(generation: Generation) -> int:
+    """The attached images' tokens after OpenAI's tile rule: images cannot dodge the day's token limit."""
+    if generation.request_messages:
+        ids = [i for m in generation.request_messages for i in m.get("attachments") or ()]
+        sizes = attachments.image_sizes(attachment_ids=ids) if ids else []
+    elif generation.message is not None:
+        message = generation.message
+        sizes = attachments.image_sizes(message_ids=[m.id for m in message.conversation.messages if m.id <= message.id])
+    else:
+        sizes = []
+    return sum(image_tokens(width, height) for width, height in sizes)
 
 
 def _month(now: float) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
@@ -353,3 +353,47 @@ class SharedLink(db.Model):
     @property
     def is_live(self) -> bool:
         return self.revoked_at is None
+
+
+class StoredFile(db.Model):
+    """An attached file's bytes, stored once per content (SHA-256) in the database, so every web process and
+    worker on any host reads it with no shared disk. Rows no link uses are deleted (webapp.attachments)."""
+
+    __tablename__ = "stored_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    content_type: Mapped[str] = mapped_column(String(100))  # read from the bytes, never the client's word
+    size: Mapped[int] = mapped_column()
+    width: Mapped[int | None] = mapped_column()
+    height: Mapped[int | None] = mapped_column()
+    pages: Mapped[int | None] = mapped_column()
+    # Deferred: pages list attachments by their metadata without loading the bytes.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(db.Model):
+    """A file as attached to one user message (chat) or one API request (generation), with the name it had."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    file: Mapped[StoredFile] = relationship(lazy="joined", innerjoin=True)
+    # Message.attachments, in the order they were attached. Links go with their message or generation
+    # (deleted by webapp.attachments, as SQLite does not enforce the foreign keys), never set to NULL.
+    message: Mapped[Message | None] = relationship(
+        backref=backref("attachments", order_by="Attachment.position", passive_deletes="all")
+    )
+
+    @property
+    def is_image(self) -> bool:
+        return self.file.content_type.startswith("image/")

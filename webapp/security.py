@@ -79,6 +79,8 @@ def init_security(app: Flask) -> None:
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if request.endpoint != "static" and (request.blueprint in API_BLUEPRINTS or signed_in_request()):
-            # Nothing personal is kept by a shared browser's cache or a proxy (overrides SSE's "no-cache").
-            headers["Cache-Control"] = "no-store"
+            # Nothing personal is kept by a shared browser's cache or a proxy (overrides SSE's "no-cache");
+            # an attachment's "private" (the owner's browser may keep it, no proxy may) stays.
+            if not headers.get("Cache-Control", "").startswith("private"):
+                headers["Cache-Control"] = "no-store"
         return response

@@ -46,6 +46,7 @@ DEFAULT_MONTHLY_BUDGET = "default_monthly_budget"  # dollars per calendar month 
 MODEL_PRICES = "model_prices"  # {model id: [USD per million input tokens, per million output tokens]}
 LLM_MODELS = "llm_models_encrypted"  # the litellm models dict, Fernet-encrypted JSON (it may hold api keys)
 INHOUSE_MODEL = "inhouse_model"
+MODEL_CAPABILITIES = "model_capabilities"  # {model id: {"images": bool, "pdf": bool}}: admin overrides
 # Provider -> the llm setting an admin may store for it besides key and base URL.
 MODEL_SETTINGS = {"litellm": "LLM_MODELS", "inhouse": "INHOUSE_MODEL"}
 SECRET_MASK = "********"
@@ -161,6 +162,8 @@ def llm_override(name: str):
         return stored_llm_models(snap.site.get(LLM_MODELS))
     if name == "INHOUSE_MODEL":
         return snap.site.get(INHOUSE_MODEL) or None
+    if name == "MODEL_CAPABILITIES":
+        return snap.site.get(MODEL_CAPABILITIES) or None
     for provider, setting_name in BASE_URL_SETTINGS.items():
         if name == setting_name:
             setting = snap.providers.get(provider)

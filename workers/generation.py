@@ -20,14 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
-from webapp import limits, live
+from webapp import attachments, limits, live
 from webapp.access import ModelNotAllowed, check_model_usable
 from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
 from webapp.logs import generation_id_var
-from webapp.models import Generation, GenerationStatus, Message, User, utcnow
+from webapp.models import Attachment, Generation, GenerationStatus, Message, User, utcnow
 from webapp.queue import get_redis
 from webapp.usage import record_quietly as record_usage
 
@@ -54,9 +54,15 @@ BACKOFF_CAP_SECONDS = 20.0
 
 
 def conversation_history(message: Message) -> list[dict]:
-    """The turns before ``message``: each earlier user message and the text of its latest reply.
+    """The turns before ``message``: each earlier user message (with its attachments' ids) and the text of
+    its latest reply."""
+    return _history_and_files(message)[0]
 
-    Two queries whatever the length of the conversation (the messages, then their replies).
+
+def _history_and_files(message: Message) -> tuple[list[dict], list[int]]:
+    """The turns before ``message`` and the ids of ``message``'s own attachments.
+
+    Three queries whatever the length of the conversation (the messages, their replies, the attachment ids).
     """
     earlier = db.session.scalars(
         select(Message)
@@ -64,13 +70,45 @@ def conversation_history(message: Message) -> list[dict]:
         .order_by(Message.id)
         .options(selectinload(Message.generations))
     ).all()
+    files = _attachment_ids([turn.id for turn in earlier] + [message.id])
     history = []
     for turn in earlier:
         history.append({"role": "user", "content": turn.content})
+        if files.get(turn.id):
+            history[-1]["attachments"] = files[turn.id]
         reply = turn.reply
         if reply is not None and reply.text:
             history.append({"role": "assistant", "content": reply.text})
-    return history
+    return history, files.get(message.id) or []
+
+
+def _attachment_ids(message_ids: list[int]) -> dict[int, list[int]]:
+    """Each message's attachment ids, in order (one query for them all)."""
+    if not message_ids:
+        return {}
+    rows = db.session.execute(
+        select(Attachment.message_id, Attachment.id)
+        .where(Attachment.message_id.in_(message_ids))
+        .order_by(Attachment.message_id, Attachment.position)
+    )
+    found: dict[int, list[int]] = {}
+    for message_id, attachment_id in rows:
+        found.setdefault(message_id, []).append(attachment_id)
+    return found
+
+
+def _with_files(turns: list[dict], last_ids) -> tuple[list[dict], list]:
+    """The turns with attachment ids replaced by the files (bytes read in one query), and the last turn's."""
+    ids = [i for turn in turns for i in turn.get("attachments") or ()] + list(last_ids or ())
+    if not ids:
+        return turns, []
+    files = attachments.for_prompt(ids)
+    resolved = []
+    for turn in turns:
+        if turn.get("attachments"):
+            turn = {**turn, "attachments": [files[i] for i in turn["attachments"] if i in files]}
+        resolved.append(turn)
+    return resolved, [files[i] for i in last_ids or () if i in files]
 
 
 @dataclass
@@ -110,15 +148,18 @@ def _claim(generation_id: int, job_id: str | None) -> dict | None:
         return None  # a duplicate job, or cancelled before it started
     if generation.request_messages:  # an API request brings its own turns; the last is the user's
         *history, last = generation.request_messages
-        prompt = last["content"]
+        prompt, last_ids = last["content"], last.get("attachments")
     else:
         message = generation.message
-        prompt, history = message.content, conversation_history(message)
+        prompt = message.content
+        history, last_ids = _history_and_files(message)
+    history, files = _with_files(history, last_ids)
     call = {
         "model_id": generation.model_id,
         "prompt": prompt,
         "system": generation.system_prompt or None,
         "history": history,
+        "attachments": files,
         "options": dict(generation.options or {}),
         "refusal": _refusal(generation),  # a ModelNotAllowed to raise, or None
         # For the usage ledger, written even if the record is deleted meanwhile (with its conversation).
@@ -198,7 +239,11 @@ def _run(generation_id: int) -> str | None:
             while True:
                 attempts += 1
                 response = model.prompt(
-                    call["prompt"], system=call["system"], history=call["history"], **call["options"]
+                    call["prompt"],
+                    system=call["system"],
+                    history=call["history"],
+                    attachments=call["attachments"],
+                    **call["options"],
                 )
                 unregister = on_stop(response.close)
                 try:

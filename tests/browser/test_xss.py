@@ -94,3 +94,29 @@ def test_xss_payloads_in_messages_replies_titles_and_search_never_run(page, live
     assert page.title() == title != "pwned"  # the title payload is shown as text, never run
     assert page.evaluate("window.__csp") == []  # nothing even tried to run and was blocked
     expect(page.locator("body")).to_be_visible(timeout=LONG)
+
+
+def test_xss_payloads_as_file_names_never_run(page, live_server):
+    """File names in the composer's previews (the script), on the sent message and after a reload (the server)."""
+    from tests.support.files import pdf, png
+
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script(WATCH)
+    sign_up(page, live_server, "mallory")
+    names = [PAYLOADS[1] + ".png", PAYLOADS[2] + ".pdf", PAYLOADS[6] + ".pdf"]  # no "/": a name is not a path
+    files = [{"name": names[0], "mimeType": "image/png", "buffer": png(9, 9)}]
+    files += [{"name": name, "mimeType": "application/pdf", "buffer": pdf("x")} for name in names[1:]]
+    page.locator("#attachments").set_input_files(files)
+    expect(page.locator(".attach-previews li")).to_have_count(3)
+    expect(page.locator(".attach-previews")).to_contain_text(PAYLOADS[2])
+    reply = send(page, "files with odd names")
+    wait_done(reply)
+    page.reload()
+    expect(page.locator(".message.user .attachments li")).to_have_count(3)
+    expect(page.locator(".message.user .attachments")).to_contain_text(PAYLOADS[6])
+    page.wait_for_timeout(300)  # give anything that managed to get in a moment to run
+    assert dialogs == []
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.title() != "pwned"
+    assert page.evaluate("window.__csp") == []

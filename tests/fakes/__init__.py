@@ -8,6 +8,7 @@ with FakeOpenAIServer() as server:
 """
 
 from .base import FAULT_KINDS, FakeServer, RecordedRequest, closed_port_url, split_tokens
+from .file_server import FakeFileServer
 from .gemini_server import FakeGeminiServer
 from .ollama_server import FakeOllamaServer
 from .openai_server import FakeOpenAIServer
@@ -17,6 +18,7 @@ __all__ = [
     "FakeOpenAIServer",
     "FakeGeminiServer",
     "FakeOllamaServer",
+    "FakeFileServer",
     "RecordedRequest",
     "closed_port_url",
     "split_tokens",

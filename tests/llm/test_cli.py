@@ -94,3 +94,19 @@ def test_python_dash_m():
         [sys.executable, "-m", "webapp.llm", "prompt", "x", "-m", "nope"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 1 and "Unknown model" in bad.stderr
+
+
+def test_prompt_with_attachments_from_a_path_and_stdin(tmp_path):
+    from tests.support.files import pdf, png
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png(12, 34))
+    result = run("prompt", "-m", "echo", "-a", str(photo), "look")
+    assert result.exit_code == 0, result.output
+    assert "(received 1 image, 12×34 PNG) look" in result.output
+    result = run("prompt", "-m", "echo", "-a", "-", "read", input=pdf("a", "b"))
+    assert result.exit_code == 0, result.output
+    assert "(received 1 PDF, 2 pages) read" in result.output
+    result = run("prompt", "-m", "gpt-3.5-turbo", "-a", str(photo), "look")
+    assert result.exit_code != 0 and "cannot read images" in result.output
+    assert run("prompt", "-a", str(tmp_path / "missing.png"), "x").exit_code != 0

@@ -162,6 +162,10 @@ def update_models():
             "admin": (form.admin_models.data or []) if form.restrict_admin.data else None,
         },
     )
+    if request.form.get("capabilities_shown"):  # the table's sight columns were on the page that was sent
+        service.update_capabilities(
+            current_user, images=request.form.getlist("reads_images"), pdf=request.form.getlist("reads_pdf")
+        )
     db.session.commit()
     flash("Saved the model settings.", "success")
     return redirect(url_for("admin.models"))

@@ -146,6 +146,21 @@ def update_models(
     audit.record(actor, "models.update", "models", before, after)
 
 
+def update_capabilities(actor: User, *, images: list[str], pdf: list[str]) -> None:
+    """What each model reads besides text, where the admin's ticks differ from the model's own word
+    (LiteLLM's model information, else the provider): stored as overrides, audited."""
+    before = site_settings.get_site(site_settings.MODEL_CAPABILITIES, {}) or {}
+    after = {}
+    for model in get_models():
+        own = model.native_capabilities()
+        ticked = (model.model_id in images, model.model_id in pdf)
+        if ticked != own:
+            after[model.model_id] = {"images": ticked[0], "pdf": ticked[1]}
+    if after != before:
+        site_settings.set_site(site_settings.MODEL_CAPABILITIES, after)
+        audit.record(actor, "models.capabilities", "models", before, after)
+
+
 def add_alias(actor: User, alias: str, model_id: str) -> None:
     before = get_aliases().get(alias)
     set_alias(alias, model_id)  # UnknownModelError for unknown targets

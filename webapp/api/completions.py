@@ -22,7 +22,7 @@ import redis
 from flask import current_app, request
 from sqlalchemy.exc import DBAPIError
 
-from .. import live
+from .. import attachments, live
 from ..access import ModelNeedsSetup, ModelNotAllowed, allowed_models, check_model_usable
 from ..database import rollback_quietly
 from ..extensions import db
@@ -30,6 +30,7 @@ from ..generations import LimitReached, QueueUnavailable, enqueue, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
 from ..models import Generation, GenerationStatus, User, utcnow
 from ..queue import get_redis, job_id_for
+from . import content_parts
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ FAILURE_STATUS = {
     "queue_unavailable": 503,
     "job_timeout": 504,
     "internal_error": 500,
+    "model_not_multimodal": 400,
+    "unreadable_pdf": 400,
+    "unsupported_file_type": 400,
+    "file_too_large": 400,
 }
 _RETRY_AFTER_RE = re.compile(r"retry after ([0-9]+(?:\.[0-9]+)?) ?s", re.IGNORECASE)
 
@@ -170,20 +175,6 @@ def resolve_model(user: User, name, provider: str | None) -> Model:
 # -- the request ----------------------------------------------------------------------
 
 
-def _text_of(content, index: int) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            else:
-                raise ApiError(400, f"messages[{index}].content: only text parts are supported.", "invalid_content")
-        return "".join(parts)
-    raise ApiError(400, f"messages[{index}].content must be a string or a list of text parts.", "invalid_content")
-
-
 def _turns(messages) -> tuple[list[dict], str | None]:
     if not isinstance(messages, list) or not messages:
         raise ApiError(
@@ -198,11 +189,11 @@ def _turns(messages) -> tuple[list[dict], str | None]:
             raise ApiError(
                 400, f"messages[{index}].role must be one of system, user, assistant (got {role!r}).", "invalid_role"
             )
-        text = _text_of(message.get("content"), index)
+        text, files = content_parts.split(message.get("content"), index, role)
         if role in ("system", "developer"):
             system.append(text)
         else:
-            turns.append({"role": role, "content": text})
+            turns.append({"role": role, "content": text, **({"files": files} if files else {})})
     if not turns or turns[-1]["role"] != "user":
         raise ApiError(400, "The last message (after any system messages) must be the user's.", "invalid_messages")
     return turns, "\n\n".join(system) or None
@@ -240,6 +231,7 @@ def parse_request(user: User, body, provider: str | None = None) -> ChatRequest:
         raise ApiError(400, "The request body must be a JSON object.", "invalid_json")
     turns, system = _turns(body.get("messages"))
     model = resolve_model(user, body.get("model"), provider)
+    turns = content_parts.load(model, turns)  # files read and checked once the model may be used
     if body.get("n") not in (None, 1):
         raise ApiError(400, "Only n=1 is supported.", "invalid_options")
     stream = body.get("stream", False)
@@ -252,6 +244,7 @@ def parse_request(user: User, body, provider: str | None = None) -> ChatRequest:
 
 def start(user: User, chat: ChatRequest) -> Generation:
     """Record the generation (committed first), then queue its job."""
+    has_files = any(turn.get("uploads") for turn in chat.turns)
     generation = Generation(
         user_id=user.id,
         source="api",
@@ -260,10 +253,12 @@ def start(user: User, chat: ChatRequest) -> Generation:
         provider=chat.model.provider,
         system_prompt=chat.system,
         options=chat.options,
-        request_messages=chat.turns,
+        request_messages=None if has_files else chat.turns,
     )
     db.session.add(generation)
     db.session.flush()
+    if has_files:
+        generation.request_messages = _with_attachment_ids(user, chat.turns, generation)
     generation.job_id = job_id_for(generation.id)
     db.session.commit()
     try:
@@ -279,6 +274,20 @@ def start(user: User, chat: ChatRequest) -> Generation:
     except QueueUnavailable as exc:
         raise ApiError(503, str(exc).replace(" Your message is saved;", ""), "queue_unavailable") from None
     return generation
+
+
+def _with_attachment_ids(user: User, turns: list[dict], generation: Generation) -> list[dict]:
+    """The turns as stored: each turn's files stored (once per content) and named by their ids."""
+    stored = []
+    for turn in turns:
+        uploads = turn.get("uploads")
+        turn = {"role": turn["role"], "content": turn["content"]}
+        if uploads:
+            links = attachments.attach(user.id, uploads, generation=generation)
+            db.session.flush()
+            turn["attachments"] = [link.id for link in links]
+        stored.append(turn)
+    return stored
 
 
 # -- waiting and reading ----------------------------------------------------------------

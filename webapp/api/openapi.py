@@ -199,22 +199,68 @@ SPEC = {
                 "required": ["models"],
                 "properties": {"models": {"type": "array", "items": {"type": "string"}}},
             },
+            "ContentPart": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["type", "text"],
+                        "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "image_url"],
+                        "properties": {
+                            "type": {"const": "image_url"},
+                            "image_url": {
+                                "type": "object",
+                                "required": ["url"],
+                                "properties": {
+                                    "url": {
+                                        "type": "string",
+                                        "description": "data:image/png;base64,... or an http(s) URL",
+                                    },
+                                    "detail": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "required": ["type", "file"],
+                        "properties": {
+                            "type": {"const": "file"},
+                            "file": {
+                                "type": "object",
+                                "required": ["file_data"],
+                                "properties": {
+                                    "file_data": {
+                                        "type": "string",
+                                        "description": "base64, or a data:application/pdf;base64,... URL",
+                                    },
+                                    "filename": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                ]
+            },
             "ChatMessage": {
                 "type": "object",
                 "required": ["role", "content"],
                 "properties": {
                     "role": {"enum": ["system", "developer", "user", "assistant"]},
                     "content": {
+                        "description": (
+                            "Text, or OpenAI's content parts. In user messages: `image_url` (a base64 data URL "
+                            "or an http(s) URL, fetched by the server within size and time limits) and `file` "
+                            "(base64 `file_data`, for PDFs). Types are read from the bytes: PNG, JPEG, WebP, GIF, "
+                            "PDF. Errors are 400s: `model_not_multimodal` (an image for a text-only model), "
+                            "`file_too_large`, `unsupported_file_type`, `url_not_fetchable`, `invalid_content`."
+                        ),
                         "oneOf": [
                             {"type": "string"},
-                            {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
-                                },
-                            },
-                        ]
+                            {"type": "array", "items": _ref("ContentPart")},
+                        ],
                     },
                 },
             },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
 
-from .. import limits, sso
+from .. import attachments, limits, sso
 from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
 from ..accounts.throttle import client_address
 from ..extensions import db
@@ -108,6 +108,26 @@ def retrieve_model(model_id):
 
 
 # -- chat completions --------------------------------------------------------------------
+
+
+CHAT_ENDPOINTS = {"api.chat_completions", "v1.v1_chat_completions"}
+
+
+def _upload_limit(endpoint, values):
+    """Chat requests may carry files (base64): their size limit follows the attachment limits, and a larger
+    request is refused from its Content-Length before its body is read."""
+    if endpoint not in CHAT_ENDPOINTS:
+        return
+    limit = attachments.request_limit()
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(
+            413, f"The request is too large. Attachments: {attachments.describe_limits()}.", "request_too_large"
+        )
+    request.max_content_length = limit
+
+
+for _blueprint in (api_bp, v1_bp):
+    _blueprint.url_value_preprocessor(_upload_limit)
 
 
 def _chat(provider: str | None):

@@ -3,7 +3,7 @@ import secrets
 
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import BadRequest
-from wtforms import HiddenField, StringField, SubmitField, TextAreaField
+from wtforms import HiddenField, MultipleFileField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 MAX_MESSAGE_LENGTH = 32_000
@@ -29,6 +29,8 @@ class MessageForm(FlaskForm):
     )
     # One-time token: a resubmitted form (double click, browser resend) maps to the same message.
     submission_token = HiddenField()
+    # Images and PDFs; checked from their bytes by webapp.attachments (the accept list only helps the picker).
+    attachments = MultipleFileField("Attach images or PDFs")
     submit = SubmitField("Send")
 
     def __init__(self, *args, **kwargs):

@@ -1,7 +1,10 @@
+from urllib.parse import quote
+
 from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import inspect as sa_inspect
 
+from .. import attachments
 from .. import conversations as convs
 from ..access import ModelNotAllowed, model_notice, needs_setup_models, setup_problem
 from ..extensions import db
@@ -36,6 +39,22 @@ def require_login():
     """Every chat page and endpoint is for signed-in users only."""
 
 
+# The forms that take files: their requests may be as large as the attachment limits allow.
+UPLOAD_ENDPOINTS = {"chat.index", "chat.post_message", "chat.edit_message"}
+
+
+@bp.url_value_preprocessor
+def upload_limit(endpoint, values):
+    """Before anything reads the body (the CSRF check reads the form): a request larger than the attachment
+    limits allow is refused from its Content-Length, without reading it."""
+    if endpoint not in UPLOAD_ENDPOINTS or request.method != "POST":
+        return
+    limit = attachments.request_limit()
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, description=f"Not sent: the message is too large. Attachments: {attachments.describe_limits()}.")
+    request.max_content_length = limit
+
+
 @bp.app_context_processor
 def model_setup_helpers():
     """For model pickers (here and on the model settings page): admins also see the models that need
@@ -55,6 +74,33 @@ def reply_helpers():
         "render_markdown": render_markdown,
         "failure_headline": failure_headline,
         "retry_after_seconds": retry_after_seconds,
+        "model_reads_pdf": _model_reads_pdf,
+        "file_size": _file_size,
+        "attachment_types": attachments.allowed_types(),
+    }
+
+
+def _model_reads_pdf(model_id: str) -> bool:
+    try:
+        return get_model(model_id).capabilities()[1]
+    except KeyError:
+        return True  # a removed model: nothing to say about how it read the file
+
+
+def _file_size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
+
+
+def _attachment_limits(model, models=None) -> dict:
+    """What the composer tells (and its script checks before sending): limits, types, whether the model sees."""
+    return {
+        "files": attachments.max_files(),
+        "file_bytes": attachments.max_file_bytes(),
+        "types": attachments.allowed_types(),
+        "describe": attachments.describe_limits(),
+        "reads_images": model.capabilities()[0] if model is not None else True,
+        # For a new chat's model picker: the composer says at once when the chosen model cannot see.
+        "vision_models": [m.model_id for m in models if m.capabilities()[0]] if models is not None else None,
     }
 
 
@@ -81,7 +127,16 @@ def _model_or_none(model_id):
         return None
 
 
-def _render(conv, form, status=200, settings_form=None, option_errors=None, option_raw=None, composer_error=None):
+def _render(
+    conv,
+    form,
+    status=200,
+    settings_form=None,
+    option_errors=None,
+    option_raw=None,
+    composer_error=None,
+    kept_files=None,
+):
     query = request.args.get("q", "").strip()
     shown = {}
     show_ids = request.args.getlist("show", type=int)
@@ -117,6 +172,10 @@ def _render(conv, form, status=200, settings_form=None, option_errors=None, opti
         option_errors=option_errors or {},
         rename_form=rename_form,
         composer_error=composer_error,
+        kept_files=kept_files or [],
+        attachment_limits=_attachment_limits(model)
+        if conv is not None
+        else _attachment_limits(_model_or_none(convs.default_model_id(current_user)), models),
     ), status
 
 
@@ -141,12 +200,14 @@ def index():
                 model = usable_model(current_user, chosen)
             except ModelUnavailable as exc:
                 return _render(None, form, 400, composer_error=f"Not sent: {exc}")
+        uploads = []
         try:
+            uploads = _uploads()
             message = convs.start_chat(
-                current_user, form.content.data.strip(), form.submission_token.data or None, model
+                current_user, form.content.data.strip(), form.submission_token.data or None, model, uploads
             )
-        except ModelNotAllowed as exc:
-            return _refused(None, form, exc)
+        except (ModelNotAllowed, attachments.AttachmentRefused) as exc:
+            return _refused(None, form, exc, uploads)
         except NotQueued as exc:
             return _not_queued(exc)
         return redirect(url_for("chat.conversation", conversation_id=message.conversation_id) + "#latest")
@@ -173,21 +234,35 @@ def post_message(conversation_id):
     return _send(conv, form)
 
 
-def _refused(conv, form, exc):
-    """Nothing was saved: the same page again, the typed text still in the composer, and why."""
+def _uploads():
+    """The composer's files, and those kept from a refused try (their signed tokens)."""
+    return attachments.read_uploads(
+        request.files.getlist("attachments"), current_user.id, request.form.getlist("kept_file")
+    )
+
+
+def _refused(conv, form, exc, uploads=()):
+    """Nothing was saved: the same page again, the typed text still in the composer (and the files that
+    were fine, kept for the next try), and why."""
     db.session.rollback()
     if conv is not None and not sa_inspect(conv).persistent:
         conv = None  # a new chat: it was never saved
-    return _render(conv, form, 403, composer_error=f"Not sent: {exc}")
+    kept = getattr(exc, "kept", None)
+    if kept is None and uploads:
+        kept = attachments.keep(current_user.id, uploads)
+    status = 400 if isinstance(exc, attachments.AttachmentRefused) else 403
+    return _render(conv, form, status, composer_error=f"Not sent: {exc}", kept_files=kept)
 
 
 def _send(conv, form):
     conversation_id = conv.id
+    uploads = []
     try:
-        message = convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None)
+        uploads = _uploads()
+        message = convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None, uploads)
         conversation_id = message.conversation_id
-    except ModelNotAllowed as exc:
-        return _refused(conv, form, exc)
+    except (ModelNotAllowed, attachments.AttachmentRefused) as exc:
+        return _refused(conv, form, exc, uploads)
     except NotQueued as exc:
         return _not_queued(exc)
     return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
@@ -279,12 +354,17 @@ def edit_message(conversation_id, message_id):
         abort(404)
     form = EditMessageForm()
     if form.validate_on_submit():
+        keep = {int(i) for i in request.form.getlist("keep_attachment") if i.isdigit()}
         try:
-            edited = convs.edit_message(conv, message, form.content.data.strip(), form.submission_token.data or None)
-        except ModelNotAllowed as exc:
+            uploads = attachments.read_uploads(request.files.getlist("attachments"))
+            edited = convs.edit_message(
+                conv, message, form.content.data.strip(), form.submission_token.data or None, uploads, keep
+            )
+        except (ModelNotAllowed, attachments.AttachmentRefused) as exc:
             db.session.rollback()
             form.content.errors = [f"Not sent: {exc}"]
-            return render_template("chat/edit.html", conversation=conv, message=message, form=form), 403
+            status = 400 if isinstance(exc, attachments.AttachmentRefused) else 403
+            return render_template("chat/edit.html", conversation=conv, message=message, form=form), status
         except convs.ReplyInProgress as exc:
             flash(str(exc), "error")
             return redirect(_conversation_url(conv) + f"#m{message.id}")
@@ -354,3 +434,22 @@ def generation_fragment(generation_id):
     if generation.message is None:
         abort(404)
     return reply_fragment(generation)
+
+
+@bp.route("/attachments/<int:attachment_id>/<path:filename>")
+def attachment(attachment_id, filename):
+    """A file, to its owner or an admin (404 for anyone else): its real type, never sniffed, never cached
+    by shared caches; anything but a raster image downloads instead of opening in the page's origin."""
+    link = attachments.owned(current_user, attachment_id)
+    disposition = "inline" if link.is_image else "attachment"
+    plain = link.filename.encode("ascii", "replace").decode().replace("\\", "_").replace('"', "_")
+    return Response(
+        attachments.file_bytes(link),
+        mimetype=link.file.content_type,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400",
+            "Content-Disposition": f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{quote(link.filename)}",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )

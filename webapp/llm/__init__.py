@@ -9,6 +9,7 @@ Modelled on simonw/llm 0.12. See :mod:`webapp.llm.models` for Model/Response,
 :mod:`webapp.llm.registry` for lookups and aliases, :mod:`webapp.llm.errors`.
 """
 
+from .attachments import Attachment, AttachmentError
 from .config import configure
 from .errors import (
     AuthenticationFailed,
@@ -35,6 +36,8 @@ from .registry import (
 )
 
 __all__ = [
+    "Attachment",
+    "AttachmentError",
     "configure",
     "get_model",
     "get_models",

@@ -3,11 +3,13 @@ prompt, manage aliases. Registered by the app with ``app.cli.add_command(llm)``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from . import registry
+from .attachments import Attachment
 from .errors import LLMError
 
 
@@ -56,8 +58,29 @@ def models_command(show_options):
     help="Model option, e.g. -o temperature 0.5",
 )
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer")
-def prompt_command(text, model_name, system, options, no_stream):
+@click.option(
+    "-a",
+    "--attachment",
+    "attachment_args",
+    multiple=True,
+    metavar="PATH|URL|-",
+    help="Attach an image or PDF: a path, an http(s) URL, or - for standard input (repeatable)",
+)
+def prompt_command(text, model_name, system, options, no_stream, attachment_args):
     """Send TEXT (or standard input) to a model and print the answer as it streams."""
+    files = []
+    for arg in attachment_args:
+        if arg == "-":
+            stdin = sys.stdin.buffer if sys.stdin is not None and hasattr(sys.stdin, "buffer") else None
+            if stdin is None or text is None:
+                raise click.UsageError("With -a -, give the prompt as an argument (standard input holds the file)")
+            files.append(Attachment(content=stdin.read(), name="stdin"))
+        elif arg.startswith(("http://", "https://")):
+            files.append(Attachment(url=arg))
+        else:
+            if not os.path.isfile(arg):
+                raise click.UsageError(f"No such file: {arg}")
+            files.append(Attachment(path=arg))
     if text is None:
         stdin = sys.stdin
         if stdin is None or stdin.isatty():
@@ -65,7 +88,7 @@ def prompt_command(text, model_name, system, options, no_stream):
         text = stdin.read()
     try:
         model = registry.get_model(model_name) if model_name else registry.get_default_model()
-        response = model.prompt(text, system=system, stream=not no_stream, **dict(options))
+        response = model.prompt(text, system=system, stream=not no_stream, attachments=files, **dict(options))
         for chunk in response:
             click.echo(chunk, nl=False)
         click.echo()

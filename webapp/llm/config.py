@@ -59,10 +59,25 @@ LLM_SETTINGS = (
     Setting("ECHO_DELAY", "float", 0.05, "Seconds between the offline echo model's chunks."),
     Setting("LLM_REQUEST_TIMEOUT", "float", 60.0, "Seconds for a provider call, and between stream chunks."),
     Setting("LLM_CONNECT_TIMEOUT", "float", 2.0, "Seconds to connect to a provider."),
+    Setting("ATTACHMENT_MAX_FILE_MB", "float", 10, "Largest attached image or PDF, in MB (chat, API, URLs)."),
+    Setting("ATTACHMENT_FETCH_TIMEOUT", "float", 10.0, "Seconds to connect to, and between bytes of, an image URL."),
+    Setting(
+        "ATTACHMENT_ALLOW_PRIVATE_URLS",
+        "bool",
+        False,
+        "Fetch image URLs on private, loopback or link-local addresses (off: only public addresses; tests turn it on).",
+    ),
 )
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in LLM_SETTINGS if s.default is not None}
 # Read from the environment too, even when the app's config does not carry them.
-EXTRA_ENV_KEYS = ("LLM_REQUEST_TIMEOUT", "LLM_CONNECT_TIMEOUT", "INHOUSE_MODEL")
+EXTRA_ENV_KEYS = (
+    "LLM_REQUEST_TIMEOUT",
+    "LLM_CONNECT_TIMEOUT",
+    "INHOUSE_MODEL",
+    "ATTACHMENT_MAX_FILE_MB",
+    "ATTACHMENT_FETCH_TIMEOUT",
+    "ATTACHMENT_ALLOW_PRIVATE_URLS",
+)
 # The environment variables the LLM layer reads (the app's configuration reads the same ones).
 LLM_ENV_KEYS = tuple(s.name for s in LLM_SETTINGS)
 _WATCHED_ENV = ("SWITCHBOARD_INSTANCE_PATH", *LLM_ENV_KEYS)

@@ -16,6 +16,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import config
+from .attachments import Attachment, AttachmentError, litellm_capabilities, pdf_text
 from .errors import (
     ContentCutOff,
     InvalidOptions,
@@ -50,9 +51,10 @@ class Prompt:
     system: str | None = None
     history: list[dict] = field(default_factory=list)
     options: BaseModel | None = None
+    attachments: list[Attachment] = field(default_factory=list)
 
     def messages(self) -> list[dict]:
-        """OpenAI-style message list: system, history, then this prompt."""
+        """OpenAI-style message list of text: system, history, then this prompt (attachments left out)."""
         messages = []
         if self.system:
             messages.append({"role": "system", "content": self.system})
@@ -60,11 +62,59 @@ class Prompt:
         messages.append({"role": "user", "content": self.prompt})
         return messages
 
+    def turns(self) -> list[dict]:
+        """History then this prompt: ``{"role", "content", "attachments"}`` (attachments only where there are)."""
+        turns = [dict(m) for m in self.history]
+        turn = {"role": "user", "content": self.prompt}
+        if self.attachments:
+            turn["attachments"] = list(self.attachments)
+        turns.append(turn)
+        return turns
+
+    def content_parts(self, pdf_as_file: bool | None = None) -> list[dict]:
+        """OpenAI-style messages with attachments as content parts: images as ``image_url`` data URLs, PDFs as
+        ``file`` parts, or as the PDF's extracted text for a model that cannot read PDFs. Turns without
+        attachments keep plain string content (a text-only request is the same as before)."""
+        if pdf_as_file is None:
+            pdf_as_file = self.model.capabilities()[1]
+        messages = []
+        if self.system:
+            messages.append({"role": "system", "content": self.system})
+        for turn in self.turns():
+            attachments = turn.get("attachments") or ()
+            if not attachments:
+                messages.append({"role": turn["role"], "content": turn["content"]})
+                continue
+            parts = [{"type": "text", "text": turn["content"]}]
+            for attachment in attachments:
+                if attachment.info().is_image:
+                    parts.append({"type": "image_url", "image_url": {"url": attachment.data_url()}})
+                elif pdf_as_file:
+                    parts.append(
+                        {"type": "file", "file": {"filename": attachment.name, "file_data": attachment.data_url()}}
+                    )
+                else:
+                    parts.append({"type": "text", "text": extracted_text_part(attachment)})
+            messages.append({"role": turn["role"], "content": parts})
+        return messages
+
     def option_values(self) -> dict:
         """Options the caller set (unset and ``None`` ones left out)."""
         if self.options is None:
             return {}
         return self.options.model_dump(exclude_unset=True, exclude_none=True)
+
+
+def extracted_text_part(attachment: Attachment) -> str:
+    """A PDF sent as text to a model that cannot read PDFs, labelled so the model knows what it is."""
+    return f"[Extracted text of the PDF file {attachment.name!r}]\n{pdf_text(attachment.content_bytes())}\n[End of {attachment.name!r}]"
+
+
+def _check_attachments(attachments) -> list[Attachment]:
+    attachments = list(attachments or ())
+    if not all(isinstance(a, Attachment) for a in attachments):
+        raise InvalidOptions("attachments must be a list of Attachment objects")
+    return attachments
 
 
 def _check_history(history) -> list[dict]:
@@ -76,7 +126,10 @@ def _check_history(history) -> list[dict]:
             or not isinstance(item.get("content"), str)
         ):
             raise InvalidOptions('history must be a list of {"role": "user"|"assistant", "content": str} dicts')
-        checked.append({"role": item["role"], "content": item["content"]})
+        turn = {"role": item["role"], "content": item["content"]}
+        if item.get("attachments"):
+            turn["attachments"] = _check_attachments(item["attachments"])
+        checked.append(turn)
     return checked
 
 
@@ -196,7 +249,10 @@ class Response:
         if self.usage is None:
             text = "".join(self._chunks)
             input_text = "\n".join(m["content"] for m in self.prompt.messages())
-            self.usage = Usage(estimate_tokens(input_text), estimate_tokens(text), estimated=True)
+            image_tokens = sum(
+                a.estimated_tokens() for turn in self.prompt.turns() for a in turn.get("attachments") or ()
+            )
+            self.usage = Usage(estimate_tokens(input_text) + image_tokens, estimate_tokens(text), estimated=True)
 
     def text(self) -> str:
         """The whole answer (runs the prompt if needed). Re-raises the error of a
@@ -260,13 +316,24 @@ class Conversation:
     def history(self) -> list[dict]:
         messages = []
         for response in self.responses:
-            messages.append({"role": "user", "content": response.prompt.prompt})
+            turn = {"role": "user", "content": response.prompt.prompt}
+            if response.prompt.attachments:
+                turn["attachments"] = list(response.prompt.attachments)
+            messages.append(turn)
             messages.append({"role": "assistant", "content": response.text()})
         return messages
 
-    def prompt(self, prompt: str, system: str | None = None, stream: bool = True, **options) -> Response:
+    def prompt(
+        self, prompt: str, system: str | None = None, stream: bool = True, attachments=None, **options
+    ) -> Response:
         response = self.model.prompt(
-            prompt, system=system, history=self.history(), stream=stream, _conversation=self, **options
+            prompt,
+            system=system,
+            history=self.history(),
+            stream=stream,
+            attachments=attachments,
+            _conversation=self,
+            **options,
         )
         self.responses.append(response)
         return response
@@ -284,6 +351,9 @@ class Model:
     key_env_var: ClassVar[str | None] = None
     can_stream: ClassVar[bool] = True
     aliases: ClassVar[tuple] = ()
+    # What the model reads besides text, when LiteLLM's model table does not know it (see capabilities()).
+    supports_images: ClassVar[bool] = False
+    supports_pdf: ClassVar[bool] = False
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -319,11 +389,15 @@ class Model:
         system: str | None = None,
         history: list[dict] | None = None,
         stream: bool = True,
+        attachments: list[Attachment] | None = None,
         _conversation: Conversation | None = None,
         **options,
     ) -> Response:
         if not isinstance(prompt, str):
             raise InvalidOptions("prompt must be a string")
+        attachments = _check_attachments(attachments)
+        history = _check_history(history)
+        self.check_attachments(attachments + [a for turn in history for a in turn.get("attachments") or ()])
         if not config.provider_enabled(self.provider):
             raise ProviderUnavailable(
                 f"The {self.provider} provider is turned off (LLM_DISABLED_PROVIDERS)", provider=self.provider
@@ -335,11 +409,46 @@ class Model:
                 f"No API key for {self.model_id}: set {self.key_env_var or 'an API key'} (or set model.key)",
                 provider=self.provider,
             )
-        prompt_obj = Prompt(prompt, self, system=system, history=_check_history(history), options=validated)
+        prompt_obj = Prompt(prompt, self, system=system, history=history, options=validated, attachments=attachments)
         return Response(prompt_obj, self, stream=stream and self.can_stream, conversation=_conversation, key=key)
 
     def conversation(self) -> Conversation:
         return Conversation(self)
+
+    # -- attachments -------------------------------------------------------------
+    def litellm_name(self) -> str | None:
+        """The model's name in LiteLLM's model table (None: the table does not list this provider's models)."""
+        return None
+
+    def native_capabilities(self) -> tuple[bool, bool]:
+        """``(reads images, reads PDFs)`` from LiteLLM's model information where it knows the model, else
+        the provider's word."""
+        images, pdf = self.supports_images, self.supports_pdf
+        name = self.litellm_name()
+        if name:
+            known_images, known_pdf = litellm_capabilities(name)
+            if known_images is not None:
+                images, pdf = known_images, known_pdf
+        return images, pdf
+
+    def capabilities(self) -> tuple[bool, bool]:
+        """``(reads images, reads PDFs)``: an admin's override (MODEL_CAPABILITIES setting, per model id)
+        first, else :meth:`native_capabilities`."""
+        images, pdf = self.native_capabilities()
+        override = (config.setting("MODEL_CAPABILITIES") or {}).get(self.model_id)
+        if isinstance(override, dict):
+            images = bool(override.get("images", images))
+            pdf = bool(override.get("pdf", pdf))
+        return images, pdf
+
+    def check_attachments(self, attachments: list[Attachment]) -> None:
+        """AttachmentError (code ``model_not_multimodal``) when an image goes to a model that cannot read
+        images. A PDF always goes: as a file to a model that reads PDFs, else as its extracted text."""
+        if attachments and not self.capabilities()[0] and any(a.info().is_image for a in attachments):
+            raise AttachmentError(
+                f"The model {self.model_id} cannot read images: pick a model that can, or remove the image.",
+                "model_not_multimodal",
+            )
 
     def execute(
         self, prompt: Prompt, stream: bool, response: Response, conversation: Conversation | None
@@ -383,4 +492,13 @@ class SharedOptions(BaseModel):
     )
 
 
-__all__ = ["Usage", "Prompt", "Response", "Conversation", "Model", "SharedOptions", "estimate_tokens"]
+__all__ = [
+    "Usage",
+    "Prompt",
+    "Response",
+    "Conversation",
+    "Model",
+    "SharedOptions",
+    "Attachment",
+    "estimate_tokens",
+]

@@ -12,6 +12,7 @@ import threading
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import config
+from ..attachments import describe
 from ..models import Model, Usage
 
 PREFIX = "Echo (offline model): "
@@ -24,6 +25,8 @@ class EchoModel(Model):
     needs_key = False
     can_stream = True
     aliases = ("offline",)
+    supports_images = True
+    supports_pdf = True
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -41,6 +44,8 @@ class EchoModel(Model):
         response.on_close(stopped.set)
         words = re.findall(r"\S+\s*", prompt.prompt) or [""]
         pieces = [PREFIX] + words
+        if prompt.attachments:  # says what it received, so attachments can be tried without a key
+            pieces.insert(1, f"(received {describe(prompt.attachments)}) ")
         if not stream:
             if delay:
                 stopped.wait(delay * len(words))
@@ -52,6 +57,7 @@ class EchoModel(Model):
                     return
                 yield piece
         input_words = sum(len(m["content"].split()) for m in prompt.messages())
+        input_words += sum(a.estimated_tokens() for turn in prompt.turns() for a in turn.get("attachments") or ())
         response.usage = Usage(input_tokens=input_words, output_tokens=len(prompt.prompt.split()))
 
 

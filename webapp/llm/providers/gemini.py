@@ -15,7 +15,7 @@ from pydantic import Field
 
 from .. import config
 from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
-from ..models import Model, SharedOptions, Usage
+from ..models import Model, SharedOptions, Usage, extracted_text_part
 from .openai import parse_retry_after
 
 STATIC_MODELS: dict[str, tuple[str, ...]] = {
@@ -128,12 +128,31 @@ class GeminiOptions(SharedOptions):
     top_k: int | None = Field(None, ge=1, description="Only sample from the k most likely tokens")
 
 
+def _parts(turn: dict, prompt) -> list:
+    """A turn's parts: its text, then each attachment as inline data (a PDF as its text when the model
+    cannot read PDFs)."""
+    parts = [turn["content"]]
+    attachments = turn.get("attachments") or ()
+    reads_pdf = prompt.model.capabilities()[1] if attachments else True
+    for attachment in attachments:
+        if attachment.info().is_image or reads_pdf:
+            parts.append({"inline_data": {"mime_type": attachment.content_type, "data": attachment.content_bytes()}})
+        else:
+            parts.append(extracted_text_part(attachment))
+    return parts
+
+
 class GeminiChat(Model):
     provider = "gemini"
     needs_key = True
     key_env_var = "GEMINI_API_KEY"
     can_stream = True
     Options = GeminiOptions
+    supports_images = True
+    supports_pdf = True
+
+    def litellm_name(self) -> str | None:
+        return "gemini/" + self.api_model
 
     @property
     def api_model(self) -> str:
@@ -153,9 +172,9 @@ class GeminiChat(Model):
             if ours in options:
                 generation[theirs] = options[ours]
         contents = [
-            {"role": "model" if m["role"] == "assistant" else "user", "parts": [m["content"]]} for m in prompt.history
+            {"role": "model" if turn["role"] == "assistant" else "user", "parts": _parts(turn, prompt)}
+            for turn in prompt.turns()
         ]
-        contents.append({"role": "user", "parts": [prompt.prompt]})
         model = genai.GenerativeModel(
             self.api_model, system_instruction=prompt.system or None, generation_config=generation or None
         )

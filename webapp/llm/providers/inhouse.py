@@ -39,6 +39,13 @@ class InhouseChat(OpenAIChat):
     key_env_var = "INHOUSE_API_KEY"
     provider_label = LABEL
     Options = SharedOptions
+    # OpenAI-compatible servers (vLLM, llama.cpp, Ollama) take image parts; few read PDF file parts, so
+    # PDFs go as their text. An admin can say otherwise per model (Models page).
+    supports_images = True
+    supports_pdf = False
+
+    def litellm_name(self):
+        return None
 
     def base_url(self):
         return base_url()

@@ -105,6 +105,9 @@ class LiteLLMChat(Model):
     Options = SharedOptions
     litellm_kwargs: ClassVar[dict] = {}
 
+    def litellm_name(self) -> str | None:
+        return self.model_id
+
     def where(self) -> str:
         return self.litellm_kwargs.get("api_base") or self.model_id
 
@@ -116,7 +119,7 @@ class LiteLLMChat(Model):
         kwargs.update(prompt.option_values())
         result = litellm.completion(
             model=self.model_id,
-            messages=prompt.messages(),
+            messages=prompt.content_parts(),
             stream=stream,
             timeout=config.request_timeout(),
             num_retries=0,

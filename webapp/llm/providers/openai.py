@@ -163,6 +163,9 @@ class OpenAIChat(Model):
     Options = OpenAIOptions
 
     # -- hooks for OpenAI-compatible subclasses --------------------------------
+    def litellm_name(self) -> str | None:
+        return self.api_model or self.model_id
+
     def base_url(self) -> str | None:
         return config.setting("OPENAI_BASE_URL") or None
 
@@ -187,7 +190,7 @@ class OpenAIChat(Model):
     def execute(self, prompt, stream, response, conversation):
         client = self.make_client(response.key)
         response.on_close(client.close)
-        kwargs = dict(model=self.remote_model(client), messages=prompt.messages(), **prompt.option_values())
+        kwargs = dict(model=self.remote_model(client), messages=prompt.content_parts(), **prompt.option_values())
         finish_reason = None
         if stream:
             chunks = client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs)
