@@ -44,7 +44,7 @@ FLOORS = [
     ("domain: choices", ["webapp/model_options.py"]),
     (
         "domain: conversations and generations",
-        ["webapp/generations.py", "webapp/reply_events.py", "webapp/conversations.py", "webapp/sharing.py"],
+        ["webapp/generations.py", "webapp/reply_events.py", "webapp/conversations", "webapp/sharing.py"],
     ),
     (
         "pages and API",

@@ -14,9 +14,10 @@ from flask import Flask, flash, jsonify, redirect, render_template, request, url
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, ServiceUnavailable
 
 from .access import ModelNotAllowed
+from .conversations import NotOwned
 from .database import is_transient, rollback_quietly
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ def init_errors(app: Flask) -> None:
             "Nothing was changed: go back, reload the page and try again."
         )
         return error_response(exc)
+
+    @app.errorhandler(NotOwned)
+    def handle_not_owned(_exc: NotOwned):
+        return error_response(NotFound())
 
     @app.errorhandler(ModelNotAllowed)
     def handle_model_not_allowed(exc: ModelNotAllowed):

@@ -3,7 +3,7 @@
 import re
 
 from tests.support.chat import get_conversation, post_form, start_chat
-from webapp.conversations import _title_from
+from webapp.conversations.titles import title_from
 
 
 def test_the_title_is_the_first_message_without_markdown_cut_at_a_word(client, auth, app):
@@ -16,9 +16,9 @@ def test_the_title_is_the_first_message_without_markdown_cut_at_a_word(client, a
     title = get_conversation(app, conversation_id).title
     assert title == "Explain asyncio vs threads in Python, with examples…"
     assert len(title) <= 60 and not re.search(r"[*#`\[\]]", title)
-    assert _title_from("short *one*") == "short one"
-    assert _title_from("x" * 100) == "x" * 59 + "…"  # one long word: cut inside it
-    assert _title_from("<b>html</b> too") == "html too"
+    assert title_from("short *one*") == "short one"
+    assert title_from("x" * 100) == "x" * 59 + "…"  # one long word: cut inside it
+    assert title_from("<b>html</b> too") == "html too"
 
 
 def test_the_theme_is_remembered_and_rendered_without_script(client, auth, app):

@@ -1,26 +1,52 @@
-"""Domain functions for conversations and the user's messages in them."""
+"""Conversations and the user's messages in them: starting, sending, editing, regenerating, renaming and
+deleting (commands), and finding the user's own. Branches, titles and export live beside this module."""
 
 from __future__ import annotations
 
-import json
-
-from flask import abort
-from markdown_it import MarkdownIt
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import attachments, usage
-from .access import check_model_usable, usable_model_id
-from .database import write
-from .extensions import db
-from .generations import NotQueued, create_generation, current_text, enqueue, forget_live, stop_all
-from .llm import get_default_model, get_model
-from .model_options import ModelUnavailable, applicable_options, usable_model
-from .models import Conversation, Generation, Message, SharedLink, User, utcnow
+from .. import attachments, usage
+from ..access import check_model_usable, usable_model_id
+from ..database import write
+from ..extensions import db
+from ..generations import NotQueued, create_generation, enqueue, forget_live, stop_all
+from ..llm import get_default_model, get_model
+from ..model_options import ModelUnavailable, applicable_options, usable_model
+from ..models import Conversation, Generation, Message, SharedLink, User, utcnow
+from .branches import last_message, mark_selected, select_version, sibling_groups, turns_to, visible_path
+from .export import export_json, export_markdown
+from .titles import MAX_TITLE_LENGTH, title_from
 
-TITLE_LENGTH = 60
-MAX_TITLE_LENGTH = 200
+__all__ = [  # the package's commands and lookups, and what views use of its branches and export
+    "NotOwned",
+    "ReplyInProgress",
+    "active_reply",
+    "default_model_id",
+    "delete_conversation",
+    "edit_message",
+    "export_json",
+    "export_markdown",
+    "last_message",
+    "list_conversations",
+    "owned_conversation",
+    "owned_generation",
+    "owned_message",
+    "regenerate_reply",
+    "rename",
+    "select_version",
+    "send_message",
+    "sibling_groups",
+    "start_chat",
+    "start_conversation",
+    "update_settings",
+    "visible_path",
+]
+
+
+class NotOwned(LookupError):
+    """No such conversation, message or reply of this user (a 404: other users' ids are not confirmed to exist)."""
 
 
 class ReplyInProgress(RuntimeError):
@@ -66,21 +92,21 @@ def owned_conversation(user: User, conversation_id: int) -> Conversation:
         ],
     )
     if conversation is None or conversation.user_id != user.id:
-        abort(404)
+        raise NotOwned()
     return conversation
 
 
 def owned_generation(user: User, generation_id: int) -> Generation:
     generation = db.session.get(Generation, generation_id)
     if generation is None or generation.user_id != user.id:
-        abort(404)
+        raise NotOwned()
     return generation
 
 
 def owned_message(conversation: Conversation, message_id: int) -> Message:
     message = db.session.get(Message, message_id)
     if message is None or message.conversation_id != conversation.id:
-        abort(404)
+        raise NotOwned()
     return message
 
 
@@ -106,81 +132,6 @@ def list_conversations(user: User, query: str | None = None, limit: int = 200) -
     return list(db.session.scalars(statement))
 
 
-# -- branches ----------------------------------------------------------------------------
-# Messages form a tree (Message.parent_id); editing a message adds a sibling. The visible path
-# follows the selected sibling of each group from the first message down. Everything below works
-# on the messages already loaded with the conversation: no query per message.
-
-
-def _groups(conversation: Conversation) -> dict[int | None, list[Message]]:
-    groups: dict[int | None, list[Message]] = {}
-    for message in conversation.messages:  # ordered by id: siblings oldest first
-        groups.setdefault(message.parent_id, []).append(message)
-    return groups
-
-
-def visible_path(conversation: Conversation) -> list[Message]:
-    """The messages shown, first to last: in each group of siblings the selected one (else the newest)."""
-    groups = _groups(conversation)
-    path: list[Message] = []
-    parent_id = None
-    while groups.get(parent_id):
-        group = groups[parent_id]
-        chosen = next((m for m in reversed(group) if m.selected), group[-1])
-        path.append(chosen)
-        parent_id = chosen.id
-    return path
-
-
-def sibling_groups(conversation: Conversation) -> dict[int, list[Message]]:
-    """For each message: the versions of it (itself and its siblings), oldest first."""
-    groups = _groups(conversation)
-    return {m.id: groups[m.parent_id] for m in conversation.messages}
-
-
-def last_message(conversation: Conversation) -> Message | None:
-    path = visible_path(conversation)
-    return path[-1] if path else None
-
-
-def _select(conversation: Conversation, message: Message) -> None:
-    for sibling in conversation.messages:
-        if sibling.parent_id == message.parent_id and sibling is not message:
-            sibling.selected = False
-    message.selected = True
-
-
-def select_version(conversation: Conversation, message: Message) -> None:
-    """Show ``message`` (and the branch below it) instead of its siblings."""
-    _select(conversation, message)
-    db.session.commit()
-
-
-def _turns_to(conversation: Conversation, message: Message) -> list[dict] | None:
-    """The turns a reply to ``message`` is written from (its branch), or None when the conversation has no
-    branches (the worker then reads the messages in order itself)."""
-    path = visible_path(conversation)
-    if len(path) == len(conversation.messages):
-        return None
-    turns = []
-    for earlier in path:
-        if earlier is message:
-            break
-        turns.append(_turn(earlier))
-        reply = earlier.reply
-        if reply is not None and reply.text:
-            turns.append({"role": "assistant", "content": reply.text})
-    turns.append(_turn(message))
-    return turns
-
-
-def _turn(message: Message) -> dict:
-    turn = {"role": "user", "content": message.content}
-    if message.attachments:  # their ids: the worker reads the files
-        turn["attachments"] = [a.id for a in message.attachments]
-    return turn
-
-
 def _new_reply(conversation: Conversation, message: Message) -> Generation:
     """A reply to ``message`` written from its branch's turns, added to the session (not committed).
 
@@ -193,7 +144,7 @@ def _new_reply(conversation: Conversation, message: Message) -> Generation:
     except KeyError:
         pass  # a model that no longer exists: the reply is recorded as failed with the reason
     generation = create_generation(message)
-    generation.request_messages = _turns_to(conversation, message)
+    generation.request_messages = turns_to(conversation, message)
     conversation.updated_at = utcnow()
     return generation
 
@@ -262,7 +213,7 @@ def _add_message(conversation: Conversation, content: str, submission_token: str
             return existing, None
     _check_uploads(conversation, uploads)
     if conversation.title == "New chat":
-        conversation.title = _title_from(content)
+        conversation.title = title_from(content)
     last = last_message(conversation)
     message = Message(
         conversation=conversation,
@@ -351,8 +302,8 @@ def edit_message(
     def record():
         conv = db.session.get(Conversation, conversation_id)
         original = db.session.get(Message, message_id)
-        if original.parent_id is None and conv.title == _title_from(original.content):
-            conv.title = _title_from(content)  # the title was made from the old wording
+        if original.parent_id is None and conv.title == title_from(original.content):
+            conv.title = title_from(content)  # the title was made from the old wording
         edited = Message(
             conversation=conv,
             role="user",
@@ -369,7 +320,7 @@ def edit_message(
             link.position += kept
         db.session.flush()
         db.session.expire(edited, ["attachments"])
-        _select(conv, edited)
+        mark_selected(conv, edited)
         return edited, _new_reply(conv, edited)
 
     return _save_and_queue(record, submission_token)
@@ -407,176 +358,3 @@ def delete_conversation(conversation: Conversation) -> None:
     db.session.delete(conversation)
     db.session.commit()
     forget_live(generation_ids)
-
-
-_TITLE_MARKDOWN = MarkdownIt("commonmark", {"html": True})
-
-
-def plain_text(markdown: str) -> str:
-    """The words of a Markdown text: no markup, no HTML, one line."""
-    parts: list[str] = []
-    for token in _TITLE_MARKDOWN.parse(markdown):
-        if token.type == "inline":
-            for child in token.children or []:
-                if child.type in ("text", "code_inline"):
-                    parts.append(child.content)
-                elif child.type in ("softbreak", "hardbreak"):
-                    parts.append(" ")
-                elif child.type == "image":  # its alt text
-                    parts.append(child.content)
-            parts.append(" ")
-        elif token.type in ("fence", "code_block"):
-            parts.append(token.content + " ")
-    return " ".join("".join(parts).split())
-
-
-def _title_from(content: str) -> str:
-    """A title from the first message: its words without Markdown, cut at a word boundary near TITLE_LENGTH."""
-    text = plain_text(content) or " ".join(content.split())
-    if len(text) <= TITLE_LENGTH:
-        return text or "New chat"
-    cut = text[: TITLE_LENGTH - 1]
-    space = cut.rfind(" ")
-    if space >= TITLE_LENGTH * 2 // 3:  # a word boundary not too far back; else cut the long word
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-–—") + "…"
-
-
-# -- export ---------------------------------------------------------------------------
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None
-
-
-def _reply_data(g: Generation) -> dict:
-    return {
-        "id": g.id,
-        "status": g.status,
-        "model": g.model_id,
-        "provider": g.provider,
-        "text": current_text(g),
-        "error": g.error,
-        "error_code": g.error_code,
-        "usage": {"input_tokens": g.input_tokens, "output_tokens": g.output_tokens},
-        "created_at": _iso(g.created_at),
-        "finished_at": _iso(g.finished_at),
-    }
-
-
-def export_data(conversation: Conversation) -> dict:
-    """The whole conversation as plain data: every message of every branch and every reply (all versions).
-
-    ``parent_id`` links a message to the one before it; ``on_visible_path`` marks the branch the page
-    shows (also listed in order as ``visible_path``).
-    """
-    path = visible_path(conversation)
-    on_path = {m.id for m in path}
-    return {
-        "id": conversation.id,
-        "title": conversation.title,
-        "model": conversation.model_id,
-        "system_prompt": conversation.system_prompt,
-        "options": conversation.options or {},
-        "created_at": _iso(conversation.created_at),
-        "updated_at": _iso(conversation.updated_at),
-        "visible_path": [m.id for m in path],
-        "messages": [
-            {
-                "id": message.id,
-                "parent_id": message.parent_id,
-                "on_visible_path": message.id in on_path,
-                "role": message.role,
-                "content": message.content,
-                "attachments": [_attachment_data(a) for a in message.attachments],
-                "created_at": _iso(message.created_at),
-                "replies": [_reply_data(g) for g in message.generations],
-            }
-            for message in conversation.messages
-        ],
-    }
-
-
-def _attachment_data(link) -> dict:
-    return {
-        "id": link.id,
-        "filename": link.filename,
-        "content_type": link.file.content_type,
-        "size": link.file.size,
-        "sha256": link.file.sha256,
-        "url": f"/chat/attachments/{link.id}/{link.filename}",
-    }
-
-
-def _attachment_lines(message: Message) -> list[str]:
-    if not message.attachments:
-        return []
-    return [""] + [
-        f"- Attached: {a.filename} ({a.file.content_type}, {a.file.size} bytes)" for a in message.attachments
-    ]
-
-
-def export_json(conversation: Conversation) -> str:
-    return json.dumps(export_data(conversation), ensure_ascii=False, indent=2) + "\n"
-
-
-def _reply_lines(reply: Generation) -> list[str]:
-    lines = ["", f"## {reply.model_id}", ""]
-    text = current_text(reply)
-    if text:
-        lines.append(text)
-    if reply.status == "cancelled":
-        lines += ["", "*(stopped)*"]
-    elif reply.status == "failed":
-        lines += ["", f"*(failed: {reply.error or reply.error_code})*"]
-    elif not reply.is_finished:
-        lines += ["", f"*({reply.status})*"]
-    return lines
-
-
-def export_markdown(conversation: Conversation) -> str:
-    """A readable transcript: the visible path with each message's current reply, then every other branch
-    (earlier reply versions are in the JSON export)."""
-    lines = [f"# {conversation.title}", "", f"- Model: {conversation.model_id}"]
-    if conversation.system_prompt:
-        lines.append(f"- System prompt: {conversation.system_prompt}")
-    lines.append(f"- Exported from Switchboard, conversation {conversation.id}")
-    path = visible_path(conversation)
-    on_path = {m.id for m in path}
-    groups = _groups(conversation)
-    branched = len(path) != len(conversation.messages)
-    if branched:
-        lines.append(
-            "- Edited messages made branches: the visible path comes first (its messages marked ▶), "
-            "then every other branch."
-        )
-    for message in path:
-        versions = groups[message.parent_id]
-        mark = f" ▶ (message #{message.id})" if branched else ""
-        if len(versions) > 1:
-            mark += f" · version {versions.index(message) + 1} of {len(versions)}"
-        lines += ["", f"## You{mark}", "", message.content, *_attachment_lines(message)]
-        if message.reply is not None:
-            lines += _reply_lines(message.reply)
-    printed = set(on_path)
-    for message in conversation.messages:  # every other branch, each message once
-        if message.id in printed:
-            continue
-        versions = groups[message.parent_id]
-        after = "the start" if message.parent_id is None else f"message #{message.parent_id}"
-        lines += [
-            "",
-            "---",
-            "",
-            f"### Branch at {after}: version {versions.index(message) + 1} of {len(versions)} "
-            f"(not on the visible path)",
-        ]
-        current = message
-        while current is not None and current.id not in printed:
-            printed.add(current.id)
-            lines += ["", f"## You (message #{current.id})", "", current.content, *_attachment_lines(current)]
-            if current.reply is not None:
-                lines += _reply_lines(current.reply)
-            children = [m for m in groups.get(current.id) or [] if m.id not in printed]
-            current = next((m for m in reversed(children) if m.selected), children[-1] if children else None)
-    return "\n".join(lines) + "\n"
