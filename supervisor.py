@@ -28,6 +28,10 @@ from webapp.paths import PROJECT_ROOT, default_redis_socket, default_redis_url, 
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 30.0
 STABLE_SECONDS = 60.0  # a process that ran this long before exiting starts again with the first pause
 STOP_TIMEOUT = 15.0
+# gunicorn's graceful stop waits for every open connection, an idle keep-alive one too (a browser tab
+# holds some for minutes; WEB_KEEPALIVE is 75 s): its own 30 s would outlast STOP_TIMEOUT. Streams cut
+# then resume elsewhere (EventSource reconnects); this keeps Ctrl-C and restarts within STOP_TIMEOUT.
+GRACEFUL_SECONDS = 10
 POLL_SECONDS = 0.2
 
 
@@ -63,6 +67,8 @@ def gunicorn_command(
         str(connections),
         "--keep-alive",
         str(keep_alive),
+        "--graceful-timeout",
+        str(GRACEFUL_SECONDS),
         "--access-logfile",
         access_log,
         # gunicorn 25+ otherwise opens a control socket at one fixed path per user ($XDG_RUNTIME_DIR or
