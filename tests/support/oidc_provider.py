@@ -76,8 +76,10 @@ class OIDCProvider:
         )
         line = self.process.stdout.readline()  # "listening <issuer>", or nothing when it died
         if not line.startswith("listening "):
+            self.process.wait(timeout=10)
+            reason = self.stderr()
             self.stop()
-            pytest.fail(f"the test OpenID Connect provider did not start: {line!r} {self.stderr()}", pytrace=False)
+            pytest.fail(f"the test OpenID Connect provider did not start: {line!r} {reason}", pytrace=False)
         self.issuer = line.split()[1]
         return self
 
