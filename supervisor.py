@@ -10,6 +10,7 @@ by itself is logged and started again after a pause that doubles with each quick
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import subprocess
@@ -205,6 +206,38 @@ def _set_foreground(fd: int, group: int) -> None:
         signal.signal(signal.SIGTTOU, old)
 
 
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may well be reachable from elsewhere
+
+
+def open_signup_warning(host: str, policy: str) -> str | None:
+    """What ``make run`` prints when anyone who can reach it may create an account."""
+    if policy != "open" or is_loopback(host):
+        return None
+    return (
+        f"WARNING: serving on {host}, reachable beyond this machine, while sign-up is open: anyone who reaches "
+        "the server can create an account and spend the providers' keys. Set SIGNUP_POLICY (approval, invite "
+        "or closed) in .env, or change it on Admin -> Sign-up."
+    )
+
+
+def current_signup_policy() -> str:
+    """The policy in force (an admin's choice in the database, else SIGNUP_POLICY)."""
+    from webapp import create_app, signups  # the whole app only for this question, after the migration ran
+
+    app = create_app()
+    with app.app_context():
+        try:
+            return signups.policy()
+        except Exception:  # an unmigrated or unreachable database: the setting is the best answer
+            return str(app.config.get("SIGNUP_POLICY") or "open")
+
+
 class Stop(Exception):
     """Ctrl-C or SIGTERM: stop everything and exit 0."""
 
@@ -217,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-workers", type=int, default=config["WEB_WORKERS"])
     parser.add_argument("--web-connections", type=int, default=config["WEB_CONNECTIONS"])
     args = parser.parse_args(argv)
+    warning = open_signup_warning(args.host, current_signup_policy()) if not is_loopback(args.host) else None
+    if warning:
+        log(warning)
 
     def request_stop(*_):
         raise Stop

@@ -77,6 +77,7 @@ def world(app, client, run_jobs):
             "generation_id": generation.id,
             "key_id": db.session.scalar(select(ApiKey.id)),
             "user_id": alice.id,
+            "invitation_id": 1,
             "name": "echo",
             "fmt": "md",
             "queue_name": "switchboard-test",

@@ -103,3 +103,13 @@ def test_error_pages_while_redis_is_down(app, client, auth, tmp_path):
     response = client.get("/chat/generations/999/status")
     assert response.status_code == 404 and response.is_json
     assert client.get("/chat/").status_code == 200  # reading pages keeps working
+
+
+def test_json_routes_are_marked_not_guessed_from_their_names(app, client):
+    """A page form whose endpoint ends in "_status" is a page; the reply endpoints scripts call are JSON."""
+    form = client.post("/admin/users/1/status", data={"disabled": "1"})
+    assert form.status_code in (302, 400) and not form.is_json
+    for path in ("/chat/generations/1/status", "/chat/generations/1/events"):
+        response = client.get(path)
+        assert response.status_code == 401 and response.is_json, path
+        assert response.get_json()["error"]["message"] == "Sign in first."

@@ -21,6 +21,7 @@ FLOORS = [
             "webapp/site_settings.py",
             "webapp/audit.py",
             "webapp/accounts/throttle.py",
+            "webapp/message_size.py",
             "webapp/markdown.py",
             "webapp/json_input.py",
             "webapp/usage.py",
@@ -34,6 +35,7 @@ FLOORS = [
         "domain: rules",
         [
             "webapp/accounts/__init__.py",
+            "webapp/signups.py",
             "webapp/access.py",
             "webapp/limits.py",
             "webapp/provider_checks.py",

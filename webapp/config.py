@@ -170,6 +170,40 @@ SETTINGS: tuple[Setting, ...] = (
         "image/png,image/jpeg,image/webp,image/gif,application/pdf",
         "Comma-separated types that may be attached (each checked from the file's bytes; only these five are known).",
     ),
+    Setting(
+        "SIGNUP_POLICY",
+        "str",
+        "open",
+        "Starting sign-up policy: `open`, `approval`, `invite` or `closed`; admins change it on Admin → Sign-up "
+        "(docs/administration.md). `make run` warns when it serves beyond loopback with sign-up open.",
+    ),
+    Setting(
+        "SIGNUP_MAX_PER_HOUR",
+        "int",
+        10,
+        "Accounts one client address may create in an hour, sign-up page and API together (0: no limit).",
+    ),
+    Setting(
+        "SIGNUP_FIRST_ADMIN",
+        "bool",
+        True,
+        "While no admin exists, the first account to sign up becomes the admin; `false`: admins come only from "
+        "`flask create-admin` (or single sign-on), so nobody takes a freshly exposed server by signing up first.",
+    ),
+    Setting(
+        "REFRESH_REUSE_GRACE_SECONDS",
+        "float",
+        10.0,
+        "Seconds in which a refresh token sent again (two tabs, a retry) returns the same new pair instead of "
+        "ending the sign-in (docs/api.md); 0 turns the grace off.",
+    ),
+    Setting(
+        "MAX_MESSAGE_CHARS",
+        "int",
+        32_000,
+        "Longest message, in characters, on the chat form and the APIs alike (a 400); a request body over 2 MiB "
+        "is a 413 on both.",
+    ),
 )
 ENV_KEYS = tuple(s.name for s in SETTINGS)
 KINDS = {s.name: s.kind for s in SETTINGS}

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, flash, jsonify, redirect, render_template, request, url_for
+from flask import Flask, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    NotFound,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+)
 
 from .access import ModelNotAllowed
 from .conversations import NotOwned
 from .database import is_transient, rollback_quietly
+from .message_size import TOO_LARGE, body_too_large
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +40,16 @@ PLAIN_PAGE = """<!doctype html>
 """
 
 
+def json_endpoint(view):
+    """Marks a view that scripts call (it answers JSON): its errors, a missing sign-in included, are JSON too."""
+    view.answers_json = True
+    return view
+
+
 def wants_json() -> bool:
     if request.blueprint in {"api"} or request.path.startswith(("/api/", "/v1/")):
         return True
-    if request.endpoint and request.endpoint.endswith("_status"):
+    if request.endpoint and getattr(current_app.view_functions.get(request.endpoint), "answers_json", False):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and not request.accept_mimetypes.accept_html
@@ -68,6 +81,12 @@ def database_error(exc: DBAPIError) -> HTTPException:
 def init_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def handle_http_error(exc: HTTPException):
+        return error_response(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(exc: RequestEntityTooLarge):
+        if not (exc.description or "").startswith(TOO_LARGE):  # the API's handler says the same (webapp.api.errors)
+            exc.description = body_too_large()
         return error_response(exc)
 
     @app.errorhandler(CSRFError)

@@ -25,6 +25,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_disabled: Mapped[bool] = mapped_column(default=False)
+    # Signed up under the "approval" policy and not yet approved: disabled until an admin approves.
+    awaiting_approval: Mapped[bool] = mapped_column(default=False)
     default_model: Mapped[str | None] = mapped_column(String(200))
     default_system_prompt: Mapped[str | None] = mapped_column(Text)
     default_options: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -254,6 +256,9 @@ class UserSession(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     # API families: the jti of the one refresh token that may still be used; any other is a replay.
     refresh_jti: Mapped[str | None] = mapped_column(String(64))
+    # When refresh_jti was last rotated: within REFRESH_REUSE_GRACE_SECONDS of it, the token it replaced
+    # gets the same new pair again (webapp.api.tokens).
+    refreshed_at: Mapped[datetime | None] = mapped_column()
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -397,3 +402,24 @@ class Attachment(db.Model):
     @property
     def is_image(self) -> bool:
         return self.file.content_type.startswith("image/")
+
+
+class Invitation(db.Model):
+    """A single-use sign-up link an admin made (sign-up policy "invite"); only its SHA-256 is stored."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # When set, only a sign-up giving this address may use it.
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.revoked_at is None and self.expires_at > utcnow()

@@ -78,7 +78,9 @@ def init_security(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if request.endpoint != "static" and (request.blueprint in API_BLUEPRINTS or signed_in_request()):
+        if request.endpoint != "static" and (
+            request.blueprint in API_BLUEPRINTS or request.blueprint == "auth" or signed_in_request()
+        ):  # the sign-in and sign-up pages too: their forms carry a CSRF token tied to this browser
             # Nothing personal is kept by a shared browser's cache or a proxy (overrides SSE's "no-cache");
             # an attachment's "private" (the owner's browser may keep it, no proxy may) stays.
             if not headers.get("Cache-Control", "").startswith("private"):

@@ -14,6 +14,7 @@ SAMPLE_VALUES = {
     "name": "echo",
     "user_id": 1,
     "group_id": 1,
+    "invitation_id": 1,
     "instance_number": 0,
     "queue_name": "switchboard-test",
     "registry_name": "queued",

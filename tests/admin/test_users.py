@@ -28,7 +28,7 @@ def test_search_and_create(app, client, admin):
     response = post(
         client, "/admin/users", {"username": "dave", "password": "short", "role": "user"}, page="/admin/users"
     )
-    assert response.status_code == 400 and "Use at least 8 characters." in response.get_data(as_text=True)
+    assert response.status_code == 400 and "Use at least 10 characters." in response.get_data(as_text=True)
 
 
 def test_disable_ends_sessions_at_once_and_enable_restores_login(app, admin, auth):

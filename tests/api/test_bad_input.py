@@ -73,3 +73,14 @@ def test_messages_say_what_is_wrong(server, api_key):
     assert "Unicode" in said["lone surrogate"]
     assert "nested more than 64 levels" in said["nesting beyond 64 levels"]
     assert "NaN" in said["NaN"]
+
+
+def test_did_you_mean_only_for_close_names(server, api_key):
+    def message(model):
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        reply = http("POST", f"{server}/v1/chat/completions", body, headers=bearer(api_key))
+        assert reply.status in (400, 404), reply.text
+        return reply.json["error"]["message"]
+
+    assert "did you mean" not in message("nope")
+    assert "did you mean 'gpt-4o'" in message("gpt4o")

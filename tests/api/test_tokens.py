@@ -3,6 +3,7 @@ a retired token replayed revokes its whole family (every token from that sign-in
 
 import concurrent.futures
 import threading
+from datetime import timedelta
 
 import jwt
 from sqlalchemy import select
@@ -70,9 +71,10 @@ def test_the_refresh_state_is_in_the_database_not_the_token(app, client, user):
         assert record.token_hash != claims["sid"]  # only the hash of the family id is stored
 
 
-def test_two_refreshes_racing_with_one_token_cannot_both_win(server, user):
+def test_two_refreshes_racing_with_one_token_cannot_both_win_without_a_grace(app, server, user):
     """Both present the same refresh token at once (a thief and the client): one conditional UPDATE decides,
     so at most one gets a new pair, and the loser's replay revokes the family."""
+    app.config["REFRESH_REUSE_GRACE_SECONDS"] = 0
     pair = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD}).json
     start = threading.Barrier(2)
 
@@ -86,3 +88,39 @@ def test_two_refreshes_racing_with_one_token_cannot_both_win(server, user):
     winner = next(reply for reply in replies if reply.status == 200).json
     # The family is revoked: even the winner's new tokens are refused.
     assert http("POST", f"{server}/api/token/refresh/", {"refresh": winner["refresh"]}).status == 401
+
+
+def test_two_refreshes_racing_with_one_token_get_the_same_new_pair_within_the_grace(server, user):
+    """Two tabs (or a retry after a timeout) refresh with the same token at once: both get one new pair,
+    and the sign-in goes on."""
+    pair = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD}).json
+    start = threading.Barrier(2)
+
+    def refresh_now():
+        start.wait(timeout=10)
+        return http("POST", f"{server}/api/token/refresh/", {"refresh": pair["refresh"]})
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: refresh_now(), range(2)))
+    assert [reply.status for reply in replies] == [200, 200], [reply.text for reply in replies]
+    assert replies[0].json == replies[1].json
+    newest = http("POST", f"{server}/api/token/refresh/", {"refresh": replies[0].json["refresh"]})
+    assert newest.status == 200
+
+
+def test_a_refresh_token_sent_again_after_the_grace_revokes_the_family(app, client, user):
+    first = obtain(client)
+    second = refresh(client, first["refresh"]).get_json()
+    assert refresh(client, first["refresh"]).get_json() == second  # a retry within the grace
+    with app.app_context():  # the rotation is now older than the grace period
+        record = db.session.scalar(select(UserSession))
+        record.refreshed_at -= timedelta(seconds=app.config["REFRESH_REUSE_GRACE_SECONDS"] + 1)
+        db.session.commit()
+    late = refresh(client, first["refresh"])
+    assert late.status_code == 401 and "already used" in late.get_json()["error"]["message"]
+    assert not works(client, second["access"])
+    # Only the token just retired has a grace: an older one is a replay at once.
+    third = obtain(client)
+    fourth = refresh(client, third["refresh"]).get_json()
+    refresh(client, fourth["refresh"])
+    assert refresh(client, third["refresh"]).status_code == 401

@@ -33,7 +33,7 @@ def test_duplicate_username_is_refused_case_insensitively(client, auth, app):
 
 def test_signup_validation_messages(client, auth, app):
     response = auth.signup("bob", "short", confirm="short")
-    assert "Use at least 8 characters." in response.get_data(as_text=True)
+    assert "Use at least 10 characters." in response.get_data(as_text=True)
     response = auth.signup("bob", "long enough pw", confirm="different pw")
     assert "The passwords do not match." in response.get_data(as_text=True)
     assert count_users(app) == 0
@@ -106,3 +106,8 @@ def test_disabled_user_loses_session_at_once(client, auth, app):
         db.session.commit()
     assert client.get("/chat/").status_code == 302
     assert "Wrong username or password." in auth.login("alice").get_data(as_text=True)
+
+
+def test_sign_in_and_sign_up_pages_are_not_cached(client):
+    for path in ("/auth/login", "/auth/signup"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path

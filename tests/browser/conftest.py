@@ -76,6 +76,8 @@ def start_worker(app_config, instance_path):
             "REDIS_URL": app_config["REDIS_URL"],
             "RQ_QUEUE_NAME": app_config["RQ_QUEUE_NAME"],
             "ECHO_DELAY": "0.08",
+            "SIGNUP_MAX_PER_HOUR": "0",
+            "SIGNUP_FIRST_ADMIN": "false",
             # Provider settings a test module gives the app reach its worker too.
             **{name: str(app_config[name]) for name in PASSED_TO_WORKER if app_config.get(name) is not None},
         }

@@ -69,7 +69,7 @@ def test_export_markdown_and_json(client, auth, app, run_jobs):
     conversation_id = start_chat(client, "export *this*")
     run_jobs()
     md = client.get(f"/chat/{conversation_id}/export.md")
-    assert md.status_code == 200 and md.mimetype == "text/markdown"
+    assert md.status_code == 200 and md.headers["Content-Type"] == "text/markdown; charset=utf-8"
     assert md.headers["Content-Disposition"] == f'attachment; filename="conversation-{conversation_id}.md"'
     body = md.get_data(as_text=True)
     assert body.startswith("# export this") and "## You\n\nexport *this*" in body and "## echo" in body

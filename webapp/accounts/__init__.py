@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, or_, select
+from zxcvbn import zxcvbn
 
 from ..extensions import db
 from ..models import User
@@ -13,7 +14,11 @@ from . import throttle
 # The account rules, in one place: the sign-up page, the admin's forms, the API and the CLI all ask here.
 USERNAME_LENGTH = (3, 64)
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-PASSWORD_LENGTH = (8, 256)
+PASSWORD_LENGTH = (10, 256)
+# zxcvbn's score (0-4) a password needs: 2 means about a million guesses or more, which refuses common
+# passwords, keyboard walks, dates, repeats and the username (NIST SP 800-63B 5.1.1.2's list check).
+PASSWORD_MIN_SCORE = 2
+ZXCVBN_MAX_INPUT = 100  # zxcvbn slows down on long input; a longer password is judged by its start
 
 
 def username_problem(username: str) -> str | None:
@@ -27,12 +32,19 @@ def username_problem(username: str) -> str | None:
     return None
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, username: str | None = None) -> str | None:
+    """Why ``password`` cannot be a password: too short, too long, or common or guessable
+    (the same rule on the sign-up page, the API, the admin's forms and the CLI)."""
     low, high = PASSWORD_LENGTH
     if len(password or "") < low:
         return f"Use at least {low} characters."
     if len(password) > high:
         return f"Use at most {high} characters."
+    context = ["switchboard", *([username.strip()] if username and username.strip() else [])]
+    verdict = zxcvbn(password[:ZXCVBN_MAX_INPUT], user_inputs=context)
+    if verdict["score"] < PASSWORD_MIN_SCORE:
+        warning = verdict["feedback"].get("warning") or "It is too easy to guess."
+        return f"Choose a less guessable password: {warning.rstrip('.')}. A few uncommon words together work well."
     return None
 
 
@@ -64,11 +76,20 @@ def active_admin_count() -> int:
     )
 
 
+class AwaitingApproval(Exception):
+    """The right password, for an account that an admin has not approved yet (sign-up policy "approval")."""
+
+    def __init__(self):
+        super().__init__("Your account awaits an admin's approval. You can sign in once it is approved.")
+
+
 def authenticate(username: str, password: str) -> User | None:
     user = find_user(username)
-    if user is None or user.is_disabled or not user.check_password(password):
+    if user is None or not user.check_password(password):
         return None
-    return user
+    if user.awaiting_approval:
+        raise AwaitingApproval()
+    return None if user.is_disabled else user
 
 
 def _duration(seconds: int) -> str:

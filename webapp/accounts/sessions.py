@@ -152,14 +152,16 @@ def list_live(user: User) -> list[UserSession]:
     )
 
 
-def rotate_refresh(record: UserSession, presented_jti: str, new_jti: str, new_expiry: datetime) -> bool:
+def rotate_refresh(
+    record: UserSession, presented_jti: str, new_jti: str, new_expiry: datetime, refreshed_at: datetime | None = None
+) -> bool:
     """Retire ``presented_jti`` in favour of ``new_jti``. False when it was not the family's current refresh
     token: already rotated (a replay) or used by a concurrent request; the caller then revokes the family.
     One conditional UPDATE, so two requests racing with the same token cannot both win."""
     result = db.session.execute(
         update(UserSession)
         .where(UserSession.id == record.id, UserSession.refresh_jti == presented_jti, UserSession.revoked_at.is_(None))
-        .values(refresh_jti=new_jti, expires_at=new_expiry, last_seen_at=utcnow())
+        .values(refresh_jti=new_jti, expires_at=new_expiry, last_seen_at=utcnow(), refreshed_at=refreshed_at)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1

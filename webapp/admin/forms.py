@@ -12,7 +12,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, NumberRange, Optional, Regexp
 
 from ..auth.forms import PASSWORD_RULE, USERNAME_RULE
 
@@ -175,3 +175,17 @@ class PriceForm(FlaskForm):
     input_price = _dollars("Input, $ per million tokens")
     output_price = _dollars("Output, $ per million tokens")
     submit = SubmitField("Save price")
+
+
+class SignupPolicyForm(FlaskForm):
+    policy = SelectField("Sign-up policy", choices=[])
+    submit = SubmitField("Save policy")
+
+
+class InvitationForm(FlaskForm):
+    email = StringField(
+        "Only for this email (optional)",
+        validators=[Optional(), Length(max=254), Email(message="Enter an email address.")],
+    )
+    days = SelectField("Valid for", choices=[], coerce=int)
+    submit = SubmitField("Create invitation")

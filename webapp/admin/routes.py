@@ -2,7 +2,7 @@ import redis
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import audit, groups, limits, usage
+from .. import audit, groups, limits, signups, usage
 from ..extensions import db
 from ..llm import UnknownModelError, get_models
 from ..models import Group, User
@@ -14,6 +14,7 @@ from .forms import (
     CreateUserForm,
     GroupNameForm,
     GroupRulesForm,
+    InvitationForm,
     LimitsForm,
     MemberForm,
     ModelsForm,
@@ -23,6 +24,7 @@ from .forms import (
     ProviderForm,
     RemoveAliasForm,
     RoleForm,
+    SignupPolicyForm,
     StatusForm,
 )
 
@@ -31,7 +33,9 @@ USAGE_DAY_CHOICES = (7, 30, 90)
 
 @bp.route("/")
 def index():
-    return render_template("admin/index.html", queue=service.queue_summary())
+    return render_template(
+        "admin/index.html", queue=service.queue_summary(), awaiting=signups.awaiting_count(), policy=signups.policy()
+    )
 
 
 # -- providers ---------------------------------------------------------------------------
@@ -576,3 +580,85 @@ def audit_log():
     return render_template(
         "admin/audit.html", events=events, pages=pages, page=request.args.get("page", 1, type=int), query=query
     )
+
+
+# -- sign-up -----------------------------------------------------------------------------
+
+
+def _signup_forms(policy_form=None, invitation_form=None):
+    if policy_form is None:
+        policy_form = SignupPolicyForm(formdata=None, policy=signups.policy())
+    policy_form.policy.choices = [(p, signups.POLICY_LABELS[p]) for p in signups.POLICIES]
+    if invitation_form is None:
+        invitation_form = InvitationForm(formdata=None, days=7)
+    invitation_form.days.choices = [(d, f"{d} day{'s' * (d != 1)}") for d in signups.INVITATION_DAYS]
+    return policy_form, invitation_form
+
+
+def _signup_page(status=200, new_link=None, **forms):
+    policy_form, invitation_form = _signup_forms(forms.get("policy_form"), forms.get("invitation_form"))
+    return render_template(
+        "admin/signup.html",
+        policy=signups.policy(),
+        policy_form=policy_form,
+        invitation_form=invitation_form,
+        invitations=signups.open_invitations(),
+        waiting=signups.awaiting_users(),
+        action=ActionForm(),
+        new_link=new_link,
+    ), status
+
+
+@bp.route("/signup")
+def signup_page():
+    return _signup_page()
+
+
+@bp.route("/signup/policy", methods=["POST"])
+def signup_policy():
+    form, _ = _signup_forms(SignupPolicyForm())
+    if not form.validate_on_submit():
+        return _signup_page(400, policy_form=form)
+    signups.set_policy(current_user, form.policy.data)
+    db.session.commit()
+    flash(f"Sign-up is now {form.policy.data}.", "success")
+    return redirect(url_for("admin.signup_page"))
+
+
+@bp.route("/signup/invitations", methods=["POST"])
+def create_invitation():
+    _, form = _signup_forms(invitation_form=InvitationForm())
+    if not form.validate_on_submit():
+        return _signup_page(400, invitation_form=form)
+    token = signups.create_invitation(current_user, form.email.data, form.days.data)
+    db.session.commit()
+    # Shown once, on this answer: only the token's hash is stored.
+    return _signup_page(new_link=url_for("auth.signup", invite=token, _external=True))
+
+
+@bp.route("/signup/invitations/<int:invitation_id>/revoke", methods=["POST"])
+def revoke_invitation(invitation_id):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    signups.revoke_invitation(current_user, invitation_id)
+    db.session.commit()
+    flash("Invitation revoked.", "success")
+    return redirect(url_for("admin.signup_page"))
+
+
+@bp.route("/users/<int:user_id>/approval", methods=["POST"])
+def user_approval(user_id):
+    user = _user_or_404(user_id)
+    decision = request.form.get("decision")
+    if not ActionForm().validate_on_submit() or decision not in ("approve", "refuse") or not user.awaiting_approval:
+        abort(400, "Only an account that awaits approval can be approved or refused.")
+    name = user.username
+    if decision == "approve":
+        signups.approve(current_user, user)
+        message = f"{name} is approved and can sign in."
+    else:
+        signups.refuse(current_user, user)
+        message = f"The account {name} was refused and removed."
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("admin.signup_page"))

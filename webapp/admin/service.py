@@ -226,6 +226,8 @@ def set_disabled(actor: User, user: User, disabled: bool) -> None:
         _refuse_if_last_admin(user, "disabled")
     before = user_state(user)
     user.is_disabled = disabled
+    if not disabled:
+        user.awaiting_approval = False  # enabling a waiting account approves it
     if disabled:
         sessions.revoke_all(user)  # ends every sign-in at once, browsers and API tokens
     audit.record(

@@ -28,6 +28,7 @@ from ..database import rollback_quietly
 from ..extensions import db
 from ..generations import LimitReached, QueueUnavailable, enqueue, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
+from ..message_size import message_too_long
 from ..models import Generation, GenerationStatus, User, utcnow
 from ..queue import get_redis, job_id_for
 from . import content_parts
@@ -190,6 +191,8 @@ def _turns(messages) -> tuple[list[dict], str | None]:
                 400, f"messages[{index}].role must be one of system, user, assistant (got {role!r}).", "invalid_role"
             )
         text, files = content_parts.split(message.get("content"), index, role)
+        if problem := message_too_long(text):
+            raise ApiError(400, f"messages[{index}]: {problem}", "message_too_long")
         if role in ("system", "developer"):
             system.append(text)
         else:

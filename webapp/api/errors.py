@@ -6,10 +6,11 @@ import logging
 
 from flask import jsonify
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..database import is_transient, rollback_quietly
 from ..errors import database_error
+from ..message_size import TOO_LARGE, body_too_large
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def handle_error(exc: Exception):
     rollback_quietly()
     if isinstance(exc, ApiError):
         return error_response(exc)
+    if isinstance(exc, RequestEntityTooLarge):  # the chat form's 413 says the same (webapp.errors)
+        message = exc.description if (exc.description or "").startswith(TOO_LARGE) else body_too_large()
+        return error_response(ApiError(413, message, "request_too_large"))
     if isinstance(exc, HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
         response = error_response(ApiError(exc.code or 500, exc.description or exc.name, code))

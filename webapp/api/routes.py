@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
 
-from .. import attachments, limits, sso
-from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user
+from .. import attachments, limits, signups, sso
+from ..accounts import AwaitingApproval, LoginThrottled, authenticate_throttled, find_user
 from ..accounts.throttle import client_address
 from ..extensions import db
 from ..llm import get_aliases
+from ..message_size import body_too_large
 from . import api_bp, completions, tokens, v1_bp
 from .auth import api_login_required, current_api_user
 from .errors import ApiError
@@ -31,12 +32,22 @@ def signup():
     if not sso.local_signup_allowed():
         raise ApiError(403, "Accounts are made by signing in with single sign-on.", "signup_disabled")
     body = json_body()
-    errors = signup_errors(body)
-    if errors:
-        raise field_errors(errors)
-    create_user(body["username"], body["password"])
+    invitation = body.get("invitation") if isinstance(body.get("invitation"), str) else None
+    email = body.get("email") if isinstance(body.get("email"), str) else None
+    try:
+        signups.check_allowed(invitation, email)  # a closed door before the fields' problems
+        errors = signup_errors(body)
+        if errors:
+            raise field_errors(errors)
+        result = signups.sign_up(body["username"], body["password"], client_address(), invitation, email)
+    except signups.SignupRefused as exc:
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+        raise ApiError(exc.status, str(exc), exc.code, headers=headers) from None
     db.session.commit()
-    return jsonify({"message": "User created successfully"}), 201
+    answer = {"message": result.message}
+    if result.awaiting_approval:
+        answer["status"] = "awaiting_approval"
+    return jsonify(answer), 201
 
 
 @api_bp.post("/token/")
@@ -51,6 +62,8 @@ def token_obtain():
         user = authenticate_throttled(body["username"], body["password"], client_address())
     except LoginThrottled as exc:
         raise ApiError(429, str(exc), "login_throttled", headers={"Retry-After": exc.retry_after}) from None
+    except AwaitingApproval as exc:
+        raise ApiError(403, str(exc), "awaiting_approval") from None
     if user is None:
         raise ApiError(401, "No active account found with the given credentials.", "invalid_credentials")
     pair = tokens.issue_pair(user)
@@ -120,9 +133,8 @@ def _upload_limit(endpoint, values):
         return
     limit = attachments.request_limit()
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(
-            413, f"The request is too large. Attachments: {attachments.describe_limits()}.", "request_too_large"
-        )
+        message = body_too_large(limit, f"Attachments: {attachments.describe_limits()}.")  # the chat form's words
+        raise ApiError(413, message, "request_too_large")
     request.max_content_length = limit
 
 

@@ -10,6 +10,12 @@ authentication state that must survive a Redis flush or outage (a lost record wo
 work again), and it sits in the same row the access check already reads. Presenting any other refresh token
 of the family (a retired one, replayed by whoever stole it, or by the victim after the thief used it)
 revokes the whole family.
+
+Grace: a client that sends the same refresh token twice (two tabs, a retry after a timeout) would lose its
+sign-in that way. Within ``REFRESH_REUSE_GRACE_SECONDS`` of a rotation, the token it retired answers the
+very same new pair again. Nothing secret is stored for that: the new pair is derived from the retired
+token's ``jti`` (an HMAC under the server's key) and the rotation's time, so it can be made again exactly.
+After the grace, the retired token is a replay as before.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from flask import current_app, request
@@ -26,7 +32,7 @@ from flask import current_app, request
 from ..accounts import sessions
 from ..accounts.throttle import client_address
 from ..extensions import db
-from ..models import User, UserSession, utcnow
+from ..models import User, UserSession
 from .errors import ApiError
 
 ALGORITHM = "HS256"
@@ -44,8 +50,8 @@ def _lifetime(kind: str) -> int:
     return int(current_app.config["JWT_REFRESH_DAYS"]) * 24 * 3600
 
 
-def _encode(user: User, kind: str, family_token: str, jti: str) -> str:
-    now = int(time.time())
+def _encode(user: User, kind: str, family_token: str, jti: str, now: int | None = None) -> str:
+    now = int(time.time()) if now is None else now
     payload = {
         "sub": str(user.id),
         "type": kind,
@@ -62,6 +68,28 @@ def _pair(user: User, family_token: str, refresh_jti: str) -> dict:
         "access": _encode(user, ACCESS, family_token, secrets.token_hex(8)),
         "refresh": _encode(user, REFRESH, family_token, refresh_jti),
     }
+
+
+def _successor(retired_jti: str, kind: str) -> str:
+    """The jti of the token a refresh with ``retired_jti`` issues: the same every time it is asked."""
+    return hmac.new(_signing_key().encode(), f"{kind}:{retired_jti}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _rotated_pair(user: User, family_token: str, retired_jti: str, issued_at: int) -> dict:
+    return {
+        "access": _encode(user, ACCESS, family_token, _successor(retired_jti, ACCESS), issued_at),
+        "refresh": _encode(user, REFRESH, family_token, _successor(retired_jti, REFRESH), issued_at),
+    }
+
+
+def _within_grace(record: UserSession, presented_jti: str) -> int | None:
+    """The issue time of the pair a refresh with ``presented_jti`` made, if that was the family's last
+    rotation and it happened less than REFRESH_REUSE_GRACE_SECONDS ago."""
+    grace = float(current_app.config.get("REFRESH_REUSE_GRACE_SECONDS") or 0)
+    if grace <= 0 or record.refreshed_at is None or record.refresh_jti != _successor(presented_jti, REFRESH):
+        return None
+    issued_at = int(record.refreshed_at.replace(tzinfo=UTC).timestamp())
+    return issued_at if time.time() - issued_at < grace else None
 
 
 def issue_pair(user: User) -> dict:
@@ -122,10 +150,16 @@ def rotate(refresh_token: str) -> dict:
     before the 401, so the error path's rollback cannot undo it."""
     payload = _claims(refresh_token, REFRESH)
     record = _family(payload)
-    new_jti = secrets.token_hex(16)
-    new_expiry = utcnow() + timedelta(seconds=_lifetime(REFRESH))
-    if not sessions.rotate_refresh(record, payload["jti"], new_jti, new_expiry):
-        sessions.revoke(record)
-        db.session.commit()
-        raise invalid("This refresh token was already used: every token of this sign-in is now revoked; sign in again.")
-    return _pair(record.user, payload["sid"], new_jti)
+    now = int(time.time())
+    new_expiry = datetime.fromtimestamp(now + _lifetime(REFRESH), UTC).replace(tzinfo=None)
+    refreshed_at = datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
+    new_jti = _successor(payload["jti"], REFRESH)
+    if sessions.rotate_refresh(record, payload["jti"], new_jti, new_expiry, refreshed_at):
+        return _rotated_pair(record.user, payload["sid"], payload["jti"], now)
+    db.session.refresh(record)  # what the rotation that got there first wrote
+    issued_at = _within_grace(record, payload["jti"])
+    if issued_at is not None and record.is_live:
+        return _rotated_pair(record.user, payload["sid"], payload["jti"], issued_at)
+    sessions.revoke(record)
+    db.session.commit()
+    raise invalid("This refresh token was already used: every token of this sign-in is now revoked; sign in again.")

@@ -51,6 +51,6 @@ def signup_errors(body: dict) -> dict[str, list[str]]:
         errors["username"] = ["A user with that username already exists."]
     if not isinstance(password, str) or not password:
         errors["password"] = [REQUIRED]
-    elif password_problem(password):
-        errors["password"] = [password_problem(password)]
+    elif problem := password_problem(password, username):
+        errors["password"] = [problem]
     return errors

@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, ValidationError
+from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, ValidationError
 
 from ..accounts import password_problem, username_problem, username_taken
 
@@ -16,8 +16,15 @@ def account_rule(problem):
     return validate
 
 
+def PASSWORD_RULE(form, field):  # noqa: N802 - used like the other validator constants
+    """webapp.accounts' password rule, with the form's username (if it has one) as context."""
+    username = form.username.data if "username" in form else None
+    reason = password_problem(field.data or "", username)
+    if reason:
+        raise ValidationError(reason)
+
+
 USERNAME_RULE = account_rule(username_problem)
-PASSWORD_RULE = account_rule(password_problem)
 
 
 class LoginForm(FlaskForm):
@@ -33,6 +40,9 @@ class SignupForm(FlaskForm):
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")]
     )
+    # Sign-up by invitation: the link's token, and the address an invitation may be tied to.
+    invitation = HiddenField()
+    email = EmailField("Email (the one your invitation was sent to)", validators=[Optional(), Length(max=254)])
     submit = SubmitField("Create account")
 
     def validate_username(self, field):

@@ -4,8 +4,8 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import sso
-from ..accounts import LoginThrottled, authenticate_throttled, create_user, find_user, sessions
+from .. import signups, sso
+from ..accounts import AwaitingApproval, LoginThrottled, authenticate_throttled, find_user, sessions
 from ..accounts.throttle import client_address
 from ..extensions import db
 from . import bp
@@ -58,6 +58,9 @@ def login():
             response = make_response(render_template("auth/login.html", form=form), 429)
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
+        except AwaitingApproval as exc:
+            flash(str(exc), "info")
+            return render_template("auth/login.html", form=form), 403
         if user is None:
             flash("Wrong username or password.", "error")
         else:
@@ -74,12 +77,38 @@ def signup():
         flash("Accounts are made by signing in with single sign-on.", "info")
         return redirect(url_for("auth.login"))
     form = SignupForm()
+    if request.method == "GET":
+        form.invitation.data = request.args.get("invite", "")
+    invitation_token = form.invitation.data or None
+    try:
+        invitation = signups.check_allowed(invitation_token, form.email.data if request.method == "POST" else None)
+    except signups.SignupRefused as exc:
+        if exc.code != "invitation_email_mismatch":  # a form to correct, not a page to leave
+            return render_template("auth/signup_refused.html", reason=str(exc)), exc.status
+        invitation = signups.find_invitation(invitation_token)
+        if request.method == "GET":  # the form asks for the address
+            return render_template("auth/signup.html", form=form, invitation=invitation)
+        form.validate()
+        form.email.errors = [*form.email.errors, str(exc)]
+        return render_template("auth/signup.html", form=form, invitation=invitation), 400
     if form.validate_on_submit():
-        user = create_user(form.username.data, form.password.data)
-        sign_in(user, remember=False)
-        flash("Welcome to Switchboard.", "success")
+        try:
+            result = signups.sign_up(
+                form.username.data, form.password.data, client_address(), invitation_token, form.email.data
+            )
+        except signups.SignupRefused as exc:
+            db.session.rollback()
+            response = make_response(render_template("auth/signup_refused.html", reason=str(exc)), exc.status)
+            if exc.retry_after:
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        if result.awaiting_approval:
+            db.session.commit()
+            return render_template("auth/signup_waiting.html", username=result.user.username)
+        sign_in(result.user, remember=False)
+        flash("Welcome to Switchboard." + (" You are its admin." if result.user.is_admin else ""), "success")
         return redirect(url_for("chat.index"))
-    return render_template("auth/signup.html", form=form)
+    return render_template("auth/signup.html", form=form, invitation=invitation)
 
 
 @bp.route("/logout", methods=["POST"])

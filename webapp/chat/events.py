@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .. import conversations as convs
 from ..database import rollback_quietly
+from ..errors import json_endpoint
 from ..extensions import db
 from ..generations import live_states
 from ..reply_events import follow
@@ -37,6 +38,7 @@ def _resume_cursor() -> int:
 
 
 @bp.route("/generations/<int:generation_id>/events")
+@json_endpoint
 def generation_events(generation_id):
     generation = convs.owned_generation(current_user, generation_id)
     try:

@@ -6,8 +6,16 @@ from werkzeug.exceptions import BadRequest
 from wtforms import HiddenField, MultipleFileField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-MAX_MESSAGE_LENGTH = 32_000
+from ..message_size import message_too_long
+
 MAX_SYSTEM_PROMPT_LENGTH = 32_000
+
+
+def _size_rule(form, field):
+    """MAX_MESSAGE_CHARS, with the API's wording (webapp.message_size)."""
+    problem = message_too_long(field.data or "")
+    if problem:
+        raise ValidationError(problem)
 
 
 def _not_blank(message):
@@ -23,7 +31,7 @@ class MessageForm(FlaskForm):
         "Message",
         validators=[
             DataRequired(message="Write a message first."),
-            Length(max=MAX_MESSAGE_LENGTH),
+            _size_rule,
             _not_blank("Write a message first."),
         ],
     )

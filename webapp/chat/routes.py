@@ -7,6 +7,7 @@ from sqlalchemy import inspect as sa_inspect
 from .. import attachments
 from .. import conversations as convs
 from ..access import ModelNotAllowed, model_notice, needs_setup_models, setup_problem
+from ..errors import json_endpoint
 from ..extensions import db
 from ..generations import (
     LimitReached,
@@ -19,6 +20,7 @@ from ..generations import (
 )
 from ..llm import get_model
 from ..markdown import render_markdown
+from ..message_size import body_too_large
 from ..model_options import (
     ModelUnavailable,
     applicable_options,
@@ -51,7 +53,7 @@ def upload_limit(endpoint, values):
         return
     limit = attachments.request_limit()
     if request.content_length is not None and request.content_length > limit:
-        abort(413, description=f"Not sent: the message is too large. Attachments: {attachments.describe_limits()}.")
+        abort(413, description=body_too_large(limit, f"Attachments: {attachments.describe_limits()}."))
     request.max_content_length = limit
 
 
@@ -211,7 +213,7 @@ def index():
         except NotQueued as exc:
             return _not_queued(exc)
         return redirect(url_for("chat.conversation", conversation_id=message.conversation_id) + "#latest")
-    return _render(None, form)
+    return _render(None, form, 400 if form.errors else 200)
 
 
 @bp.route("/<int:conversation_id>", methods=["GET"])
@@ -334,13 +336,13 @@ def delete(conversation_id):
 def export(conversation_id, fmt):
     conv = convs.owned_conversation(current_user, conversation_id)
     if fmt == "md":
-        body, mimetype = convs.export_markdown(conv), "text/markdown; charset=utf-8"
+        body, content_type = convs.export_markdown(conv), "text/markdown; charset=utf-8"
     else:
-        body, mimetype = convs.export_json(conv), "application/json"
+        body, content_type = convs.export_json(conv), "application/json"
     filename = f"conversation-{conv.id}.{fmt}"
     return Response(
         body,
-        mimetype=mimetype,
+        content_type=content_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
@@ -419,6 +421,7 @@ def _wants_json():
 
 
 @bp.route("/generations/<int:generation_id>/status")
+@json_endpoint
 def generation_status(generation_id):
     cursor, wait_seconds = progress_query(request.args)
     generation = convs.owned_generation(current_user, generation_id)

@@ -187,12 +187,19 @@ def start_chat(user: User, content: str, submission_token: str | None = None, mo
     user_id = user.id
 
     def save():
+        # A form sent again after the first one was saved finds its message before making a conversation:
+        # checked after creating one, the resend would leave that new conversation behind, empty.
+        existing = _sent_before(submission_token, user_id)
+        if existing is not None:
+            return existing, None
         owner = db.session.get(User, user_id)
         conversation = start_conversation(owner)
         if model is not None and model.model_id != conversation.model_id:
             conversation.model_id = model.model_id
             conversation.options = applicable_options(model, owner.default_options)
-        return _add_message(conversation, content, submission_token, uploads)
+        # Sent at the same moment as its twin: the unique submission_token makes one of the two commits fail,
+        # and the conversation goes with it (_save_and_queue).
+        return _add_message(conversation, content, submission_token, uploads, check_resend=False)
 
     return _save_and_queue(save, submission_token)
 
@@ -205,11 +212,20 @@ def _check_uploads(conversation: Conversation, uploads) -> None:
             pass  # a model that no longer exists: the reply is recorded as failed with the reason
 
 
-def _add_message(conversation: Conversation, content: str, submission_token: str | None, uploads=()):
+def _sent_before(submission_token: str | None, user_id: int) -> Message | None:
+    if not submission_token:
+        return None
+    existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
+    return existing if existing is not None and existing.conversation.user_id == user_id else None
+
+
+def _add_message(
+    conversation: Conversation, content: str, submission_token: str | None, uploads=(), check_resend: bool = True
+):
     """The message and its generation, added to the session (not committed); an earlier send's message if any."""
-    if submission_token:
-        existing = db.session.scalar(select(Message).where(Message.submission_token == submission_token))
-        if existing is not None and existing.conversation.user_id == conversation.user_id:
+    if check_resend:
+        existing = _sent_before(submission_token, conversation.user_id)
+        if existing is not None:
             return existing, None
     _check_uploads(conversation, uploads)
     if conversation.title == "New chat":

@@ -146,10 +146,14 @@ def _resolve(name: str) -> type[Model] | None:
     return registry.lookup(name)
 
 
+# How alike (difflib's ratio) a known name must be to be suggested: "gpt4o" finds "gpt-4o", "nope" finds nothing.
+CLOSE_NAME_CUTOFF = 0.75
+
+
 def _unknown(name: str) -> UnknownModelError:
     registry = get_registry()
     known = list(registry.models) + list(registry.aliases) + list(alias_file.read_aliases())
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=CLOSE_NAME_CUTOFF)
     hint = (
         f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run `flask llm models` to list models"
     )
