@@ -110,14 +110,6 @@ def needs_setup_models(user) -> list[Model]:
     ]
 
 
-def is_model_allowed(user, model_id: str) -> bool:
-    try:
-        check_model_allowed(user, model_id)
-    except (ModelNotAllowed, KeyError):
-        return False
-    return True
-
-
 def allowed_models(user) -> list[Model]:
     """The registered models ``user`` may use now (for pickers and the API's model list): allowed and set up."""
     policy = _policy(user)

@@ -54,7 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
 
-    init_api(app)  # /api/ (llm-service-api.md) and /v1/ (OpenAI-compatible): bearer tokens, no CSRF
+    init_api(app)  # /api/ (the LLM service API, docs/api.md) and /v1/ (OpenAI-compatible): bearer tokens, no CSRF
     app.register_blueprint(account_bp)
     app.register_blueprint(share_bp)  # shared conversation links: /share/ and /s/<token>
 

@@ -44,10 +44,6 @@ def request_stop(connection: redis.Redis, generation_id: int) -> None:
     connection.set(stop_key(generation_id), 1, ex=STREAM_TTL_SECONDS)
 
 
-def stop_requested(connection: redis.Redis, generation_id: int) -> bool:
-    return bool(connection.exists(stop_key(generation_id)))
-
-
 def forget(connection: redis.Redis, generation_id: int) -> None:
     """Drop everything kept in Redis for a generation (its text stream and stop key)."""
     connection.delete(stream_key(generation_id), stop_key(generation_id))

@@ -56,7 +56,8 @@ def test_role_allow_list_is_enforced_in_chat_and_worker(app, client, auth, admin
     with app.app_context():
         bob = db.session.scalar(select(User).where(User.username == "bob"))
         assert [m.model_id for m in access.allowed_models(bob)] == ["gpt-4o-mini"]
-        assert not access.is_model_allowed(bob, "echo")
+        with pytest.raises(access.ModelNotAllowed):
+            access.check_model_allowed(bob, "echo")
         assert access.check_model_allowed(bob, "4o-mini") == "gpt-4o-mini"  # aliases resolve
 
     # A new chat falls back to a model the user may use.

@@ -1,4 +1,4 @@
-"""Every curl example of llm-service-api.md, run with curl as written against the app on a real server."""
+"""Every curl example of the LLM service API's specification (its endpoints, fields and example values, which docs/api.md keeps), run with curl as written against the app on a real server."""
 
 import pytest
 

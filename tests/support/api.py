@@ -47,7 +47,7 @@ def bearer(token: str) -> dict:
 
 
 def curl(command: str, base_url: str, **values) -> Reply:
-    """Run a curl example of llm-service-api.md as written, against ``base_url`` (status via -w)."""
+    """Run a curl example as written, against ``base_url`` (status via -w)."""
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     for name, value in values.items():

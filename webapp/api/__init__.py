@@ -1,4 +1,4 @@
-"""The JSON API of llm-service-api.md (``/api/``) and the OpenAI-compatible API (``/v1/``).
+"""The LLM service API (``/api/``, described in docs/api.md) and the OpenAI-compatible API (``/v1/``).
 
 Both authenticate with ``Authorization: Bearer`` (an access token from
 ``/api/token/`` or a personal ``sb-`` API key), never with the session cookie,
