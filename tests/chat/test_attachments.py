@@ -232,3 +232,14 @@ def test_a_refused_file_keeps_the_other_files_for_the_next_try(client, auth, app
     data = {"content": "steal", "csrf_token": csrf, "submission_token": submission.group(1), "kept_file": [token]}
     assert client.post("/chat/", data=data, content_type="multipart/form-data").status_code == 302
     assert len(links(app)) == 1
+
+
+def test_a_model_that_cannot_read_pdfs_gets_their_text_and_the_page_says_so(client, auth, app, run_jobs, fake_openai):
+    auth.signup("alice")
+    conversation_id = new_chat(client, "Summarise", [("plan.pdf", pdf("Launch moves to March"))], model="gpt-3.5-turbo")
+    run_jobs()
+    sent = fake_openai.chat_requests[-1].json["messages"][-1]["content"]
+    assert sent[1]["type"] == "text" and "[Extracted text of the PDF file 'plan.pdf']" in sent[1]["text"]
+    assert "Launch moves to March" in sent[1]["text"]
+    page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    assert "Sent to gpt-3.5-turbo as its extracted text" in page
