@@ -19,6 +19,7 @@ from flask import abort, current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .database import write
 from .extensions import db
@@ -271,6 +272,20 @@ def copy_links(source: Message, target: Message, keep_ids: set[int] | None = Non
             )
         )
     return len(kept)
+
+
+def load_for(messages) -> None:
+    """Fill ``message.attachments`` for these messages with one query (a page or an export shows them; a turn
+    that only sends a message never pays for it)."""
+    messages = [m for m in messages if "attachments" not in m.__dict__]
+    if not messages:
+        return
+    found: dict[int, list[Attachment]] = {m.id: [] for m in messages}
+    query = select(Attachment).where(Attachment.message_id.in_(list(found))).order_by(Attachment.position)
+    for link in db.session.scalars(query):
+        found[link.message_id].append(link)
+    for message in messages:
+        set_committed_value(message, "attachments", found[message.id])
 
 
 def owned(user: User, attachment_id: int) -> Attachment:

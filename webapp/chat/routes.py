@@ -162,7 +162,7 @@ def _render(
         shown=shown,
         live=live_states(g for m in conv.messages for g in m.generations) if conv is not None else {},
         active=convs.active_reply(conv) if conv is not None else None,
-        path=convs.visible_path(conv) if conv is not None else [],
+        path=_path_with_files(conv),
         versions_of=convs.sibling_groups(conv) if conv is not None else {},
         refresh_url=_refresh_url(conv) if conv is not None else None,
         model=model,
@@ -179,6 +179,14 @@ def _render(
         if conv is not None
         else _attachment_limits(_model_or_none(convs.default_model_id(current_user)), models),
     ), status
+
+
+def _path_with_files(conv):
+    if conv is None:
+        return []
+    path = convs.visible_path(conv)
+    attachments.load_for(path)
+    return path
 
 
 def _draft(conv, form):

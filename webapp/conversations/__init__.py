@@ -86,10 +86,7 @@ def owned_conversation(user: User, conversation_id: int) -> Conversation:
     conversation = db.session.get(
         Conversation,
         conversation_id,
-        options=[
-            selectinload(Conversation.messages).selectinload(Message.generations),
-            selectinload(Conversation.messages).selectinload(Message.attachments),
-        ],
+        options=[selectinload(Conversation.messages).selectinload(Message.generations)],
     )
     if conversation is None or conversation.user_id != user.id:
         raise NotOwned()

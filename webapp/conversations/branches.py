@@ -4,6 +4,7 @@ already loaded with the conversation: no query per message."""
 
 from __future__ import annotations
 
+from .. import attachments
 from ..extensions import db
 from ..models import Conversation, Message
 
@@ -58,6 +59,7 @@ def turns_to(conversation: Conversation, message: Message) -> list[dict] | None:
     path = visible_path(conversation)
     if len(path) == len(conversation.messages):
         return None
+    attachments.load_for(path)
     turns = []
     for earlier in path:
         if earlier is message:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .. import attachments
 from ..generations import current_text
 from ..models import Conversation, Generation, Message
 from .branches import _groups, visible_path
@@ -35,6 +36,7 @@ def export_data(conversation: Conversation) -> dict:
     shows (also listed in order as ``visible_path``).
     """
     path = visible_path(conversation)
+    attachments.load_for(conversation.messages)
     on_path = {m.id for m in path}
     return {
         "id": conversation.id,
@@ -106,6 +108,7 @@ def export_markdown(conversation: Conversation) -> str:
         lines.append(f"- System prompt: {conversation.system_prompt}")
     lines.append(f"- Exported from Switchboard, conversation {conversation.id}")
     path = visible_path(conversation)
+    attachments.load_for(conversation.messages)
     on_path = {m.id for m in path}
     groups = _groups(conversation)
     branched = len(path) != len(conversation.messages)
