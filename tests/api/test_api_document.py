@@ -1,65 +1,77 @@
-"""The API document's curl examples (docs/api.md), parsed out of it and run with curl as written against a real
-server. Only the port is substituted, in one place (a test must not take the machine's port 8000)."""
+"""docs/api.md, run as a reader would: every ```bash block, in order, in one bash shell (so the variables the
+document sets carry over), against a real server with a worker. The one change: the port (a test must not take
+the machine's port 8000). Every ```json sample must be valid JSON."""
 
 import json
 import re
 import shutil
 import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.api import PASSWORD, USERNAME
 from webapp.config import load_config
 from webapp.paths import PROJECT_ROOT
 
 DOCUMENT = PROJECT_ROOT / "docs" / "api.md"
-CURL_BLOCK_RE = re.compile(r"```bash\n(curl .*?)\n```", re.S)
+BLOCK_RE = re.compile(r"```(bash|json|python)\n(.*?)\n```", re.S)
 DOCUMENTED_PORT = ":8000"
+MARK = "@@example-done@@"
 
 
-def examples() -> list[str]:
-    return CURL_BLOCK_RE.findall(DOCUMENT.read_text())
+def blocks(kind: str) -> list[str]:
+    return [text for block_kind, text in BLOCK_RE.findall(DOCUMENT.read_text()) if block_kind == kind]
 
 
-def run(command: str, port: int, **placeholders) -> tuple[int, str]:
-    command = command.replace(DOCUMENTED_PORT, f":{port}")  # the one substitution
-    for name, value in placeholders.items():  # the values the document asks the reader to fill in
-        command = command.replace(f"${name}", value)
-    result = subprocess.run(
-        ["bash", "-c", command + " -s -S -w '\\n%{http_code}'"], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, (command, result.stderr)
-    text, _, status = result.stdout.rpartition("\n")
-    return int(status), text
+def run_in_one_shell(commands: list[str], port: int) -> list[str]:
+    """Each command's output, the commands run one after another in a single bash (as a reader's terminal)."""
+    script = "\n".join(f"{command.replace(DOCUMENTED_PORT, f':{port}')}\necho\necho {MARK}" for command in commands)
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    outputs = result.stdout.split(f"{MARK}\n")
+    assert len(outputs) == len(commands) + 1, result.stdout
+    return [output.strip() for output in outputs[:-1]]
 
 
-def test_make_run_serves_where_the_document_says(instance_path):
-    assert len(examples()) == 6 and all(DOCUMENTED_PORT in command for command in examples())
-    # `make run` runs supervisor.py, whose --port defaults to the PORT setting (unset here: its default).
-    assert f":{load_config()['PORT']}" == DOCUMENTED_PORT
-    assert "http://127.0.0.1:8000/" in (PROJECT_ROOT / "README.md").read_text()
+def test_the_document_serves_where_make_run_does_and_its_samples_are_json(instance_path):
+    assert f":{load_config()['PORT']}" == DOCUMENTED_PORT  # make run's --port default
+    for command in blocks("bash"):
+        assert "127.0.0.1:8000" in command or "localhost:8000" in command, command
+    for sample in blocks("json"):
+        json.loads(sample.replace("...", ""))  # abbreviated strings are still strings
+    text = DOCUMENT.read_text()
+    for leftover in ("views.py", "settings.py", "Django", "llm_api", "manage.py", "uv "):
+        assert leftover not in text, leftover
 
 
-def test_every_curl_example_runs_as_written(server, worker, openai_server, gemini_server):
+def test_every_example_runs_as_written(server, worker, openai_server, gemini_server):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
-    port = urlsplit(server).port
-    welcome, signup, token, refresh, supported, completion = examples()
+    commands = blocks("bash")
+    outputs = run_in_one_shell(commands, urlsplit(server).port)
+    welcome, signup, token, keep_tokens, refresh, supported, echo, openai = outputs
 
-    status, text = run(welcome, port)
-    assert status == 200 and json.loads(text) == {"message": "Welcome to the LLM API!"}
-    status, text = run(signup, port)
-    assert status == 201 and json.loads(text) == {"message": "User created successfully"}
-    status, text = run(token, port, USERNAME=USERNAME, PASSWORD=PASSWORD)
-    assert status == 200
-    tokens = json.loads(text)
-    status, text = run(refresh, port, REFRESH_TOKEN=tokens["refresh"])
-    assert status == 200 and "access" in json.loads(text)  # (and a rotated refresh token)
-    status, text = run(supported, port, ACCESS_TOKEN=tokens["access"])
-    assert status == 200 and "gemini-1.5-pro" in json.loads(text)["models"]
-    status, text = run(completion, port, ACCESS_TOKEN=tokens["access"])
-    assert status == 200, text
-    answer = json.loads(text)
-    assert answer["object"] == "chat.completion"
+    assert json.loads(welcome) == {"message": "Welcome to the LLM API!"}
+    assert json.loads(signup) == {"message": "User created successfully"}
+    assert set(json.loads(token)) == {"access", "refresh"}
+    assert keep_tokens.startswith("access token: eyJ")
+    assert set(json.loads(refresh)) == {"access", "refresh"}
+    assert "gemini-1.5-pro" in json.loads(supported)["models"] and gemini_server.requests
+    answer = json.loads(echo)
+    assert (
+        answer["object"] == "chat.completion"
+        and "How is the weather on Venus?" in answer["choices"][0]["message"]["content"]
+    )
+    answer = json.loads(openai)
+    assert answer["object"] == "chat.completion" and answer["model"] == "gpt-3.5-turbo"
     assert answer["choices"][0]["message"]["content"] == "Fake answer to: How is the weather on Venus?"
+
+
+def test_the_python_example_runs_as_written(server, worker, api_key):
+    [example] = blocks("python")
+    env = {"SWITCHBOARD_API_KEY": api_key, "PATH": "/usr/bin:/bin"}
+    code = example.replace(DOCUMENTED_PORT, f":{urlsplit(server).port}")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Hello" in result.stdout

@@ -60,3 +60,6 @@ def test_a_provider_that_is_down_stays_503(app, server, api_key, worker):
         with pytest.raises(openai.InternalServerError) as caught:
             client.chat.completions.create(model="inhouse", stream=stream, messages=[{"role": "user", "content": "hi"}])
         assert caught.value.status_code == 503 and caught.value.code == "provider_unavailable"
+        # The provider's name and a plain reason, never the server's internal address.
+        assert "in-house model server unavailable" in caught.value.message.lower()
+        assert "127.0.0.1" not in caught.value.message

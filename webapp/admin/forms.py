@@ -55,9 +55,11 @@ class ModelsForm(FlaskForm):
     admin_models = SelectMultipleField("admin", choices=[], validate_choice=True)
     submit = SubmitField("Save models")
 
-    def set_choices(self, model_ids: list[str]) -> None:
+    def set_choices(self, model_ids: list[str], default_ids: list[str] | None = None) -> None:
+        """``default_ids``: the models that can be the default (their provider is on and set up)."""
         choices = list(model_ids)
-        self.default_model.choices = [SelectChoice("", "(configuration default)")] + [SelectChoice(m) for m in choices]
+        defaults = choices if default_ids is None else list(default_ids)
+        self.default_model.choices = [SelectChoice("", "(configuration default)")] + [SelectChoice(m) for m in defaults]
         for field in (self.enabled, self.user_models, self.admin_models):
             field.choices = choices
 

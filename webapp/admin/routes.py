@@ -127,7 +127,7 @@ def _models_page(form=None, alias_form=None, status=200):
     ids = [m.model_id for m in overview["models"]]
     if form is None:
         form = ModelsForm(formdata=None)
-        form.set_choices(ids)
+        form.set_choices(ids, service.default_model_choices())
         form.default_model.data = overview["default_model"] or ""
         form.enabled.data = [m for m in ids if m not in overview["disabled"]]
         for role in ("user", "admin"):
@@ -154,7 +154,7 @@ def models():
 @bp.route("/models", methods=["POST"])
 def update_models():
     form = ModelsForm()
-    form.set_choices([m.model_id for m in get_models()])
+    form.set_choices([m.model_id for m in get_models()], service.default_model_choices())
     if not form.validate_on_submit():
         return _models_page(form=form, status=400)
     service.update_models(

@@ -17,6 +17,7 @@ from ..accounts import active_admin_count, create_user, find_user, sessions
 from ..extensions import db
 from ..llm import config as llm_settings
 from ..llm import get_aliases, get_models, get_providers, remove_alias, set_alias
+from ..llm.registry import provider_configured
 from ..models import User
 from ..provider_checks import connection_test_result
 from ..queue import get_queue
@@ -104,7 +105,17 @@ def models_overview() -> dict:
         "default_model": site_settings.get_site(site_settings.DEFAULT_MODEL),
         "aliases": dict(sorted(get_aliases().items())),
         "provider_enabled": {m.provider: llm_settings.provider_enabled(m.provider) for m in models},
+        "configured": {m.provider: provider_configured(m.provider) for m in models},
     }
+
+
+def default_model_choices() -> list[str]:
+    """Models that can be the site's default: provider on and set up (the rest "needs setup")."""
+    return [
+        m.model_id
+        for m in sorted(get_models(), key=lambda m: (m.provider, m.model_id))
+        if llm_settings.provider_enabled(m.provider) and provider_configured(m.provider)
+    ]
 
 
 def model_prices() -> dict[str, tuple[float, float]]:

@@ -28,6 +28,8 @@ from ..database import rollback_quietly
 from ..extensions import db
 from ..generations import LimitReached, QueueUnavailable, enqueue, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
+from ..llm.errors import without_addresses
+from ..llm.registry import provider_configured
 from ..message_size import message_too_long
 from ..models import Generation, GenerationStatus, User, utcnow
 from ..queue import get_redis, job_id_for
@@ -113,8 +115,11 @@ def unknown_provider(provider: str) -> ApiError:
     )
 
 
-def supported_models(provider: str | None) -> list[str]:
-    """The models a provider offers (asking its API when configured)."""
+def supported_models(user: User, provider: str | None) -> list[str]:
+    """The models of a provider that ``user`` can use now (asking the provider's API for its list).
+
+    What is offered is what works: a provider that is not set up gets the 400 its models would get in a
+    chat, and a listed model passes the same checks a chat with it does (resolve_model)."""
     if not provider:
         raise ApiError(
             400,
@@ -124,14 +129,31 @@ def supported_models(provider: str | None) -> list[str]:
         )
     if provider not in get_providers():
         raise unknown_provider(provider)
+    if not provider_configured(provider):
+        label = get_providers()[provider]["label"]
+        raise ApiError(
+            400,
+            f"{label} ({provider}) is not set up on this server yet, so its models cannot be used. "
+            "Pick another provider, or ask an administrator to set it up.",
+            "model_not_configured",
+        )
     try:
-        return list_provider_models(provider)
+        return [name for name in list_provider_models(provider) if _offered(user, name, provider)]
     except UnknownModelError:
         raise unknown_provider(provider) from None
     except LLMError as exc:
         label = get_providers()[provider]["label"]
         status = 503 if exc.code in {"provider_unavailable", "provider_timeout", "missing_key"} else 502
-        raise ApiError(status, f"{label} ({provider}) is unavailable right now: {exc}", exc.code) from None
+        reason = without_addresses(str(exc))
+        raise ApiError(status, f"{label} ({provider}) is unavailable right now: {reason}", exc.code) from None
+
+
+def _offered(user: User, name: str, provider: str) -> bool:
+    try:
+        resolve_model(user, name, provider)
+    except ApiError:
+        return False
+    return True
 
 
 def usable_models(user: User) -> list[Model]:
@@ -322,7 +344,7 @@ def wait_until_finished(generation_id: int) -> Generation:
 
 def failure(generation: Generation) -> ApiError:
     code = generation.error_code or "internal_error"
-    message = generation.error or "The reply failed."
+    message = without_addresses(generation.error or "The reply failed.")
     headers = {}
     if code == "rate_limited":
         match = _RETRY_AFTER_RE.search(message)

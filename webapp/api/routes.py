@@ -88,7 +88,7 @@ def token_refresh():
 @api_bp.get("/supported-models/")
 @api_login_required
 def supported_models():
-    return jsonify({"models": completions.supported_models(request.args.get("provider"))})
+    return jsonify({"models": completions.supported_models(current_api_user(), request.args.get("provider"))})
 
 
 @api_bp.get("/usage/")

@@ -19,6 +19,7 @@ from ..generations import (
     stop,
 )
 from ..llm import get_model
+from ..llm.errors import without_addresses
 from ..markdown import render_markdown
 from ..message_size import body_too_large
 from ..model_options import (
@@ -68,6 +69,15 @@ def model_setup_helpers():
         return [(model, setup_problem(model, for_admin=True)) for model in needs_setup_models(current_user)]
 
     return {"models_needing_setup": models_needing_setup}
+
+
+@bp.app_template_filter("failure_detail")
+def failure_detail(error: str | None) -> str | None:
+    """A failed reply's detail as the signed-in user may see it: admins get it whole, with the provider's
+    address; everyone else the provider's name and the reason (webapp.llm.errors.without_addresses)."""
+    if error is None or getattr(current_user, "is_admin", False):
+        return error
+    return without_addresses(error)
 
 
 @bp.context_processor
@@ -434,6 +444,8 @@ def generation_status(generation_id):
     cursor, wait_seconds = progress_query(request.args)
     generation = convs.owned_generation(current_user, generation_id)
     payload = progress(generation, cursor, int(wait_seconds * 1000))
+    if payload.get("error"):
+        payload["error"] = failure_detail(payload["error"])
     db.session.remove()
     return jsonify(payload)
 

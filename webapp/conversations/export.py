@@ -6,6 +6,7 @@ import json
 
 from .. import attachments
 from ..generations import current_text
+from ..llm.errors import without_addresses
 from ..models import Conversation, Generation, Message
 from .branches import _groups, visible_path
 
@@ -94,7 +95,7 @@ def _reply_lines(reply: Generation) -> list[str]:
     if reply.status == "cancelled":
         lines += ["", "*(stopped)*"]
     elif reply.status == "failed":
-        lines += ["", f"*(failed: {reply.error or reply.error_code})*"]
+        lines += ["", f"*(failed: {without_addresses(reply.error or reply.error_code or '')})*"]
     elif not reply.is_finished:
         lines += ["", f"*({reply.status})*"]
     return lines

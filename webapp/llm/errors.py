@@ -36,6 +36,27 @@ def redact(text: str) -> str:
     return text
 
 
+# Where a provider lives (a URL, an IP or host with a port): kept in the record and the logs, not shown to users.
+_AT_ADDRESS_RE = re.compile(
+    r"\s+(?:at|to|from)\s+(?:[a-z][a-z0-9+.-]*://\S+|(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-f:]+\]|"
+    r"[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,})(?::\d{1,5})?(?:/\S*)?(?![\w-]))",
+    re.IGNORECASE,
+)
+_ADDRESS_RE = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s)\"']+|\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost)(?::\d{1,5})?(?:/[^\s)\"']*)?|"
+    r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}:\d{1,5}\b(?:/[^\s)\"']*)?",
+    re.IGNORECASE,
+)
+
+
+def without_addresses(text: str) -> str:
+    """``text`` for people who use the service rather than run it: the provider's name and the reason stay,
+    the internal addresses go ("In-house model server unavailable at http://10.0.0.5:8000/v1" ->
+    "In-house model server unavailable")."""
+    text = _AT_ADDRESS_RE.sub("", text)
+    return _ADDRESS_RE.sub("[internal address]", text)
+
+
 class LLMError(Exception):
     """Base class. ``code`` is a short slug, ``retryable`` says whether trying
     the same request again later may succeed."""
