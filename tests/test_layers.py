@@ -25,6 +25,7 @@ FLOORS = [
             "webapp/markdown.py",
             "webapp/json_input.py",
             "webapp/usage.py",
+            "webapp/prices.py",
             "webapp/groups.py",
             "webapp/accounts/sessions.py",
             "webapp/accounts/api_keys.py",
@@ -43,7 +44,7 @@ FLOORS = [
             "webapp/sso.py",
         ],
     ),
-    ("domain: choices", ["webapp/model_options.py"]),
+    ("domain: choices and summaries", ["webapp/model_options.py", "webapp/usage_summary.py"]),
     (
         "domain: conversations and generations",
         ["webapp/generations.py", "webapp/reply_events.py", "webapp/conversations", "webapp/sharing.py"],

@@ -4,7 +4,7 @@ limits; per-user and default budgets; model prices. Bad input is a 400 page that
 from sqlalchemy import select
 
 from tests.support.admin import make_user, post
-from webapp import limits, usage
+from webapp import limits, prices
 from webapp.extensions import db
 from webapp.models import AuditEvent, Group, GroupMember, User
 
@@ -98,10 +98,10 @@ def test_user_and_default_budgets_and_model_prices(app, client, admin):
     )
     assert response.status_code == 302
     with app.app_context():
-        assert usage.unit_prices("echo", "echo") == (1.5e-6, 6e-6)
+        assert prices.unit_prices("echo", "echo") == (1.5e-6, 6e-6)
     assert "set here" in client.get("/admin/models").get_data(as_text=True)
     bad = post(client, "/admin/models/prices", {"model": "echo", "input_price": "-2"}, page="/admin/models")
     assert bad.status_code == 400
     post(client, "/admin/models/prices", {"model": "echo", "input_price": "", "output_price": ""}, page="/admin/models")
     with app.app_context():
-        assert usage.unit_prices("echo", "echo") == (0.0, 0.0)  # free again
+        assert prices.unit_prices("echo", "echo") == (0.0, 0.0)  # free again

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from tests.support.admin import make_user, post, save_provider
-from webapp import usage
+from webapp import prices, usage
 from webapp.extensions import db
 from webapp.models import AuditEvent, Generation, User, utcnow
 
@@ -42,9 +42,9 @@ def test_usage_page_totals_costs_chart_and_csv(app, client, admin):
         rows = usage.usage_rows(30)
     by_model = {r.model_id: r for r in rows}
     assert by_model["gpt-4o"].requests == 2 and by_model["gpt-4o"].input_tokens == 2000
-    prices = usage.unit_prices("gpt-4o", "openai")
-    assert prices is not None and prices[0] > 0
-    assert abs(by_model["gpt-4o"].cost - (2000 * prices[0] + 1000 * prices[1])) < 1e-12
+    unit = prices.unit_prices("gpt-4o", "openai")
+    assert unit is not None and unit[0] > 0
+    assert abs(by_model["gpt-4o"].cost - (2000 * unit[0] + 1000 * unit[1])) < 1e-12
     assert by_model["echo"].cost == 0
     assert by_model["inhouse/private"].cost == 0  # in-house costs nothing unless an admin sets a price
     assert by_model["gpt-unpriced-test"].cost is None

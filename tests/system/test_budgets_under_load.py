@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from supervisor import gunicorn_command
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.support.waiting import wait_for
-from webapp import create_app, limits, usage
+from webapp import create_app, limits, prices
 from webapp.accounts import create_user
 from webapp.accounts.api_keys import create_key
 from webapp.config import ENV_KEYS
@@ -132,7 +132,7 @@ def test_fifty_sends_against_a_ten_cent_budget(stack, provider):
         _key, api_key = create_key(user, "load")
         db.session.commit()
         user_id = user.id
-        input_price, output_price = usage.unit_prices("gpt-4o", "openai")  # LiteLLM's price map
+        input_price, output_price = prices.unit_prices("gpt-4o", "openai")  # LiteLLM's price map
     assert input_price > 0 and output_price > 0
     estimate = (len(PROMPT) // 4) * input_price + MAX_TOKENS * output_price
     body = {"model": "gpt-4o", "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": PROMPT}]}

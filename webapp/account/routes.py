@@ -1,7 +1,7 @@
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from .. import limits, usage
+from .. import limits, usage, usage_summary
 from ..accounts import sessions
 from ..accounts.api_keys import DuplicateKeyName, create_key, list_keys, revoke_key
 from ..extensions import db
@@ -124,10 +124,10 @@ def set_theme():
 @bp.get("/usage")
 @login_required
 def usage_page():
-    report = limits.usage_report(current_user)
+    report = usage_summary.usage_report(current_user)
     return render_template(
         "account/usage.html",
         report=report,
-        chart=usage.daily_chart(report["_rows"], limits.CHART_DAYS),
+        chart=usage.daily_chart(report["_rows"], usage_summary.CHART_DAYS),
         dollars=limits.dollars,
     )

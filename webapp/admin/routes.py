@@ -2,7 +2,7 @@ import redis
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import audit, groups, limits, signups, usage
+from .. import audit, groups, limits, prices, signups, usage
 from ..extensions import db
 from ..llm import UnknownModelError, get_models
 from ..models import Group, User
@@ -139,7 +139,7 @@ def _models_page(form=None, alias_form=None, status=200):
         overview=overview,
         prices=service.model_prices(),
         price_form=PriceForm(formdata=None),
-        known_price=usage.unit_prices,
+        known_price=prices.unit_prices,
         form=form,
         alias_form=alias_form or AliasForm(),
         remove_form=RemoveAliasForm(),

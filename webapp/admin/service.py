@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
-from .. import audit, site_settings, usage
+from .. import audit, prices, site_settings
 from ..accounts import active_admin_count, create_user, find_user, sessions
 from ..extensions import db
 from ..llm import config as llm_settings
@@ -119,7 +119,7 @@ def default_model_choices() -> list[str]:
 
 
 def model_prices() -> dict[str, tuple[float, float]]:
-    return usage.admin_prices()
+    return prices.admin_prices()
 
 
 def set_model_price(actor: User, model_id: str, input_price: float | None, output_price: float | None) -> None:

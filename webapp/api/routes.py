@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, render_template, request, stream_with_context
 
-from .. import attachments, limits, signups, sso
+from .. import attachments, signups, sso, usage_summary
 from ..accounts import AwaitingApproval, LoginThrottled, authenticate_throttled, find_user
 from ..accounts.throttle import client_address
 from ..extensions import db
@@ -94,7 +94,7 @@ def supported_models():
 @api_bp.get("/usage/")
 @api_login_required
 def usage():
-    report = limits.usage_report(current_api_user())
+    report = usage_summary.usage_report(current_api_user())
     report.pop("_rows")
     return jsonify(report)
 
