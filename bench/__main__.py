@@ -23,7 +23,8 @@ from pathlib import Path
 
 from webapp.paths import PROJECT_ROOT
 
-from .phases import run
+from .fairness import fairness_rows
+from .phases import run, run_only_fairness
 from .postgres import Unavailable, throwaway_cluster
 from .report import table
 from .stack import Stack
@@ -53,9 +54,17 @@ def main(argv=None) -> int:
         help="event streams held open on one web process",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    parser.add_argument("--only", choices=["fairness"], help="run only this phase (SQLite; printed, not saved)")
     args = parser.parse_args(argv)
     args.quick = quick
     args.levels = [int(x) for x in args.levels.split(",")]
+    if args.only == "fairness":
+        with Stack(web_workers=args.web_workers, worker_concurrency=args.worker_concurrency, keep=args.keep) as stack:
+            entry = asyncio.run(run_only_fairness(stack, args))
+        print(json.dumps(entry, indent=2))
+        for row in fairness_rows(entry):
+            print("  ".join(str(cell) for cell in row))
+        return 0
 
     logging.basicConfig(level=logging.WARNING)  # before create_app() (jobs phase) would set INFO
     started = time.monotonic()

@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from .fairness import fairness_phase
 from .measure import Sampler, api_key_for, baseline, gather_bounded, jobs_direct, pct, round_entry, summary, timed_gets
 from .sse import sse_phase
 from .stack import Stack
@@ -222,6 +223,9 @@ async def run(stack: Stack, args) -> dict:
         print("api: one client, 50 clients, 50 streams through /v1 and direct…", flush=True)
         results["api"] = api_phase(stack, api_key_for(stack, users[0].name), args.quick)
 
+        print("fairness: one user floods /v1 while ten others chat…", flush=True)
+        results["fairness"] = await fairness(stack, users[:10], args)
+
         print(f"events: {args.sse_streams} open streams on one web process…", flush=True)
         results["sse"] = await sse_phase(
             stack,
@@ -239,3 +243,28 @@ async def run(stack: Stack, args) -> dict:
     jobs["baseline_calls_per_second"] = results["throughput"]["baseline_calls_per_second"]
     results["jobs"] = jobs
     return results
+
+
+async def fairness(stack: Stack, chatters: list[SimUser], args) -> dict:
+    """One user keeps twice the worker's slots of /v1 calls in flight while ten others chat (bench/fairness.py)."""
+    flooder = SimUser(stack.web_url, "benchflood")
+    try:
+        await flooder.signup()
+    finally:
+        await flooder.close()
+    return await fairness_phase(
+        stack,
+        chatters,
+        api_key_for(stack, "benchflood"),
+        turns=3 if args.quick else 5,
+        in_flight=2 * args.worker_concurrency,
+    )
+
+
+async def run_only_fairness(stack: Stack, args) -> dict:
+    users = [SimUser(stack.web_url, f"bench{i}") for i in range(10)]
+    try:
+        await gather_bounded([u.signup() for u in users], 8)
+        return await fairness(stack, users, args)
+    finally:
+        await asyncio.gather(*(u.close() for u in users), return_exceptions=True)

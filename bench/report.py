@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .fairness import fairness_rows
+
 TARGETS = json.loads(Path(__file__).with_name("targets.json").read_text())
 
 
@@ -103,6 +105,9 @@ def table(results: dict) -> str:
         for role in ("web", "worker"):
             key = f"cpu_ms_per_turn_{role}"
             add(f"CPU ms per complete turn, {role}", fmt(per_turn[role]), "", target(key), meets(key, per_turn[role]))
+    if results.get("fairness"):
+        for row in fairness_rows(results["fairness"]):
+            add(*row)
     api = results.get("api")
     if api:
         added = api["single_added_latency_ms_p50"]

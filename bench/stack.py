@@ -28,7 +28,13 @@ class Stack(AppStack):
     """Valkey and the fake provider first, then the app (``web_workers`` gevent processes, one worker)."""
 
     def __init__(
-        self, *, web_workers: int, worker_concurrency: int, keep: bool = False, database_url: str | None = None
+        self,
+        *,
+        web_workers: int,
+        worker_concurrency: int,
+        keep: bool = False,
+        database_url: str | None = None,
+        settings: dict[str, str] | None = None,
     ):
         tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
         self.provider_url = f"http://127.0.0.1:{free_port()}"
@@ -44,6 +50,7 @@ class Stack(AppStack):
                 "OPENAI_BASE_URL": f"{self.provider_url}/v1",
                 "DEFAULT_LLM_MODEL": "gpt-4o",
                 "WORKER_CONCURRENCY": worker_concurrency,
+                **(settings or {}),  # extra configuration for every process
             },
             access_log_format=ACCESS_LOG_FORMAT,
             queue=QUEUE,

@@ -13,7 +13,10 @@ from webapp.paths import PROJECT_ROOT
 # separate floors: neither may import the other (pages queue jobs by dotted name, through the domain).
 FLOORS = [
     ("storage", ["webapp/models.py", "webapp/extensions.py", "webapp/database.py", "webapp/paths.py"]),
-    ("LLM layer and queue", ["webapp/llm", "webapp/queue.py", "webapp/live.py", "webapp/logs.py"]),
+    (
+        "LLM layer and queue",
+        ["webapp/llm", "webapp/queue.py", "webapp/live.py", "webapp/logs.py", "webapp/fairqueue.py"],
+    ),
     (
         "domain: settings and records",
         [
@@ -42,6 +45,7 @@ FLOORS = [
             "webapp/provider_checks.py",
             "webapp/metrics.py",
             "webapp/sso.py",
+            "webapp/scheduling.py",
         ],
     ),
     ("domain: choices and summaries", ["webapp/model_options.py", "webapp/usage_summary.py"]),

@@ -204,6 +204,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest message, in characters, on the chat form and the APIs alike (a 400); a request body over 2 MiB "
         "is a 413 on both.",
     ),
+    Setting(
+        "FAIR_SHARE_DEPTH",
+        "int",
+        8,
+        "Fair order: how many of one user's generations may wait in the RQ queue at once (the rest wait in "
+        "their user's line; RQ holds them in the order of their turn). See docs/queue.md.",
+    ),
 )
 ENV_KEYS = tuple(s.name for s in SETTINGS)
 KINDS = {s.name: s.kind for s in SETTINGS}

@@ -7,18 +7,17 @@ import re
 from dataclasses import dataclass
 
 import redis
-from flask import current_app
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import update
 
-from . import limits, live
+from . import limits, live, scheduling
 from .database import write
 from .extensions import db
 from .llm import get_model
 from .models import Generation, GenerationStatus, Message, User, utcnow
-from .queue import get_queue, get_redis, job_id_for
+from .queue import get_redis, job_id_for
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
     generation_id = generation.id
     try:
         limits.reserve(db.session.get(User, generation.user_id), generation)
-        enqueue_job(generation_id, generation.job_id, generation.model_id)
+        scheduling.submit(generation)  # its user's line; the job enters RQ in fair order (webapp.scheduling)
     except limits.LimitExceeded as exc:
         _refuse(generation_id, str(exc), exc.code)
         raise LimitReached(str(exc), exc.retry_after, exc.code) from None
@@ -141,17 +140,7 @@ def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
         raise QueueUnavailable(QUEUE_UNAVAILABLE) from None
 
 
-def enqueue_job(generation_id: int, job_id: str, model_id: str, note: str = "") -> None:
-    """The RQ job for a generation: its id only, never objects or secrets."""
-    get_queue().enqueue(
-        JOB_FUNCTION,
-        generation_id,
-        job_id=job_id,
-        job_timeout=current_app.config["JOB_TIMEOUT"],
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"generation {generation_id} ({model_id}){note}",
-    )
+enqueue_job = scheduling.enqueue_job  # the RQ job itself: its id only, never objects or secrets
 
 
 def _refuse(generation_id: int, error: str, error_code: str) -> None:
@@ -187,6 +176,7 @@ def stop(generation: Generation) -> str:
         connection = get_redis()
         live.request_stop(connection, generation_id)  # first: a worker that starts now still sees it
         if generation.status == GenerationStatus.QUEUED and _finish_cancelled(generation_id, GenerationStatus.QUEUED):
+            scheduling.withdraw(connection, generation_id)  # leaves its user's line (or frees its RQ place)
             _cancel_job(connection, job_id)
             limits.settle(connection, generation_id, 0)  # it never ran: give back its token estimate
             live.LiveWriter(connection, generation_id).mark(GenerationStatus.CANCELLED)
@@ -249,6 +239,7 @@ def stop_all(generations: list[Generation]) -> None:
         for generation in active:
             live.request_stop(connection, generation.id)
             if generation.status == GenerationStatus.QUEUED:
+                scheduling.withdraw(connection, generation.id)
                 _cancel_job(connection, generation.job_id)
                 limits.settle(connection, generation.id, 0)  # it will never run: give back its estimates
     except redis.RedisError:
@@ -287,15 +278,7 @@ def live_states(generations) -> dict[int, LiveState]:
     return {g.id: LiveState(current_text(g), queue_position(g)) for g in generations if not g.is_finished}
 
 
-def queue_position(generation: Generation) -> int | None:
-    """1 for the next job to run, None when the job is not (or no longer) waiting in the queue."""
-    if generation.status != GenerationStatus.QUEUED or not generation.job_id:
-        return None
-    try:
-        position = get_redis().lpos(get_queue().key, generation.job_id)  # one LPOS, no job fetch
-    except redis.RedisError:
-        return None
-    return None if position is None else position + 1
+queue_position = scheduling.queue_position  # the place in the fair order, 1 for the next to start
 
 
 def failure_headline(generation: Generation) -> str:

@@ -14,15 +14,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import redis
 from flask import current_app
 from sqlalchemy import select
 
-from . import live
+from . import live, scheduling
 from .extensions import db
 from .generations import outcome
 from .models import Generation, GenerationStatus
-from .queue import get_queue, get_redis
+from .queue import get_redis
 
 # How a finished generation's status is named as an event.
 ENDING_EVENTS = {
@@ -69,8 +68,7 @@ def _follow(
         yield from _ended(generation_id, cursor)
         return
     connection = get_redis()
-    queue_key = get_queue().key
-    position = _position(connection, queue_key, job_id) if status == GenerationStatus.QUEUED else None
+    position = scheduling.position_of(connection, generation_id, job_id) if status == GenerationStatus.QUEUED else None
     db.session.commit()  # hold no database connection while the stream is open
     with live_feed().subscribe(generation_id) as subscription:
         yield ReplyEvent("status", cursor, {"status": status, "position": position})
@@ -101,7 +99,7 @@ def _follow(
                     quiet_since = now
                     yield ReplyEvent("status", cursor, {"status": status, "position": None})
                 else:
-                    moved = _position(connection, queue_key, job_id)
+                    moved = scheduling.position_of(connection, generation_id, job_id)
                     if moved != position and moved is not None:
                         position = moved
                         quiet_since = now
@@ -140,13 +138,6 @@ def _ended(generation_id: int, cursor: int):
     yield from _ending(generation, cursor)
     db.session.commit()
     return True
-
-
-def _position(connection: redis.Redis, queue_key: str, job_id: str | None) -> int | None:
-    if not job_id:
-        return None
-    index = connection.lpos(queue_key, job_id)
-    return None if index is None else index + 1
 
 
 def _ending(generation: Generation, cursor: int) -> Iterator[ReplyEvent]:

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
-from webapp import attachments, limits, live
+from webapp import attachments, limits, live, scheduling
 from webapp.access import ModelNotAllowed, check_model_usable
 from webapp.database import write
 from webapp.extensions import db
@@ -221,8 +221,10 @@ def run_generation(generation_id: int) -> str | None:
 
 def _run(generation_id: int) -> str | None:
     with app_context():
+        scheduling.job_started(generation_id, _current_job_id())  # first: its user's next one may enter RQ
         call = _start(generation_id)
         if call is None:
+            scheduling.job_finished(generation_id, _current_job_id())
             return None
         connection = get_redis()
         writer = live.LiveWriter(connection, generation_id)
@@ -317,6 +319,7 @@ def _run(generation_id: int) -> str | None:
                         )
                 except redis.RedisError:  # the record is saved; readers fall back to the database
                     log.warning("generation %s: could not mark the end in Redis", generation_id)
+                scheduling.job_finished(generation_id, _current_job_id())  # frees its provider's slot
         if reraise is not None:
             raise reraise
         return outcome.status

@@ -25,10 +25,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import and_, or_, select, update
 
-from webapp import limits, live
+from webapp import limits, live, scheduling
 from webapp.database import write
 from webapp.extensions import db
-from webapp.generations import enqueue_job
 from webapp.models import Generation, GenerationStatus, utcnow
 from webapp.queue import worker_alive_key
 from webapp.usage import record_quietly as record_usage
@@ -210,9 +209,13 @@ def recover_queued(generation: Generation, connection: redis.Redis) -> str | Non
         return None
     if generation.enqueued_at is not None and utcnow() - generation.enqueued_at < queued_grace():
         return None
+    if scheduling.is_waiting(connection, generation):
+        return None  # in its user's line (webapp.scheduling): no job yet, by design
     worker_name, job_status = job_state(connection, generation.job_id)
-    if job_status in WAITING_JOB_STATES:
-        return None
+    if job_status in WAITING_JOB_STATES and job_status != JobStatus.DEFERRED:
+        if not scheduling.lost_in_handover(connection, generation, queued_grace().total_seconds()):
+            return None
+    # (A deferred job outside every line, or one a dead worker took off the queue, waits for ever: queue again.)
     if job_status == JobStatus.STARTED and worker_alive(connection, worker_name):
         return None  # claiming it right now
     return _requeue(generation, GenerationStatus.QUEUED, f"job {job_status or 'missing'}", connection)
@@ -247,7 +250,7 @@ def _requeue(generation: Generation, from_status: str, why: str, connection: red
         enqueued_at=utcnow(),
     ):
         return None
-    enqueue_job(generation.id, job_id, generation.model_id, note=", re-queued")
+    scheduling.resubmit(connection, generation, job_id)  # back in its user's line, under the new job id
     log.warning("generation %s: %s; re-queued (%d of %d)", generation.id, why, count, MAX_REQUEUES)
     return "requeued"
 
@@ -293,10 +296,27 @@ def sweep(connection: redis.Redis) -> dict[int, str]:
             )
             if action:
                 done[generation.id] = action
+        _settle_fair_queue(connection)
     finally:
         db.session.rollback()
         connection.delete(SWEEP_LOCK)
     return done
+
+
+def _settle_fair_queue(connection: redis.Redis) -> None:
+    """Free the line places and provider slots of generations that have ended (a killed worker
+    never said so), then move the lines: whatever was held back by them may go now."""
+    scheduling.sync_provider_caps(connection)  # after a Redis restart the caps are back within a sweep
+    held = scheduling.members(connection)
+    if held:
+        active = set(
+            db.session.scalars(
+                select(Generation.id).where(Generation.id.in_(held), Generation.status.in_(GenerationStatus.ACTIVE))
+            )
+        )
+        db.session.rollback()
+        scheduling.forget_finished(connection, held - active)
+    scheduling.pump()
 
 
 class Sweeper(threading.Thread):
