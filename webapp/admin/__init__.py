@@ -89,7 +89,7 @@ def init_app(app: Flask) -> None:
     """Register the admin pages and rq-dashboard (behind the same check)."""
     import rq_dashboard
 
-    from . import queue_routes, routes, teams  # noqa: F401  (registers the views)
+    from . import groups, queue_routes, routes, teams, users  # noqa: F401  (registers the views)
 
     app.register_blueprint(bp)
 
