@@ -19,10 +19,12 @@ import time
 import redis
 from flask import current_app
 from rq.job import JobStatus
+from sqlalchemy import select
 
 from . import site_settings
+from .extensions import db
 from .fairqueue import FairQueue
-from .models import Generation, GenerationStatus
+from .models import Generation, GenerationStatus, GroupMember
 from .queue import get_queue, get_redis
 
 log = logging.getLogger(__name__)
@@ -78,14 +80,34 @@ def set_user_weight(user_id: int, weight: float) -> None:
 
 
 def user_weight(user_id: int) -> float:
-    """The user's share relative to others (default 1; an admin sets it, see admin/queue)."""
+    """The user's share relative to others: their own weight, else the largest of their groups', else 1
+    (an admin sets both on Admin -> Queue)."""
     weights = site_settings.snapshot().site.get(QUEUE_WEIGHTS) or {}
     value = weights.get(f"user:{user_id}")
+    if value is None and any(key.startswith("group:") for key in weights):
+        group_ids = db.session.scalars(select(GroupMember.group_id).where(GroupMember.user_id == user_id))
+        found = [weights[f"group:{g}"] for g in group_ids if f"group:{g}" in weights]
+        value = max(found) if found else None
     try:
         weight = float(value) if value is not None else 1.0
     except (TypeError, ValueError):
         weight = 1.0
     return min(max(weight, 0.01), MAX_WEIGHT)
+
+
+def stored_group_weights() -> dict[int, float]:
+    weights = site_settings.get_site(QUEUE_WEIGHTS) or {}
+    return {int(k.split(":", 1)[1]): float(v) for k, v in weights.items() if k.startswith("group:")}
+
+
+def set_group_weight(group_id: int, weight: float) -> None:
+    """Store a group's weight (1 removes it); the caller commits. Its members without a weight of their own
+    get the largest of their groups' weights."""
+    weights = dict(site_settings.get_site(QUEUE_WEIGHTS) or {})
+    weights.pop(f"group:{group_id}", None)
+    if weight != 1:
+        weights[f"group:{group_id}"] = min(max(float(weight), 0.1), MAX_WEIGHT)
+    site_settings.set_site(QUEUE_WEIGHTS, weights or None)
 
 
 def submit(generation: Generation, job_id: str | None = None, connection: redis.Redis | None = None) -> None:

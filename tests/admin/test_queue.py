@@ -44,3 +44,26 @@ def test_only_admins_see_the_queue_page(client, app, auth):
     make_user(app, "carol")
     auth.login("carol")
     assert client.get("/admin/queue").status_code == 403
+
+
+def test_a_group_weight_applies_to_members_without_their_own(client, app, admin):
+    from webapp.extensions import db
+    from webapp.models import Group, GroupMember
+
+    dana, erin = make_user(app, "dana"), make_user(app, "erin")
+    with app.app_context():
+        group = Group(name="research")
+        db.session.add(group)
+        db.session.flush()
+        db.session.add_all([GroupMember(group_id=group.id, user_id=dana), GroupMember(group_id=group.id, user_id=erin)])
+        db.session.commit()
+    page = "/admin/queue"
+    assert post(client, "/admin/queue/group-weights", {"group": "nope", "weight": "3"}, page=page).status_code == 400
+    assert (
+        post(client, "/admin/queue/group-weights", {"group": "research", "weight": "3"}, page=page).status_code == 302
+    )
+    assert post(client, "/admin/queue/weights", {"username": "erin", "weight": "0.5"}, page=page).status_code == 302
+    with app.app_context():
+        assert scheduling.user_weight(dana) == 3, "the group's weight"
+        assert scheduling.user_weight(erin) == 0.5, "her own weight wins"
+    assert "research" in client.get(page).get_data(as_text=True)

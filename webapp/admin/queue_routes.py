@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length, NumberRange
 from .. import audit, scheduling
 from ..extensions import db
 from ..llm import get_providers
-from ..models import User
+from ..models import Group, User
 from . import bp
 
 
@@ -19,6 +19,14 @@ class CapsForm(FlaskForm):
     """One number input per provider (cap-<provider>), read by ``parse_caps``; this carries the CSRF token."""
 
     submit = SubmitField("Save caps")
+
+
+class GroupWeightForm(FlaskForm):
+    group = StringField("Group", validators=[DataRequired(), Length(max=64)])
+    weight = DecimalField(
+        "Weight", places=2, validators=[DataRequired(), NumberRange(min=0.1, max=scheduling.MAX_WEIGHT)]
+    )
+    submit = SubmitField("Set group weight")
 
 
 class WeightForm(FlaskForm):
@@ -42,9 +50,11 @@ def parse_caps(form, providers) -> tuple[dict[str, int], dict[str, str]]:
     return caps, errors
 
 
-def _page(caps_form=None, weight_form=None, cap_errors=None, entered=None, status=200):
+def _page(caps_form=None, weight_form=None, cap_errors=None, entered=None, status=200, group_form=None):
     weights = scheduling.stored_weights()
     users = {u.id: u.username for u in db.session.scalars(select(User).where(User.id.in_(list(weights))))}
+    group_weights = scheduling.stored_group_weights()
+    names = {g.id: g.name for g in db.session.scalars(select(Group).where(Group.id.in_(list(group_weights))))}
     return render_template(
         "admin/queue.html",
         providers=sorted(get_providers()),
@@ -55,6 +65,8 @@ def _page(caps_form=None, weight_form=None, cap_errors=None, entered=None, statu
         depth=scheduling.depth(),
         caps_form=caps_form or CapsForm(formdata=None),
         weight_form=weight_form or WeightForm(formdata=None),
+        group_weights=sorted((names.get(gid, f"#{gid}"), w) for gid, w in group_weights.items()),
+        group_form=group_form or GroupWeightForm(formdata=None),
     ), status
 
 
@@ -97,4 +109,21 @@ def queue_weight():
     audit.record(current_user, "queue.weight", user.username, {"weight": before}, {"weight": float(form.weight.data)})
     db.session.commit()
     flash(f"{user.username} now has weight {float(form.weight.data):g}.", "success")
+    return redirect(url_for("admin.queue_settings"))
+
+
+@bp.route("/queue/group-weights", methods=["POST"])
+def queue_group_weight():
+    form = GroupWeightForm()
+    if not form.validate_on_submit():
+        return _page(group_form=form, status=400)
+    group = db.session.scalar(select(Group).where(Group.name == form.group.data.strip()))
+    if group is None:
+        form.group.errors.append("No such group.")
+        return _page(group_form=form, status=400)
+    weight = float(form.weight.data)
+    scheduling.set_group_weight(group.id, weight)
+    audit.record(current_user, "queue.group_weight", group.name, None, {"weight": weight})
+    db.session.commit()
+    flash(f"Group {group.name} now has weight {weight:g}.", "success")
     return redirect(url_for("admin.queue_settings"))
