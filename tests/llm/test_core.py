@@ -144,7 +144,7 @@ def test_usage_and_timings_from_provider(openai_settings):
 
 
 def test_usage_is_estimated_when_provider_gives_none():
-    from webapp.llm.models import estimate_tokens
+    from webapp.llm.prompts import estimate_tokens
 
     class Quiet(llm.Model):
         model_id = "quiet"

@@ -23,7 +23,8 @@ from .errors import (
     RateLimited,
     UnknownModelError,
 )
-from .models import Conversation, Model, Prompt, Response, Usage
+from .models import Model
+from .prompts import Prompt, Usage
 from .registry import (
     get_aliases,
     get_default_model,
@@ -34,6 +35,7 @@ from .registry import (
     remove_alias,
     set_alias,
 )
+from .responses import Conversation, Response
 
 __all__ = [
     "Attachment",

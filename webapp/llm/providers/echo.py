@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import config
 from ..attachments import describe
-from ..models import Model, Usage
+from ..models import Model
+from ..prompts import Usage
 
 PREFIX = "Echo (offline model): "
 

@@ -15,7 +15,8 @@ from pydantic import Field
 
 from .. import config
 from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
-from ..models import Model, SharedOptions, Usage, extracted_text_part
+from ..models import Model, SharedOptions
+from ..prompts import Usage, extracted_text_part
 from .openai import parse_retry_after
 
 STATIC_MODELS: dict[str, tuple[str, ...]] = {

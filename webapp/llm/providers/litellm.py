@@ -16,7 +16,8 @@ from typing import ClassVar
 
 from .. import config
 from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
-from ..models import Model, SharedOptions, Usage
+from ..models import Model, SharedOptions
+from ..prompts import Usage
 from .openai import parse_retry_after
 
 _import_lock = threading.Lock()

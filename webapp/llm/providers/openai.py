@@ -25,7 +25,8 @@ from ..errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from ..models import Model, SharedOptions, Usage
+from ..models import Model, SharedOptions
+from ..prompts import Usage
 
 # model id -> aliases (as in simonw/llm)
 STATIC_MODELS: dict[str, tuple[str, ...]] = {
