@@ -280,9 +280,9 @@ def daily_chart(rows: list[UsageRow], days: int, width: int = 720, height: int =
         if row.day in per_day:
             per_day[row.day] += row.tokens
     peak = max(per_day.values(), default=0) or 1
-    top, bottom, left = 10, 24, 48
+    top, bottom, left, right = 10, 24, 48, 18  # right: room for the last day's label, centred under its bar
     plot_height = height - top - bottom
-    slot = (width - left) / max(len(labels), 1)
+    slot = (width - left - right) / max(len(labels), 1)
     bars = []
     for index, label in enumerate(labels):
         value = per_day[label]
@@ -297,8 +297,10 @@ def daily_chart(rows: list[UsageRow], days: int, width: int = 720, height: int =
                 "tokens": value,
             }
         )
+    # About six labels, counted back from today so the axis always names the last day.
     step = max(1, len(labels) // 6)
-    ticks = [{"x": round(left + i * slot + slot / 2, 1), "label": labels[i][5:]} for i in range(0, len(labels), step)]
+    labelled = range(len(labels) - 1, -1, -step)
+    ticks = [{"x": round(left + i * slot + slot / 2, 1), "label": labels[i][5:]} for i in reversed(labelled)]
     return {
         "width": width,
         "height": height,

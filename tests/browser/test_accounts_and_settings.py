@@ -5,7 +5,16 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import LONG, PASSWORD, send, sign_in, sign_up, unlabelled_controls, wait_done
+from tests.support.browser import (
+    LONG,
+    PASSWORD,
+    account_menu,
+    send,
+    sign_in,
+    sign_up,
+    unlabelled_controls,
+    wait_done,
+)
 
 
 @pytest.fixture
@@ -17,7 +26,7 @@ def app_config(app_config):
 def test_sign_up_sign_out_and_sign_in(page, live_server):
     sign_up(page, live_server, "turing")
     expect(page.locator(".topbar .whoami")).to_contain_text("turing")
-    page.get_by_role("button", name="Sign out").click()
+    account_menu(page).get_by_role("button", name="Sign out").click()
     expect(page.get_by_text("You are signed out.")).to_be_visible()
     page.goto(live_server + "/chat/")
     expect(page).to_have_url(re.compile(r"/auth/login\?next="))
@@ -28,7 +37,7 @@ def test_sign_up_sign_out_and_sign_in(page, live_server):
     sign_in(page, live_server, "turing", PASSWORD)
     expect(page).to_have_url(re.compile(r"/chat/"))
     # A taken username is refused with a message next to the field.
-    page.get_by_role("button", name="Sign out").click()
+    account_menu(page).get_by_role("button", name="Sign out").click()
     page.goto(live_server + "/auth/signup")
     page.get_by_label("Username").fill("turing")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -64,7 +73,7 @@ def test_model_settings_apply_to_new_conversations(page, live_server, both_theme
 
 def test_personal_api_keys_are_shown_once_and_revoked(page, live_server, both_themes):
     sign_up(page, live_server, "hamilton")
-    page.get_by_role("link", name="API keys").click()
+    account_menu(page).get_by_role("link", name="API keys").click()
     expect(page.get_by_text("You have no API keys yet.")).to_be_visible()
     expect(page.get_by_label("Name")).to_have_attribute("required", "")  # the browser asks for a name first
     page.get_by_label("Name").fill("laptop scripts")

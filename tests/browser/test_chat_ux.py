@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from tests.support.browser import LONG, refreshes_until_done, send, sign_up, wait_done
+from tests.support.browser import LONG, account_menu, refreshes_until_done, send, sign_up, wait_done
 from webapp import site_settings
 from webapp.extensions import db
 from webapp.models import User
@@ -159,13 +159,14 @@ def test_theme_switch_is_remembered_and_needs_no_script(browser, live_server):
     try:
         sign_up(page, live_server, "themer")
         dark = page.evaluate(background)
-        page.get_by_role("button", name="Theme: system").click()  # system -> light
+        expect(account_menu(page).get_by_role("button", name="System theme")).to_have_attribute("aria-pressed", "true")
+        account_menu(page).get_by_role("button", name="Light theme").click()  # system -> light
         expect(page.locator("html")).to_have_attribute("data-theme", "light")
         light = page.evaluate(background)
         assert light != dark and light == "rgb(245, 246, 248)"
-        page.get_by_role("link", name="API keys").click()  # remembered on every page
+        account_menu(page).get_by_role("link", name="API keys").click()  # remembered on every page
         expect(page.locator("html")).to_have_attribute("data-theme", "light")
-        page.get_by_role("button", name="Theme: light").click()  # light -> dark
+        account_menu(page).get_by_role("button", name="Dark theme").click()  # light -> dark
         expect(page.locator("html")).to_have_attribute("data-theme", "dark")
         expect(page.get_by_role("heading", name="API keys")).to_be_visible()  # back on the same page
         page.emulate_media(color_scheme="light")

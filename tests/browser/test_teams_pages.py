@@ -1,11 +1,11 @@
 """Groups and usage in Chromium at 390 px, in both themes: an admin makes a group, adds a member and
-sets its models and budgets; the member reads the Usage page from the top bar, also with scripting off."""
+sets its models and budgets; the member reads the Usage page from the account menu, also with scripting off."""
 
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_narrow_screens import check
-from tests.support.browser import LONG, sign_in, unlabelled_controls
+from tests.support.browser import LONG, account_menu, sign_in, unlabelled_controls
 from webapp import groups, site_settings
 from webapp.extensions import db
 from webapp.models import Group, UsageRecord, User, utcnow
@@ -97,7 +97,7 @@ def test_group_admin_and_usage_pages_at_390_px(browser, app, web_server, make_us
             db.session.commit()
         spent(app, "riley", "gpt-4o", 800, 0.75)
         sign_in(page, web_server, "riley")
-        page.locator(".topbar").get_by_role("link", name="Usage").click()
+        account_menu(page).get_by_role("link", name="Usage").click()
         expect(page.get_by_role("heading", name="Usage", level=1)).to_be_visible(timeout=LONG)
         expect(page.locator("#month-spend")).to_contain_text("$0.75 of $2.50")
         expect(page.locator("#pool-spend")).to_contain_text("Research")

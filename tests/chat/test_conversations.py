@@ -12,7 +12,7 @@ from webapp.queue import get_queue
 
 def sidebar_titles(client, query=None):
     page = client.get("/chat/", query_string={"q": query} if query else None).get_data(as_text=True)
-    sidebar = page.split('<ul class="conversations">')[1].split("</ul>")[0]
+    sidebar = page.split('<div class="conversations">')[1].split("</aside>")[0]
     return sidebar
 
 

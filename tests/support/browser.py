@@ -67,3 +67,11 @@ UNLABELLED = """() => Array.from(document.querySelectorAll(
 def unlabelled_controls(page):
     """Form controls on the page without a label or an accessible name."""
     return page.evaluate(UNLABELLED)
+
+
+def account_menu(page):
+    """The account menu in the top bar (Usage, API keys, Sessions, Theme, Sign out), opened; a <details>: no script needed."""
+    menu = page.locator(".topbar details.account-menu")
+    if menu.get_attribute("open") is None:
+        menu.locator("summary").click()
+    return menu.locator(".menu")

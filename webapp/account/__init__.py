@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("account", __name__, url_prefix="/settings")
 
-from . import routes  # noqa: E402,F401  (registers the views)
+from . import agents, routes  # noqa: E402,F401  (registers the views)

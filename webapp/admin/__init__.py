@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, jsonify, request
+from flask import Blueprint, Flask, abort, jsonify, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import MethodNotAllowed
 
@@ -114,4 +114,27 @@ def init_app(app: Flask) -> None:
     def rq_dashboard_csp(response):
         if request.blueprint == "rq_dashboard":
             response.headers["Content-Security-Policy"] = RQ_DASHBOARD_CSP
+            add_way_back(response)
         return response
+
+    # rq-dashboard's pages ask for the app's /static/favicon.ico, which static/ does not have: give them ours.
+    app.add_url_rule(
+        "/static/favicon.ico",
+        endpoint="favicon_for_rq_dashboard",
+        view_func=lambda: redirect(url_for("static", filename="icon.svg"), code=301),
+    )
+
+
+# A bar above rq-dashboard's own (its templates have no place for a link): back to our admin pages.
+WAY_BACK = (
+    '<nav class="bg-light border-bottom px-3 py-2 small" aria-label="Switchboard">'
+    '<a href="{href}" id="switchboard-admin">&larr; Switchboard admin</a></nav>'
+)
+
+
+def add_way_back(response) -> None:
+    if response.status_code != 200 or response.mimetype != "text/html" or response.direct_passthrough:
+        return
+    page = response.get_data(as_text=True)
+    if "<body>" in page:
+        response.set_data(page.replace("<body>", "<body>" + WAY_BACK.format(href=url_for("admin.index")), 1))
