@@ -159,14 +159,16 @@ def test_theme_switch_is_remembered_and_needs_no_script(browser, live_server):
     try:
         sign_up(page, live_server, "themer")
         dark = page.evaluate(background)
-        expect(account_menu(page).get_by_role("button", name="System theme")).to_have_attribute("aria-pressed", "true")
-        account_menu(page).get_by_role("button", name="Light theme").click()  # system -> light
+        expect(account_menu(page).get_by_role("button", name="System", exact=True)).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        account_menu(page).get_by_role("button", name="Light", exact=True).click()  # system -> light
         expect(page.locator("html")).to_have_attribute("data-theme", "light")
         light = page.evaluate(background)
         assert light != dark and light == "rgb(245, 246, 248)"
         account_menu(page).get_by_role("link", name="API keys").click()  # remembered on every page
         expect(page.locator("html")).to_have_attribute("data-theme", "light")
-        account_menu(page).get_by_role("button", name="Dark theme").click()  # light -> dark
+        account_menu(page).get_by_role("button", name="Dark", exact=True).click()  # light -> dark
         expect(page.locator("html")).to_have_attribute("data-theme", "dark")
         expect(page.get_by_role("heading", name="API keys")).to_be_visible()  # back on the same page
         page.emulate_media(color_scheme="light")
