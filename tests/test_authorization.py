@@ -23,6 +23,7 @@ PUBLIC = [
     "ops.healthz",
     "ops.readyz",
     "static",
+    "favicon_for_rq_dashboard",  # a redirect to static/icon.svg
     "api.docs",
     "api.openapi",
     "api.signup",
