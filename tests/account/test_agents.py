@@ -2,7 +2,7 @@
 
 import pytest
 
-from webapp.settings.agents import readable_agent
+from webapp.account.agents import readable_agent
 
 
 @pytest.mark.parametrize(
