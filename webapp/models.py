@@ -1,4 +1,6 @@
-"""Database models: users, conversations, messages and generations."""
+"""Database models: every table in one module, as in Flask's tutorial and microblog, so the schema reads in one
+place and Alembic compares it whole (tests/test_migrations.py). Users, conversations, messages, generations, groups,
+usage, attachments and the rest."""
 
 from __future__ import annotations
 

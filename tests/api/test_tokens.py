@@ -71,19 +71,24 @@ def test_the_refresh_state_is_in_the_database_not_the_token(app, client, user):
         assert record.token_hash != claims["sid"]  # only the hash of the family id is stored
 
 
-def test_two_refreshes_racing_with_one_token_cannot_both_win_without_a_grace(app, server, user):
-    """Both present the same refresh token at once (a thief and the client): one conditional UPDATE decides,
-    so at most one gets a new pair, and the loser's replay revokes the family."""
-    app.config["REFRESH_REUSE_GRACE_SECONDS"] = 0
+def refresh_twice_at_once(server):
+    """Sign in, then present the one refresh token twice at the same moment; the two answers."""
     pair = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD}).json
     start = threading.Barrier(2)
 
-    def refresh_now():
+    def refresh_now(_index):
         start.wait(timeout=10)
         return http("POST", f"{server}/api/token/refresh/", {"refresh": pair["refresh"]})
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        replies = list(pool.map(lambda _: refresh_now(), range(2)))
+        return list(pool.map(refresh_now, range(2)))
+
+
+def test_two_refreshes_racing_with_one_token_cannot_both_win_without_a_grace(app, server, user):
+    """Both present the same refresh token at once (a thief and the client): one conditional UPDATE decides,
+    so at most one gets a new pair, and the loser's replay revokes the family."""
+    app.config["REFRESH_REUSE_GRACE_SECONDS"] = 0
+    replies = refresh_twice_at_once(server)
     assert sorted(reply.status for reply in replies) == [200, 401]
     winner = next(reply for reply in replies if reply.status == 200).json
     # The family is revoked: even the winner's new tokens are refused.
@@ -93,15 +98,7 @@ def test_two_refreshes_racing_with_one_token_cannot_both_win_without_a_grace(app
 def test_two_refreshes_racing_with_one_token_get_the_same_new_pair_within_the_grace(server, user):
     """Two tabs (or a retry after a timeout) refresh with the same token at once: both get one new pair,
     and the sign-in goes on."""
-    pair = http("POST", f"{server}/api/token/", {"username": USERNAME, "password": PASSWORD}).json
-    start = threading.Barrier(2)
-
-    def refresh_now():
-        start.wait(timeout=10)
-        return http("POST", f"{server}/api/token/refresh/", {"refresh": pair["refresh"]})
-
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        replies = list(pool.map(lambda _: refresh_now(), range(2)))
+    replies = refresh_twice_at_once(server)
     assert [reply.status for reply in replies] == [200, 200], [reply.text for reply in replies]
     assert replies[0].json == replies[1].json
     newest = http("POST", f"{server}/api/token/refresh/", {"refresh": replies[0].json["refresh"]})

@@ -7,29 +7,22 @@ with the real cost (issue 24)."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import uuid
 
 import httpx
 import pytest
 import redis
 from sqlalchemy import func, select
 
-from supervisor import gunicorn_command
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.support.stack import Stack
 from tests.support.waiting import wait_for
 from webapp import create_app, limits, prices
 from webapp.accounts import create_user
 from webapp.accounts.api_keys import create_key
-from webapp.config import ENV_KEYS
 from webapp.extensions import db
 from webapp.models import Generation, UsageRecord, User
-from webapp.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +31,6 @@ BUDGET = 0.10
 MAX_TOKENS = 400  # the reply's cap, and so its output estimate
 REPLY_WORDS = 200  # what the fake answers: half the estimate, so settlement has something to correct
 PROMPT = "Summarise everything about Venus weather please"  # words of 4+ characters: no more tokens than estimated
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -55,71 +42,23 @@ def provider():
 
 @pytest.fixture
 def stack(tmp_path, redis_url, provider):
-    """Migrated SQLite, one gunicorn web process and one worker (50 jobs at once), as `make run` starts them."""
-    queue = f"budget-{uuid.uuid4().hex[:8]}"
-    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    env.update(
-        {
-            "SWITCHBOARD_INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": "budget-load-test-secret-key-0123456789",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'budget.db'}",
-            "REDIS_URL": redis_url,
-            "RQ_QUEUE_NAME": queue,
-            "OPENAI_API_KEY": "sk-test-budget",
-            "OPENAI_BASE_URL": provider.base_url,
-            "DEFAULT_REQUESTS_PER_MINUTE": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
     redis.Redis.from_url(redis_url).flushdb()
-    port = free_port()
-    procs = []
-    for name, args in (
-        ("web", gunicorn_command(f"127.0.0.1:{port}", 1, access_log=str(tmp_path / "access.log"))),
-        ("worker", [sys.executable, "-m", "workers", "--concurrency", "50", "--queue", queue]),
-    ):
-        with open(tmp_path / f"{name}.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    args, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        for proc in procs:
-            assert proc.poll() is None, (tmp_path / "web.log").read_text() + (tmp_path / "worker.log").read_text()
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    app = create_app({"DATABASE_URL": env["DATABASE_URL"], "REDIS_URL": redis_url, "RQ_QUEUE_NAME": queue})
+    app_stack = Stack(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'budget.db'}",
+        redis_url,
+        web_processes=1,
+        concurrency=50,
+        env={"OPENAI_API_KEY": "sk-test-budget", "OPENAI_BASE_URL": provider.base_url},
+    )
+    app = create_app(
+        {"DATABASE_URL": app_stack.env["DATABASE_URL"], "REDIS_URL": redis_url, "RQ_QUEUE_NAME": app_stack.queue}
+    )
     try:
-        wait_for(up, 60, "gunicorn serving")
-        from rq import Queue, Worker
-
-        connection = redis.Redis.from_url(redis_url)
-        wait_for(lambda: Worker.count(queue=Queue(queue, connection=connection)) >= 1, 60, "the worker registered")
-        yield url, app
+        app_stack.start()
+        yield app_stack.url, app
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait(5)
+        app_stack.stop()
         with app.app_context():
             db.engine.dispose()
 
