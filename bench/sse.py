@@ -33,13 +33,13 @@ from .stack import Stack
 def _running_generations(stack: Stack, username: str, count: int) -> list[int]:
     """``count`` generations of ``username``'s, recorded as running and marked so in Redis (no job behind them)."""
     os.environ.update(stack.env)
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     from webapp import create_app, live
     from webapp.conversations import start_conversation
     from webapp.extensions import db
     from webapp.generations import create_generation
-    from webapp.models import GenerationStatus, Message, User, utcnow
+    from webapp.models import Generation, GenerationStatus, Message, User, utcnow
     from webapp.queue import get_redis
 
     app = create_app()
@@ -51,13 +51,16 @@ def _running_generations(stack: Stack, username: str, count: int) -> list[int]:
                 conversation = start_conversation(user)
             message = Message(conversation=conversation, role="user", content="sse bench")
             db.session.add(message)
-            generation = create_generation(message)
-            # Started "in the future": the worker's recovery sweep leaves a running generation alone while
-            # it is younger than its start grace, and nobody runs these (this phase writes them itself).
-            generation.status, generation.started_at = GenerationStatus.RUNNING, utcnow() + timedelta(hours=1)
-            generations.append(generation)
-        db.session.commit()
+            generations.append(create_generation(message))
         ids = [g.id for g in generations]
+        # Started "in the future": the worker's recovery sweep leaves a running generation alone while
+        # it is younger than its start grace, and nobody runs these (this phase writes them itself).
+        db.session.execute(
+            update(Generation)
+            .where(Generation.id.in_(ids))
+            .values(status=GenerationStatus.RUNNING, started_at=utcnow() + timedelta(hours=1))
+        )
+        db.session.commit()
         connection = get_redis()
         for generation_id in ids:
             live.LiveWriter(connection, generation_id).reset()

@@ -10,7 +10,9 @@ import redis
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import update
+from sqlalchemy import String, cast, func, insert, literal, null, select, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import limits, live, scheduling
 from .database import write
@@ -80,42 +82,113 @@ class LimitReached(NotQueued):
         self.code = code  # "insufficient_quota" for a spent monthly budget
 
 
-def create_generation(message: Message, source: str = "web") -> Generation:
+def create_generation(
+    message: Message, source: str = "web", streams: bool = True, request_messages: list | None = None
+) -> Generation:
     """Record a generation for the user's message, using the conversation's model and settings.
 
     Whether the user may use the model is decided before (``access.check_model_usable`` at the
     page's or API's boundary); a model that no longer exists is recorded as failed, never queued.
     """
     conversation = message.conversation
-    error = error_code = None
+    if message.id is None:
+        db.session.flush()  # the message's id, for the generation's row
     try:
         model = get_model(conversation.model_id)
-        model_id, provider = model.model_id, model.provider
+        model_id, provider, error = model.model_id, model.provider, None
     except KeyError as exc:  # the model was removed since the conversation chose it
-        model_id, provider = conversation.model_id, "unknown"
-        error, error_code = str(exc).strip("'\""), "unknown_model"
-    generation = Generation(
+        model_id, provider, error = conversation.model_id, "unknown", str(exc).strip("'\"")
+    generation = record(
         user_id=conversation.user_id,
         conversation_id=conversation.id,
-        message=message,
+        message_id=message.id,
         source=source,
-        status=GenerationStatus.QUEUED,
         model_id=model_id,
         provider=provider,
         system_prompt=conversation.system_prompt,
         options=dict(conversation.options or {}),
-        enqueued_at=utcnow(),
+        streams=streams,
+        request_messages=request_messages,
+        refused=(error, "unknown_model") if error else None,
     )
-    if error:  # recorded, never queued: the page shows why
-        generation.status, generation.error, generation.error_code = GenerationStatus.FAILED, error, error_code
-        generation.finished_at = utcnow()
-    db.session.add(generation)
-    db.session.flush()
-    generation.job_id = job_id_for(generation.id)
+    set_committed_value(generation, "message", message)  # for the token estimate; no write, no query
     return generation
 
 
-def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
+def record(
+    *,
+    user_id: int,
+    model_id: str,
+    provider: str,
+    source: str,
+    streams: bool,
+    conversation_id: int | None = None,
+    message_id: int | None = None,
+    system_prompt: str | None = None,
+    options: dict | None = None,
+    request_messages: list | None = None,
+    refused: tuple[str, str] | None = None,
+) -> Generation:
+    """The one recorder of a generation, called inside ``database.write()``: one INSERT … RETURNING
+    gives the row its id and its job id (made from the id) and sets ``enqueued_at``, so the recovery
+    sweep leaves it alone for its grace period while the web queues it (``enqueue``, after commit).
+
+    ``refused``: (error, code) of a generation recorded as failed and never queued.
+    Returns the record detached from the session, fully loaded: reading it after the commit costs no query.
+    """
+    now = utcnow()
+    values = {
+        "user_id": user_id,
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "source": source,
+        "status": GenerationStatus.QUEUED,
+        "model_id": model_id,
+        "provider": provider,
+        "system_prompt": system_prompt,
+        "options": dict(options or {}),
+        "request_messages": request_messages,
+        "streams": streams,
+        "text": "",
+        "error": None,
+        "error_code": None,
+        "attempts": 0,
+        "requeues": 0,
+        "enqueued_at": now,
+        "finished_at": None,
+        "created_at": now,
+    }
+    if refused:  # recorded, never queued: the page shows why
+        values.update(status=GenerationStatus.FAILED, error=refused[0], error_code=refused[1], finished_at=now)
+    columns = Generation.__table__.c
+    next_id = _next_generation_id().subquery()
+    statement = (
+        insert(Generation)
+        .from_select(
+            ["id", "job_id", *values],
+            select(
+                next_id.c.id,
+                literal(job_id_for(0)[:-1], String) + cast(next_id.c.id, String),
+                *(null() if value is None else literal(value, columns[name].type) for name, value in values.items()),
+            ),
+        )
+        .returning(Generation.id)
+    )
+    generation_id = db.session.execute(statement).scalar_one()
+    generation = Generation(id=generation_id, job_id=job_id_for(generation_id), started_at=None, **values)
+    make_transient_to_detached(generation)  # as if loaded: nothing to flush, nothing expires at commit
+    return generation
+
+
+def _next_generation_id():
+    """The id the next row gets, inside the INSERT itself: PostgreSQL's sequence, or SQLite's max + 1
+    (safe: SQLite has one writer at a time, and the INSERT holds the write lock)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return select(func.nextval(f"{Generation.__tablename__}_id_seq").label("id"))
+    return select((func.coalesce(func.max(Generation.id), 0) + 1).label("id"))
+
+
+def enqueue(generation: Generation, hold_on_outage: bool = False, user: User | None = None) -> None:
     """Queue the job for a committed generation.
 
     When Redis is down: with ``hold_on_outage`` (a chat message, saved and shown) the
@@ -127,7 +200,7 @@ def enqueue(generation: Generation, hold_on_outage: bool = False) -> None:
         return
     generation_id = generation.id
     try:
-        limits.reserve(db.session.get(User, generation.user_id), generation)
+        limits.reserve(user if user is not None else db.session.get(User, generation.user_id), generation)
         scheduling.submit(generation)  # its user's line; the job enters RQ in fair order (webapp.scheduling)
     except limits.LimitExceeded as exc:
         _refuse(generation_id, str(exc), exc.code)

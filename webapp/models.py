@@ -164,6 +164,9 @@ class Generation(db.Model):
     options: Mapped[dict] = mapped_column(JSON, default=dict)
     # The turns an API request sent (user/assistant, the last one the user's); None for chat messages.
     request_messages: Mapped[list | None] = mapped_column(JSON)
+    # Whether its client reads the reply as it grows (a page, a streaming API call); if not, the worker asks
+    # the provider for the whole answer at once and writes it in one piece.
+    streams: Mapped[bool] = mapped_column(default=True)
     text: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))

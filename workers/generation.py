@@ -161,6 +161,7 @@ def _claim(generation_id: int, job_id: str | None) -> dict | None:
         "history": history,
         "attachments": files,
         "options": dict(generation.options or {}),
+        "stream": generation.streams,  # a client that reads nothing until the end: one answer, not chunks
         "refusal": _refusal(generation),  # a ModelNotAllowed to raise, or None
         # For the usage ledger, written even if the record is deleted meanwhile (with its conversation).
         "ledger": {"user_id": generation.user_id, "provider": generation.provider, "source": generation.source},
@@ -245,6 +246,7 @@ def _run(generation_id: int) -> str | None:
                     system=call["system"],
                     history=call["history"],
                     attachments=call["attachments"],
+                    stream=call["stream"],
                     **call["options"],
                 )
                 unregister = on_stop(response.close)

@@ -86,9 +86,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # keep test output quiet
         pass
 
+    def setup(self):
+        super().setup()
+        self.server.fake._connected()
+
+    @property
+    def connection_header(self) -> str:
+        return "keep-alive" if self.server.fake.keep_alive else "close"
+
     def _dispatch(self):
         fake: FakeServer = self.server.fake
-        self.close_connection = True
+        self.close_connection = not fake.keep_alive
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -129,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
+        self.send_header("Connection", self.connection_header)
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()
@@ -140,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
+        self.send_header("Connection", self.connection_header)
         self.end_headers()
         self.chunked = True
         self.write(b"")
@@ -187,6 +195,8 @@ class FakeServer:
     * Pacing for benchmarks: ``ttft`` (seconds before the first piece) and
       ``tokens_per_second`` (``None``/0 = no delay between pieces).
     * ``disconnected`` (threading.Event): set when a client hung up mid-answer.
+    * ``keep_alive``: keep connections open between requests (else every answer closes its own);
+      ``connections`` counts the TCP connections accepted.
     """
 
     def __init__(
@@ -197,7 +207,10 @@ class FakeServer:
         tokens_per_second: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        keep_alive: bool = False,
     ):
+        self.keep_alive = keep_alive
+        self.connections = 0
         self.reply = reply
         self.ttft = ttft
         self.tokens_per_second = tokens_per_second
@@ -280,6 +293,10 @@ class FakeServer:
         return self.requests[-1]
 
     # -- internals used by handlers ------------------------------------------------------
+    def _connected(self) -> None:
+        with self._lock:
+            self.connections += 1
+
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)

@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 
 import redis
 from flask import current_app, request
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from .. import attachments, live
 from ..access import ModelNeedsSetup, ModelNotAllowed, allowed_models, check_model_usable
-from ..database import rollback_quietly
+from ..database import rollback_quietly, write
 from ..extensions import db
-from ..generations import LimitReached, QueueUnavailable, enqueue, stop
+from ..generations import LimitReached, QueueUnavailable, enqueue, record, stop
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
 from ..llm.errors import without_addresses
 from ..llm.registry import provider_configured
 from ..message_size import message_too_long
 from ..models import Generation, GenerationStatus, User, utcnow
-from ..queue import get_redis, job_id_for
+from ..queue import get_redis
 from . import content_parts
 from .errors import ApiError
 
@@ -268,26 +269,33 @@ def parse_request(user: User, body, provider: str | None = None) -> ChatRequest:
 
 
 def start(user: User, chat: ChatRequest) -> Generation:
-    """Record the generation (committed first), then queue its job."""
+    """Record the generation (committed first, through the one recorder), then queue its job."""
     has_files = any(turn.get("uploads") for turn in chat.turns)
-    generation = Generation(
-        user_id=user.id,
-        source="api",
-        status=GenerationStatus.QUEUED,
-        model_id=chat.model.model_id,
-        provider=chat.model.provider,
-        system_prompt=chat.system,
-        options=chat.options,
-        request_messages=None if has_files else chat.turns,
-    )
-    db.session.add(generation)
-    db.session.flush()
-    if has_files:
-        generation.request_messages = _with_attachment_ids(user, chat.turns, generation)
-    generation.job_id = job_id_for(generation.id)
-    db.session.commit()
+
+    def save() -> Generation:
+        generation = record(
+            user_id=user.id,
+            source="api",
+            model_id=chat.model.model_id,
+            provider=chat.model.provider,
+            system_prompt=chat.system,
+            options=chat.options,
+            request_messages=None if has_files else chat.turns,
+            streams=chat.stream,
+        )
+        if has_files:  # its files name the generation: stored once it has its id
+            generation.request_messages = _with_attachment_ids(user, chat.turns, generation)
+            db.session.execute(
+                update(Generation)
+                .where(Generation.id == generation.id)
+                .values(request_messages=generation.request_messages)
+                .execution_options(synchronize_session=False)
+            )
+        return generation
+
+    generation = write(save)
     try:
-        enqueue(generation)
+        enqueue(generation, user=user)
     except LimitReached as exc:
         raise ApiError(
             429,

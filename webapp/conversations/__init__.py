@@ -140,8 +140,9 @@ def _new_reply(conversation: Conversation, message: Message) -> Generation:
         check_model_usable(conversation.user, conversation.model_id)
     except KeyError:
         pass  # a model that no longer exists: the reply is recorded as failed with the reason
-    generation = create_generation(message)
-    generation.request_messages = turns_to(conversation, message)
+    if message.id is None:
+        db.session.flush()  # its id: the branch's turns and the reply's row refer to it
+    generation = create_generation(message, request_messages=turns_to(conversation, message))
     conversation.updated_at = utcnow()
     return generation
 

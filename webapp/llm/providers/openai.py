@@ -98,6 +98,9 @@ def _httpx():
 
 _ssl_context = None
 _ssl_context_lock = threading.Lock()
+# (provider, base URL) -> ((key, timeouts), client): one client per configuration in each process.
+_clients: dict[tuple, tuple[tuple, object]] = {}
+_clients_lock = threading.Lock()
 
 
 def shared_ssl_context():
@@ -177,6 +180,7 @@ class OpenAIChat(Model):
         return self.base_url() or "api.openai.com"
 
     def make_client(self, key: str | None):
+        """A new client (the caller closes it); calls use ``client()``, shared per configuration."""
         import openai
 
         return openai.OpenAI(
@@ -187,10 +191,23 @@ class OpenAIChat(Model):
             http_client=openai.DefaultHttpxClient(verify=shared_ssl_context()),
         )
 
+    def client(self, key: str | None):
+        """This process's client for the key, base URL and timeouts: its connections (TCP and TLS) are
+        kept between calls. A changed configuration (an admin's new key or base URL) gets a new client,
+        and the provider's earlier one is dropped (closed by the garbage collector once its calls end)."""
+        identity = (self.provider, self.base_url())
+        configuration = (key, settings.request_timeout(), settings.connect_timeout())
+        with _clients_lock:
+            cached = _clients.get(identity)
+            if cached is not None and cached[0] == configuration:
+                return cached[1]
+            client = self.make_client(key)
+            _clients[identity] = (configuration, client)
+            return client
+
     # -- execution -------------------------------------------------------------
     def execute(self, prompt, stream, response, conversation):
-        client = self.make_client(response.key)
-        response.on_close(client.close)
+        client = self.client(response.key)
         kwargs = dict(model=self.remote_model(client), messages=prompt.content_parts(), **prompt.option_values())
         finish_reason = None
         if stream:
@@ -208,7 +225,7 @@ class OpenAIChat(Model):
             if response.closed:
                 return
         else:
-            completion = client.chat.completions.create(**kwargs)
+            completion = client.chat.completions.create(stream=False, **kwargs)
             if completion.usage:
                 response.usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0)
             if not completion.choices:
