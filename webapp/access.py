@@ -16,7 +16,7 @@ A model the policy allows can still be unusable because its provider is not set 
 
 from __future__ import annotations
 
-from flask import has_app_context
+from flask import g, has_app_context, has_request_context
 
 from . import groups, site_settings
 from .llm import LLMError, Model, get_model, get_models
@@ -93,11 +93,31 @@ def setup_problem(model: Model, for_admin: bool = False) -> str | None:
 
 def check_model_usable(user, model_id: str) -> str:
     """``check_model_allowed``, and the provider is set up (``ModelNeedsSetup`` otherwise)."""
-    model_id = check_model_allowed(user, model_id)
-    problem = setup_problem(get_model(model_id), for_admin=getattr(user, "is_admin", False))
-    if problem is not None:
-        raise ModelNeedsSetup(problem)
-    return model_id
+    return usable_model(user, model_id).model_id
+
+
+def usable_model(user, model_id: str) -> Model:
+    """The model, if ``user`` may use it now: allowed, and its provider set up (else ``ModelNotAllowed``,
+    ``ModelNeedsSetup``, or ``KeyError`` for an unknown id). Decided once per request: asking again in the
+    same request (the page, the new chat, its reply) answers from the first decision."""
+    decided = g.setdefault("usable_models", {}) if has_request_context() else {}
+    key = (getattr(user, "id", None), getattr(user, "role", None), model_id)
+    if key not in decided:
+        try:
+            model = get_model(model_id)
+            reason = refusal(user, model)
+            if reason is not None:
+                raise ModelNotAllowed(reason)
+            problem = setup_problem(model, for_admin=getattr(user, "is_admin", False))
+            if problem is not None:
+                raise ModelNeedsSetup(problem)
+            decided[key] = model
+        except (ModelNotAllowed, KeyError) as exc:
+            decided[key] = exc
+    result = decided[key]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def needs_setup_models(user) -> list[Model]:

@@ -211,6 +211,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Fair order: how many of one user's generations may wait in the RQ queue at once (the rest wait in "
         "their user's line; RQ holds them in the order of their turn). See docs/queue.md.",
     ),
+    Setting(
+        "LIVE_FLUSH_MS",
+        "int",
+        25,
+        "The worker writes a streaming reply's text to Redis at most this often, in milliseconds (the first "
+        "text at once): one round trip for many provider chunks. 0 writes every chunk as it comes.",
+    ),
 )
 ENV_KEYS = tuple(s.name for s in SETTINGS)
 KINDS = {s.name: s.kind for s in SETTINGS}

@@ -363,58 +363,27 @@ def retry_after_seconds(generation: Generation) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def progress(generation: Generation, cursor: int = 0, wait_ms: int = 0) -> dict:
-    """What the page's script needs: text after ``cursor``, the new cursor, status, queue position, error, usage."""
-    cursor = max(cursor, 0)
-    if not generation.is_finished:
-        # Release the database connection before a possibly blocking read.
-        generation_id = generation.id
-        before = _payload(generation, "", cursor)
-        db.session.commit()
-        try:
-            update_ = live.read_since(get_redis(), generation_id, cursor, wait_ms)
-        except redis.RedisError:
-            update_ = None
-        if update_ is not None and update_.text and not update_.statuses:
-            # New text and no end mark: it is running (the worker saves the end to the database before
-            # marking it in the stream), so skip reloading the record - one query less per streamed piece.
-            return {
-                **before,
-                "status": GenerationStatus.RUNNING,
-                "position": None,
-                "text": update_.text,
-                "cursor": update_.cursor,
-            }
-        generation = db.session.get(Generation, generation_id)  # expired by the commit: reloads
-        if not generation.is_finished:
-            if update_ is None:  # Redis is unreachable: nothing new, and keep the caller's cursor
-                return _payload(generation, "", cursor)
-            return _payload(generation, update_.text, update_.cursor)
-    text = generation.text or ""
-    return _payload(generation, text[cursor:], len(text))
-
-
-def _payload(generation: Generation, text: str, cursor: int) -> dict:
-    return {
-        "id": generation.id,
-        "status": generation.status,
-        "done": generation.is_finished,
-        "text": text,
-        "cursor": cursor,
-        "position": queue_position(generation),
-        **outcome(generation),
-    }
-
-
 def outcome(generation: Generation) -> dict:
     """How a reply stands for a reader (the status endpoint and the event stream): error, model, usage."""
-    failed = generation.status == GenerationStatus.FAILED
+    return outcome_of(
+        generation.status,
+        generation.error,
+        generation.error_code,
+        generation.model_id,
+        generation.input_tokens,
+        generation.output_tokens,
+    )
+
+
+def outcome_of(status, error, error_code, model, input_tokens, output_tokens) -> dict:
+    """``outcome`` from its parts (as the worker's end mark carries them)."""
+    failed = status == GenerationStatus.FAILED
     return {
-        "status": generation.status,
-        "error": generation.error,
-        "error_code": generation.error_code,
-        "error_headline": failure_headline(generation) if failed else None,
-        "retry_after": retry_after_seconds(generation) if failed else None,
-        "model": generation.model_id,
-        "usage": {"input_tokens": generation.input_tokens, "output_tokens": generation.output_tokens},
+        "status": status,
+        "error": error,
+        "error_code": error_code,
+        "error_headline": FAILURE_HEADLINES.get(error_code or "", "The reply failed.") if failed else None,
+        "retry_after": float(match.group(1)) if failed and (match := _RETRY_AFTER_RE.search(error or "")) else None,
+        "model": model,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
     }

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from . import access
 from .access import allowed_models
 from .llm import InvalidOptions, Model, get_model, get_providers
 
@@ -160,9 +161,8 @@ class ModelUnavailable(ValueError):
 
 def usable_model(user, model_id: str) -> Model:
     try:
-        model = get_model(model_id)
+        return access.usable_model(user, model_id)  # one check, shared by the rest of the request
     except KeyError as exc:
         raise ModelUnavailable(str(exc).strip("'\"")) from None
-    if model.model_id not in {m.model_id for m in usable_models(user)}:
-        raise ModelUnavailable(f"The model {model.model_id} is not available to your account.")
-    return model
+    except access.ModelNotAllowed:
+        raise ModelUnavailable(f"The model {get_model(model_id).model_id} is not available to your account.") from None

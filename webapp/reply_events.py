@@ -1,11 +1,12 @@
-"""The events of one reply, for the server-sent-events endpoint.
+"""The one follower of a reply: its events, for the event stream, the long-poll status endpoint and the APIs.
 
-Text and status changes come from the generation's Redis stream (``webapp.live``), so
-a running reply's stream costs the database one read when it opens and one when the
-reply ends (plus one a minute, as a safety net for an ending recorded only in the
-database); a queued one reads its status each second. Every event carries the
-character cursor it leaves the reader at: resuming from it gives exactly the text
-still missing.
+Text and status changes come from the generation's Redis stream (``webapp.live``); the
+process's one pub/sub reader (``LiveFeed``) wakes a follower when the worker writes, so no
+follower holds a blocked Redis connection. The worker's end mark carries the outcome
+(status, error, usage), so a follower answers the end without loading the record; only an
+end marked by someone else (a stop or a recovery from the web) is read from the database.
+A queued reply reads its record and queue position each second. Every event carries the
+character cursor it leaves the reader at: resuming from it gives exactly the text still missing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from . import live, scheduling
 from .extensions import db
-from .generations import outcome
+from .generations import outcome, outcome_of
 from .models import Generation, GenerationStatus
 from .queue import get_redis
 
@@ -29,6 +30,7 @@ ENDING_EVENTS = {
     GenerationStatus.FAILED: "failed",
     GenerationStatus.CANCELLED: "stopped",
 }
+ENDINGS = frozenset(ENDING_EVENTS.values())
 POSITION_CHECK_SECONDS = 1.0  # how often a queued reply's place in the queue (and its record) is looked up
 # How often a quiet running reply's record is read, at a heartbeat: every ending is marked in the
 # Redis stream too, so this only matters if Redis lost data; rare, as an idle stream should cost nothing.
@@ -37,10 +39,10 @@ RECORD_CHECK_SECONDS = 60.0
 
 @dataclass
 class ReplyEvent:
-    name: str  # status, text, done, failed, stopped, heartbeat
+    name: str  # status, text, done, failed, stopped, heartbeat (and "waiting", when asked for)
     cursor: int
     data: dict
-    generation: Generation | None = None  # the finished record, with the ending events
+    generation: Generation | None = None  # the finished record, with the ending events when asked for
 
 
 def live_feed() -> live.LiveFeed:
@@ -51,18 +53,38 @@ def live_feed() -> live.LiveFeed:
     return extensions["switchboard_live_feed"]
 
 
-def follow(generation: Generation, cursor: int, heartbeat_seconds: float) -> Iterator[ReplyEvent]:
+def follow(
+    generation: Generation,
+    cursor: int,
+    heartbeat_seconds: float,
+    *,
+    with_record: bool = False,
+    report_waits: bool = False,
+) -> Iterator[ReplyEvent]:
     """Events from ``cursor`` until the generation ends; heartbeats while nothing happens.
 
+    ``with_record``: the ending event brings the finished record (the chat page renders it).
+    ``report_waits``: a "waiting" event each time the follower is about to wait for news.
     Raises ``redis.RedisError`` when Redis goes away mid-stream (the client reconnects
     and resumes from the last event's cursor).
     """
+    cursor = max(cursor, 0)
+    if generation.is_finished and not with_record:  # the record the view loaded answers: nothing else to read
+        return iter(list(_ending(generation, cursor)))
     # Read now: the generator runs after the view has returned (and its session has closed).
-    return _follow(generation.id, generation.job_id, generation.status, max(cursor, 0), heartbeat_seconds)
+    return _follow(
+        generation.id, generation.job_id, generation.status, cursor, heartbeat_seconds, with_record, report_waits
+    )
 
 
 def _follow(
-    generation_id: int, job_id: str | None, status: str, cursor: int, heartbeat_seconds: float
+    generation_id: int,
+    job_id: str | None,
+    status: str,
+    cursor: int,
+    heartbeat_seconds: float,
+    with_record: bool,
+    report_waits: bool,
 ) -> Iterator[ReplyEvent]:
     if status in GenerationStatus.FINISHED:
         yield from _ended(generation_id, cursor)
@@ -70,7 +92,8 @@ def _follow(
     connection = get_redis()
     position = scheduling.position_of(connection, generation_id, job_id) if status == GenerationStatus.QUEUED else None
     db.session.commit()  # hold no database connection while the stream is open
-    with live_feed().subscribe(generation_id) as subscription:
+    subscription = None
+    try:
         yield ReplyEvent("status", cursor, {"status": status, "position": position})
         quiet_since = checked_position = checked_record = time.monotonic()
         while True:
@@ -81,8 +104,12 @@ def _follow(
             if update.text:
                 cursor = update.cursor
                 yield ReplyEvent("text", cursor, {"text": update.text})
-            if update.statuses and (yield from _ended(generation_id, cursor)):
-                return
+            if update.statuses:
+                if update.outcome is not None and not with_record:
+                    yield ReplyEvent(ENDING_EVENTS[update.outcome["status"]], cursor, outcome_of(**update.outcome))
+                    return
+                if (yield from _ended(generation_id, cursor)):
+                    return
             now = time.monotonic()
             if update.text or update.started:
                 quiet_since = now
@@ -107,8 +134,15 @@ def _follow(
             timeout = quiet_since + heartbeat_seconds - now
             if status == GenerationStatus.QUEUED:
                 timeout = min(timeout, checked_position + POSITION_CHECK_SECONDS - now)
-            if subscription.wait(max(timeout, 0.0)):
-                continue
+            if report_waits:
+                yield ReplyEvent("waiting", cursor, {})
+            if timeout > 0:
+                if subscription is None:
+                    # Subscribed only once there is something to wait for; its confirmation wakes us, so a
+                    # write between the read above and the subscription is read at once.
+                    subscription = live_feed().subscribe(generation_id)
+                if subscription.wait(timeout):
+                    continue
             if time.monotonic() - quiet_since >= heartbeat_seconds:
                 quiet_since = time.monotonic()
                 yield ReplyEvent("heartbeat", cursor, {})
@@ -117,6 +151,9 @@ def _follow(
                     checked_record = quiet_since
                     if (yield from _ended(generation_id, cursor)):
                         return
+    finally:
+        if subscription is not None:
+            subscription.close()
 
 
 def _recorded_status(generation_id: int) -> str | None:
@@ -147,3 +184,38 @@ def _ending(generation: Generation, cursor: int) -> Iterator[ReplyEvent]:
         yield ReplyEvent("text", len(text), {"text": text[cursor:]})
         cursor = len(text)
     yield ReplyEvent(ENDING_EVENTS[generation.status], cursor, outcome(generation), generation)
+
+
+def progress(generation: Generation, cursor: int = 0, wait_ms: int = 0) -> dict:
+    """The long-poll status endpoint's answer: text after ``cursor``, the new cursor, status, queue position,
+    error, usage; held up to ``wait_ms`` for news (through the same follower as the event stream)."""
+    cursor = max(cursor, 0)
+    payload = {
+        "id": generation.id,
+        "done": generation.is_finished,
+        "text": "",
+        "cursor": cursor,
+        "position": None,
+        **outcome(generation),
+    }
+    parts: list[str] = []
+    news = first_status = False
+    try:
+        for event in follow(generation, cursor, wait_ms / 1000, report_waits=True):
+            if event.name == "status":
+                news, first_status = news or first_status, True  # a change after the first is news
+                payload.update(status=event.data["status"], position=event.data["position"])
+            elif event.name == "text":
+                parts.append(event.data["text"])
+                news = True
+            elif event.name in ENDINGS:
+                payload.update(event.data, done=True, position=None)
+                payload["cursor"] = event.cursor
+                break
+            elif event.name == "heartbeat" or (event.name == "waiting" and (news or wait_ms <= 0)):
+                break
+            payload["cursor"] = event.cursor
+    except redis.RedisError:  # Redis is unreachable: what the record says, and keep the caller's cursor
+        parts, payload["cursor"] = [], cursor
+    payload["text"] = "".join(parts)
+    return payload

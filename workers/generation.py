@@ -16,9 +16,8 @@ import redis
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import selectinload
 
 from webapp import attachments, limits, live, scheduling
 from webapp.access import ModelNotAllowed, check_model_usable
@@ -53,33 +52,32 @@ DATABASE_LOST_ERROR = (
 BACKOFF_CAP_SECONDS = 20.0
 
 
-def conversation_history(message: Message) -> list[dict]:
-    """The turns before ``message``: each earlier user message (with its attachments' ids) and the text of
-    its latest reply."""
-    return _history_and_files(message)[0]
-
-
-def _history_and_files(message: Message) -> tuple[list[dict], list[int]]:
-    """The turns before ``message`` and the ids of ``message``'s own attachments.
-
-    Three queries whatever the length of the conversation (the messages, their replies, the attachment ids).
-    """
-    earlier = db.session.scalars(
-        select(Message)
-        .where(Message.conversation_id == message.conversation_id, Message.id < message.id)
+def conversation_turns(conversation_id: int, message_id: int) -> tuple[str, list[dict], list[int]]:
+    """The prompt (the message's text), the turns before it (each earlier user message, with its attachments'
+    ids, and the text of its latest reply) and the ids of the message's own attachments. One query for the
+    turns whatever the length of the conversation, one for the attachment ids."""
+    latest = (
+        select(Generation.message_id, func.max(Generation.id).label("reply_id"))
+        .where(Generation.conversation_id == conversation_id, Generation.message_id < message_id)
+        .group_by(Generation.message_id)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Message.id, Message.content, Generation.text)
+        .outerjoin(latest, latest.c.message_id == Message.id)
+        .outerjoin(Generation, Generation.id == latest.c.reply_id)
+        .where(Message.conversation_id == conversation_id, Message.id <= message_id)
         .order_by(Message.id)
-        .options(selectinload(Message.generations))
     ).all()
-    files = _attachment_ids([turn.id for turn in earlier] + [message.id])
+    files = _attachment_ids([row[0] for row in rows])
     history = []
-    for turn in earlier:
-        history.append({"role": "user", "content": turn.content})
-        if files.get(turn.id):
-            history[-1]["attachments"] = files[turn.id]
-        reply = turn.reply
-        if reply is not None and reply.text:
-            history.append({"role": "assistant", "content": reply.text})
-    return history, files.get(message.id) or []
+    for turn_id, content, reply in rows[:-1]:
+        history.append({"role": "user", "content": content})
+        if files.get(turn_id):
+            history[-1]["attachments"] = files[turn_id]
+        if reply:
+            history.append({"role": "assistant", "content": reply})
+    return rows[-1][1], history, files.get(message_id) or []
 
 
 def _attachment_ids(message_ids: list[int]) -> dict[int, list[int]]:
@@ -125,14 +123,13 @@ def backoff_delay(attempt: int, error: LLMError, base: float) -> float:
     return random.uniform(0, min(BACKOFF_CAP_SECONDS, base * 2 ** (attempt - 1)))
 
 
-def _start(generation_id: int) -> dict | None:
-    """Gather what the call needs, then mark the generation running; None if it should not run.
+def _start(generation_id: int):
+    """Mark the generation running and read what the call needs, in one conditional UPDATE … RETURNING;
+    None if it should not run (a duplicate job, or cancelled before it started).
 
-    Everything is read first and the status changes in one conditional UPDATE, so the
-    write lock (SQLite) is held only for that statement, and a generation that was
-    cancelled or taken by another worker meanwhile is left alone. A lock is waited out
-    and the claim tried again; if it still fails the generation stays queued, untouched,
-    for the recovery sweep to queue again.
+    The write lock (SQLite) is held only for that statement, and a generation taken by another
+    worker meanwhile is left alone. A lock is waited out and the claim tried again; if it still
+    fails the generation stays queued, untouched, for the recovery sweep to queue again.
     """
     return write(lambda: _claim(generation_id, _current_job_id()))
 
@@ -142,51 +139,65 @@ def _current_job_id() -> str | None:
     return job.id if job is not None else None
 
 
-def _claim(generation_id: int, job_id: str | None) -> dict | None:
-    generation = db.session.get(Generation, generation_id)
-    if generation is None or generation.status != GenerationStatus.QUEUED:
-        return None  # a duplicate job, or cancelled before it started
-    if generation.request_messages:  # an API request brings its own turns; the last is the user's
-        *history, last = generation.request_messages
-        prompt, last_ids = last["content"], last.get("attachments")
-    else:
-        message = generation.message
-        prompt = message.content
-        history, last_ids = _history_and_files(message)
-    history, files = _with_files(history, last_ids)
-    call = {
-        "model_id": generation.model_id,
-        "prompt": prompt,
-        "system": generation.system_prompt or None,
-        "history": history,
-        "attachments": files,
-        "options": dict(generation.options or {}),
-        "stream": generation.streams,  # a client that reads nothing until the end: one answer, not chunks
-        "refusal": _refusal(generation),  # a ModelNotAllowed to raise, or None
-        # For the usage ledger, written even if the record is deleted meanwhile (with its conversation).
-        "ledger": {"user_id": generation.user_id, "provider": generation.provider, "source": generation.source},
-    }
+def _claim(generation_id: int, job_id: str | None):
     claim = {"status": GenerationStatus.RUNNING, "started_at": utcnow()}
     if job_id:  # the job that claims it is the one that may finish it (recovery may queue another)
         claim["job_id"] = job_id
-    claimed = db.session.execute(
+    # write() commits at once: no database connection is held while the reply streams.
+    return db.session.execute(
         update(Generation)
         .where(Generation.id == generation_id, Generation.status == GenerationStatus.QUEUED)
         .values(**claim)
-    ).rowcount
-    # write() commits at once: no database connection is held while the reply streams.
-    return call if claimed else None
+        .returning(
+            Generation.user_id,
+            Generation.source,
+            Generation.provider,
+            Generation.conversation_id,
+            Generation.message_id,
+            Generation.model_id,
+            Generation.system_prompt,
+            Generation.options,
+            Generation.request_messages,
+            Generation.streams,
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
 
 
-def _refusal(generation: Generation) -> ModelNotAllowed | None:
+def _call(claimed) -> dict:
+    """What the provider call needs, from the claimed row: an API request (or a branch) brings its own
+    turns, the last one the user's; a chat reads its conversation in one query."""
+    if claimed.request_messages:
+        *history, last = claimed.request_messages
+        prompt, last_ids = last["content"], last.get("attachments")
+    else:
+        prompt, history, last_ids = conversation_turns(claimed.conversation_id, claimed.message_id)
+    history, files = _with_files(history, last_ids)
+    return {
+        "model_id": claimed.model_id,
+        "prompt": prompt,
+        "system": claimed.system_prompt or None,
+        "history": history,
+        "attachments": files,
+        "options": dict(claimed.options or {}),
+        "stream": claimed.streams,  # a client that reads nothing until the end: one answer, not chunks
+    }
+
+
+def _refusal(claimed) -> ModelNotAllowed | None:
     """Why the generation's user may not use its model now (provider off or not set up, model disabled,
-    role allow-list): the worker's one check of model access."""
+    role allow-list): the worker's one check of model access, the safety net behind the web's. An API
+    call's access was checked by the web just before it recorded the call: its user is not loaded again."""
+    if claimed.source == "api":
+        return None
     try:
-        check_model_usable(db.session.get(User, generation.user_id), generation.model_id)
+        check_model_usable(db.session.get(User, claimed.user_id), claimed.model_id)
     except ModelNotAllowed as exc:
         return exc
     except KeyError:
         return None  # an unknown model fails below with its own reason
+    finally:
+        db.session.rollback()  # hold no database connection while the reply streams
     return None
 
 
@@ -212,6 +223,18 @@ def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usag
     return None
 
 
+def _end_mark(call: dict, outcome: Outcome, usage) -> dict:
+    """What readers need to answer the end without loading the record (``generations.outcome_of``)."""
+    return {
+        "status": outcome.status,
+        "error": outcome.error,
+        "error_code": outcome.error_code,
+        "model": call["model_id"],
+        "input_tokens": usage.input_tokens if usage is not None else None,
+        "output_tokens": usage.output_tokens if usage is not None else None,
+    }
+
+
 def run_generation(generation_id: int) -> str | None:
     token = generation_id_var.set(str(generation_id))  # every log line of this job names it
     try:
@@ -223,12 +246,22 @@ def run_generation(generation_id: int) -> str | None:
 def _run(generation_id: int) -> str | None:
     with app_context():
         scheduling.job_started(generation_id, _current_job_id())  # first: its user's next one may enter RQ
-        call = _start(generation_id)
-        if call is None:
+        claimed = _start(generation_id)
+        if claimed is None:
             scheduling.job_finished(generation_id, _current_job_id())
             return None
+        call = {"model_id": claimed.model_id, "stream": claimed.streams}  # what the end needs, if reading fails
+        # For the usage ledger, written even if the record is deleted meanwhile (with its conversation).
+        ledger = {"user_id": claimed.user_id, "provider": claimed.provider, "source": claimed.source}
         connection = get_redis()
-        writer = live.LiveWriter(connection, generation_id)
+        # Text is written as it comes, coalesced (LIVE_FLUSH_MS); for a client that reads nothing
+        # before the end, held for the end mark: one write in all.
+        writer = live.LiveWriter(
+            connection,
+            generation_id,
+            flush_seconds=current_app.config["LIVE_FLUSH_MS"] / 1000,
+            hold=not call["stream"],
+        )
         writer.reset()
         parts: list[str] = []
         outcome = Outcome()
@@ -236,8 +269,11 @@ def _run(generation_id: int) -> str | None:
         response = None
         reraise: BaseException | None = None
         try:
-            if call["refusal"]:
-                raise call["refusal"]  # an LLMError: fails with its code (model_not_allowed, model_not_configured)
+            refusal = _refusal(claimed)
+            if refusal:
+                raise refusal  # an LLMError: fails with its code (model_not_allowed, model_not_configured)
+            call = _call(claimed)
+            db.session.rollback()
             model = get_model(call["model_id"])
             while True:
                 attempts += 1
@@ -307,17 +343,17 @@ def _run(generation_id: int) -> str | None:
                         status=outcome.status,
                         input_tokens=usage.input_tokens if usage is not None else 0,
                         output_tokens=usage.output_tokens if usage is not None else 0,
-                        **call["ledger"],
+                        **ledger,
                     )
                 try:
                     limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0, usage)
                     if unsaved is None:
-                        writer.mark(outcome.status)
+                        writer.mark(outcome.status, _end_mark(call, outcome, usage))
                     else:  # the sweep saves it (and marks the end, and writes the ledger row) once the database is back
                         keep_final(
                             connection,
                             generation_id,
-                            {**unsaved, "ledger": {**call["ledger"], "model_id": call["model_id"]}},
+                            {**unsaved, "ledger": {**ledger, "model_id": call["model_id"]}},
                         )
                 except redis.RedisError:  # the record is saved; readers fall back to the database
                     log.warning("generation %s: could not mark the end in Redis", generation_id)

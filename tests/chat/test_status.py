@@ -52,9 +52,10 @@ def test_wait_returns_as_soon_as_a_chunk_lands_and_cursor_gives_only_new_text(cl
     import threading
 
     def later():
-        # The chunk lands while the request below is held (blocked in XREAD).
+        # The chunk lands while the request below is held (waiting on the process's pub/sub reader).
+        channel = live.notify_channel(generation.id)
         wait_for(
-            lambda: writer.connection.info("clients")["blocked_clients"] >= 1,
+            lambda: dict(writer.connection.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1,
             timeout=8,
             what="the status request is waiting",
         )

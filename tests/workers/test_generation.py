@@ -46,7 +46,7 @@ def test_a_model_removed_after_sending_fails_with_a_reason(client, auth, app, ru
 
 
 def test_history_is_sent_with_follow_ups(client, auth, app, run_jobs):
-    from workers.generation import conversation_history
+    from workers.generation import conversation_turns
 
     auth.signup()
     first = send(client, "first")
@@ -55,8 +55,8 @@ def test_history_is_sent_with_follow_ups(client, auth, app, run_jobs):
     send(client, "second", conversation_id=conversation_id)
     with app.app_context():
         conversation = db.session.get(Conversation, conversation_id)
-        history = conversation_history(conversation.messages[-1])
-        assert [m["role"] for m in history] == ["user", "assistant"]
+        prompt, history, _files = conversation_turns(conversation_id, conversation.messages[-1].id)
+        assert prompt == "second" and [m["role"] for m in history] == ["user", "assistant"]
         assert history[0]["content"] == "first" and "first" in history[1]["content"]
 
 

@@ -10,6 +10,7 @@ into OpenAI's ``chat.completion`` object or ``chat.completion.chunk`` events.
 from __future__ import annotations
 
 import calendar
+import itertools
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from flask import current_app, request
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
-from .. import attachments, live
+from .. import attachments
 from ..access import ModelNeedsSetup, ModelNotAllowed, allowed_models, check_model_usable
 from ..database import rollback_quietly, write
 from ..extensions import db
@@ -33,7 +34,7 @@ from ..llm.errors import without_addresses
 from ..llm.registry import provider_configured
 from ..message_size import message_too_long
 from ..models import Generation, GenerationStatus, User, utcnow
-from ..queue import get_redis
+from ..reply_events import ENDINGS, ReplyEvent, follow
 from . import content_parts
 from .errors import ApiError
 
@@ -324,33 +325,64 @@ def _with_attachment_ids(user: User, turns: list[dict], generation: Generation) 
 
 
 # -- waiting and reading ----------------------------------------------------------------
+# Every reader goes through the one follower (reply_events.follow): woken by the process's pub/sub
+# reader, answered at the end from the worker's end mark (its outcome), with no reload of the record.
 
 
-def _reload(generation_id: int) -> Generation:
-    db.session.expire_all()
-    return db.session.get(Generation, generation_id)
+@dataclass
+class Answer:
+    """A finished generation as the API answers it: the record's fields, filled from the end mark."""
+
+    id: int
+    model_id: str
+    created_at: object
+    status: str
+    text: str
+    error: str | None = None
+    error_code: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
 
 
-def wait_until_finished(generation_id: int) -> Generation:
+def _answer(generation: Generation, ending: ReplyEvent, text: str) -> Answer:
+    data = ending.data
+    usage = data.get("usage") or {}
+    return Answer(
+        generation.id,
+        data.get("model") or generation.model_id,
+        generation.created_at,
+        data.get("status", GenerationStatus.CANCELLED),
+        text,
+        data.get("error"),
+        data.get("error_code"),
+        usage.get("input_tokens"),
+        usage.get("output_tokens"),
+    )
+
+
+def wait_until_finished(generation: Generation) -> Answer:
     """Block (holding no database connection) until the job finishes; past JOB_TIMEOUT it is cancelled (504)."""
     deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
-    connection = get_redis()
-    while True:
-        generation = _reload(generation_id)
-        if generation.is_finished:
-            return generation
-        db.session.commit()
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        if remaining_ms <= 0:
-            cancel(generation_id)
-            raise ApiError(504, "The model did not finish within the job time limit.", "job_timeout")
-        try:
-            live.wait_for_status(connection, generation_id, min(remaining_ms, WAIT_SLICE_MS))
-        except redis.RedisError:
-            raise ApiError(503, "The job queue is unavailable right now.", "queue_unavailable") from None
+    parts: list[str] = []
+    events = follow(generation, 0, WAIT_SLICE_MS / 1000)
+    try:
+        for event in events:
+            if event.name == "text":
+                parts.append(event.data["text"])
+            elif event.name in ENDINGS:
+                return _answer(generation, event, "".join(parts))
+            elif event.name == "heartbeat" and time.monotonic() > deadline:
+                events.close()
+                cancel(generation.id)
+                raise ApiError(504, "The model did not finish within the job time limit.", "job_timeout")
+    except redis.RedisError:
+        raise ApiError(503, "The job queue is unavailable right now.", "queue_unavailable") from None
+    finally:
+        events.close()
+    raise ApiError(503, "The job queue is unavailable right now.", "queue_unavailable")
 
 
-def failure(generation: Generation) -> ApiError:
+def failure(generation) -> ApiError:
     code = generation.error_code or "internal_error"
     message = without_addresses(generation.error or "The reply failed.")
     headers = {}
@@ -360,11 +392,11 @@ def failure(generation: Generation) -> ApiError:
     return ApiError(FAILURE_STATUS.get(code, 502), message, code, headers=headers)
 
 
-def _created(generation: Generation) -> int:
+def _created(generation) -> int:
     return calendar.timegm((generation.created_at or utcnow()).timetuple())
 
 
-def _usage(generation: Generation) -> dict:
+def _usage(generation) -> dict:
     prompt, completion = generation.input_tokens or 0, generation.output_tokens or 0
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -373,7 +405,7 @@ def completion_id(generation_id: int) -> str:
     return f"chatcmpl-sb{generation_id}"
 
 
-def completion(generation: Generation) -> dict:
+def completion(generation) -> dict:
     """The OpenAI ``chat.completion`` object of a finished generation (an ``ApiError`` if it failed)."""
     if generation.status == GenerationStatus.FAILED:
         raise failure(generation)
@@ -416,49 +448,49 @@ def _client_gone() -> bool:
         return True
 
 
-def _first_text(generation_id: int) -> tuple[str, int]:
-    """Wait for the reply's first text (or its end) before any header is sent.
+def stream_events(generation: Generation, include_usage: bool):
+    """Server-Sent Events for a queued generation, once its first text is there (``ApiError`` if it failed first).
 
     A failure known by then (provider not reachable, key refused, limits...) becomes the
     HTTP status of the answer instead of an error inside a 200 stream.
     """
-    connection = get_redis()
+    generation_id = generation.id
     deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
+    events = follow(generation, 0, STREAM_WAIT_MS / 1000)
+    first: list[ReplyEvent] = []
     try:
-        while True:
-            update_ = live.read_since(connection, generation_id, 0, STREAM_WAIT_MS)
-            if update_.text:
-                return update_.text, update_.cursor
-            current = _reload(generation_id)
-            db.session.commit()  # hold no database connection while waiting
-            if current.is_finished:
-                if current.status == GenerationStatus.FAILED:
-                    raise failure(current)
-                if current.status == GenerationStatus.CANCELLED:
-                    raise ApiError(409, "The request was cancelled before the reply finished.", "cancelled")
-                return "", 0
-            if time.monotonic() > deadline:
-                cancel(generation_id)
-                raise ApiError(504, "The model did not finish within the job time limit.", "job_timeout")
-            if _client_gone():
-                cancel(generation_id)  # nobody is waiting: a queued job never runs
-                raise ApiError(499, "The client closed the connection.", "client_closed")
+        for event in events:
+            if event.name == "text" or event.name in ENDINGS:
+                first.append(event)
+                if event.name in ENDINGS:
+                    answer = _answer(generation, event, "")
+                    if answer.status == GenerationStatus.FAILED:
+                        raise failure(answer)
+                    if answer.status == GenerationStatus.CANCELLED:
+                        raise ApiError(409, "The request was cancelled before the reply finished.", "cancelled")
+                break
+            if event.name == "heartbeat":
+                if time.monotonic() > deadline:
+                    events.close()
+                    cancel(generation_id)
+                    raise ApiError(504, "The model did not finish within the job time limit.", "job_timeout")
+                if _client_gone():
+                    events.close()
+                    cancel(generation_id)  # nobody is waiting: a queued job never runs
+                    raise ApiError(499, "The client closed the connection.", "client_closed")
     except redis.RedisError:
+        events.close()
         cancel(generation_id)
         raise ApiError(503, "The job queue is unavailable right now.", "queue_unavailable") from None
+    except BaseException:
+        events.close()
+        raise
+    return _events(generation, include_usage, first, events, deadline)
 
 
-def stream_events(generation: Generation, include_usage: bool):
-    """Server-Sent Events for a queued generation, once its first text is there (``ApiError`` if it failed first)."""
-    generation_id = generation.id
-    first_text, cursor = _first_text(generation_id)
-    return _events(_reload(generation_id), include_usage, first_text, cursor)
-
-
-def _events(generation: Generation, include_usage: bool, first_text: str, cursor: int):
+def _events(generation: Generation, include_usage: bool, first: list[ReplyEvent], events, deadline: float):
     """The events; a client that hangs up cancels the job."""
     generation_id, model_id, created = generation.id, generation.model_id, _created(generation)
-    db.session.commit()
 
     def chunk(delta, finish_reason=None):
         return _event(
@@ -475,32 +507,31 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
     finished = False
     try:
         yield chunk({"role": "assistant", "content": ""})
-        if first_text:
-            yield chunk({"content": first_text})
-        connection = get_redis()
-        deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
-        while True:
-            update_ = live.read_since(connection, generation_id, cursor, STREAM_WAIT_MS)
-            if update_.text:
-                cursor = update_.cursor
-                yield chunk({"content": update_.text})
-            if update_.statuses or not update_.text:
-                current = _reload(generation_id)
-                db.session.commit()
-                if current.is_finished:
-                    rest = (current.text or "")[cursor:]
-                    if rest:  # text the stream no longer had
-                        yield chunk({"content": rest})
-                    break
+        ending = None
+        for event in itertools.chain(first, events):
+            if event.name == "text":
+                yield chunk({"content": event.data["text"]})
+            elif event.name in ENDINGS:
+                ending = event
+                break
+            elif event.name == "heartbeat":
                 if time.monotonic() > deadline:
+                    events.close()
                     cancel(generation_id)
-                    current = _reload(generation_id)
+                    ending = ReplyEvent("stopped", 0, {"status": GenerationStatus.CANCELLED})
                     break
-                if not update_.text:
-                    yield ": keep-alive\n\n"
+                yield ": keep-alive\n\n"
         finished = True
-        if current.status == GenerationStatus.FAILED:  # failed after the first text: only the stream can say so
-            yield _event(failure(current).body())
+        answer = _answer(generation, ending, "") if ending is not None else None
+        if (
+            answer is None or answer.status == GenerationStatus.FAILED
+        ):  # after the first text: only the stream can say so
+            error = (
+                failure(answer)
+                if answer is not None
+                else ApiError(503, "The job queue is unavailable right now.", "queue_unavailable")
+            )
+            yield _event(error.body())
         else:
             yield chunk({}, "stop")
             if include_usage:
@@ -511,7 +542,7 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
                         "created": created,
                         "model": model_id,
                         "choices": [],
-                        "usage": _usage(current),
+                        "usage": _usage(answer),
                     }
                 )
         yield "data: [DONE]\n\n"
@@ -531,6 +562,7 @@ def _events(generation: Generation, include_usage: bool, first_text: str, cursor
         )
         yield "data: [DONE]\n\n"
     finally:
+        events.close()
         if not finished:  # GeneratorExit: the client hung up
             cancel(generation_id)
 

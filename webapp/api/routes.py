@@ -149,7 +149,7 @@ def _chat(provider: str | None):
     if chat.stream:
         events = stream_with_context(completions.stream_events(generation, chat.include_usage))
         return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
-    return jsonify(completions.completion(completions.wait_until_finished(generation.id)))
+    return jsonify(completions.completion(completions.wait_until_finished(generation)))
 
 
 @api_bp.post("/chat/completions/", strict_slashes=False)

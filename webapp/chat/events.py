@@ -56,7 +56,7 @@ def generation_events(generation_id):
         ), 400
     heartbeat = float(current_app.config["SSE_HEARTBEAT_SECONDS"])
     return Response(
-        stream_with_context(_event_stream(follow(generation, cursor, heartbeat), cursor)),
+        stream_with_context(_event_stream(follow(generation, cursor, heartbeat, with_record=True), cursor)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -14,7 +14,6 @@ from ..generations import (
     NotQueued,
     failure_headline,
     live_states,
-    progress,
     retry_after_seconds,
     stop,
 )
@@ -31,6 +30,7 @@ from ..model_options import (
     usable_model,
     usable_models,
 )
+from ..reply_events import progress
 from . import bp
 from .events import reply_fragment
 from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm, progress_query

@@ -196,7 +196,7 @@ class OpenAIChat(Model):
         kept between calls. A changed configuration (an admin's new key or base URL) gets a new client,
         and the provider's earlier one is dropped (closed by the garbage collector once its calls end)."""
         identity = (self.provider, self.base_url())
-        configuration = (key, settings.request_timeout(), settings.connect_timeout())
+        configuration = (key, config.request_timeout(), config.connect_timeout())
         with _clients_lock:
             cached = _clients.get(identity)
             if cached is not None and cached[0] == configuration:
@@ -211,17 +211,23 @@ class OpenAIChat(Model):
         kwargs = dict(model=self.remote_model(client), messages=prompt.content_parts(), **prompt.option_values())
         finish_reason = None
         if stream:
-            chunks = client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs)
-            response.on_close(chunks.close)
-            with chunks:
-                for chunk in chunks:
-                    if chunk.usage:
-                        response.usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                    for choice in chunk.choices or ():
-                        if choice.delta is not None and choice.delta.content:
-                            yield choice.delta.content
-                        if choice.finish_reason:
-                            finish_reason = choice.finish_reason
+            # The SDK builds and sends the request; the events are read from its raw response: one json.loads
+            # a chunk instead of a pydantic model, and the body read to its end so the connection is kept.
+            raw = client.chat.completions.with_streaming_response.create(
+                stream=True, stream_options={"include_usage": True}, **kwargs
+            )
+            with raw as body:
+                response.on_close(body.close)
+                for event in self._events(body):
+                    usage = event.get("usage")
+                    if isinstance(usage, dict):
+                        response.usage = Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                    for choice in event.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            yield content
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
             if response.closed:
                 return
         else:
@@ -244,6 +250,26 @@ class OpenAIChat(Model):
             raise ContentCutOff(
                 f"{self.provider_label} ended the stream before the answer was complete", provider=self.provider
             )
+
+    def _events(self, body):
+        """The JSON events of an SSE body (``data:`` lines) up to ``[DONE]``, after which the rest is read."""
+        lines = body.iter_lines()
+        for line in lines:
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data.startswith("[DONE]"):
+                for _rest in lines:  # HTTP/1.1 keeps the connection only once the body is read to its end
+                    pass
+                return
+            event = json.loads(data)
+            if not isinstance(event, dict):
+                raise ProviderUnavailable(f"{self.provider_label} sent a malformed response", provider=self.provider)
+            if event.get("error"):
+                error = event["error"]
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                raise ProviderUnavailable(f"{self.provider_label} failed: {message}", provider=self.provider)
+            yield event
 
     def translate_error(self, exc, response):
         return translate_openai_error(exc, self.provider, self.provider_label, self.where())
