@@ -2,12 +2,11 @@
 
 from sqlalchemy import select
 
-from tests.chat.test_routes import send
 from tests.fakes import FakeOpenAIServer
+from tests.support.admin import save_models, save_provider
+from tests.support.chat import send
 from webapp.extensions import db
 from webapp.models import Generation
-
-from .helpers import save_models, save_provider
 
 FIRST_KEY, SECOND_KEY = "sk-test-first-0000000000001", "sk-test-second-000000000002"
 

@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from tests.api.conftest import bearer, http
-from tests.waiting import wait_for
+from tests.support.api import bearer, http
+from tests.support.waiting import wait_for
 from webapp.api.completions import cancel
 from webapp.extensions import db
 from webapp.models import Generation

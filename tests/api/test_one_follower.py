@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from tests.api.conftest import bearer, http
-from tests.waiting import wait_for
+from tests.support.api import bearer, http
+from tests.support.waiting import wait_for
 from webapp import live
 from webapp.extensions import db
 from webapp.models import Generation
