@@ -15,6 +15,7 @@ from webapp.queue import get_redis
 
 def test_echo_streams_in_pieces_through_redis(client, auth, app, run_jobs):
     app.config["ECHO_DELAY"] = 0
+    app.config["LIVE_FLUSH_MS"] = 0  # every chunk its own write (by default they are coalesced)
     auth.signup()
     send(client, "alpha beta gamma delta")
     run_jobs()
