@@ -136,7 +136,7 @@ def jobs_direct(stack: Stack, count: int, prompt: str, timeout: float = 60.0) ->
     from webapp.conversations import start_conversation
     from webapp.extensions import db
     from webapp.generations import JOB_FUNCTION, create_generation
-    from webapp.models import Generation, GenerationStatus, Message, User, utcnow
+    from webapp.models import Generation, GenerationStatus, Message, User
     from webapp.queue import get_queue
 
     app = create_app()
@@ -151,11 +151,8 @@ def jobs_direct(stack: Stack, count: int, prompt: str, timeout: float = 60.0) ->
             generations.append(create_generation(message))
         db.session.commit()
         ids = [g.id for g in generations]
-        # What generations.enqueue() does for each, in one commit and one pipeline, so that the
-        # figure is the worker's pace rather than this process's.
-        for generation in generations:
-            generation.enqueued_at = utcnow()
-        db.session.commit()
+        # What generations.enqueue() does for each (the recorder has set enqueued_at), in one pipeline,
+        # so that the figure is the worker's pace rather than this process's.
         queue = get_queue()
         started = time.perf_counter()
         queue.enqueue_many(

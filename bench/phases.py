@@ -210,23 +210,35 @@ async def run(stack: Stack, args) -> dict:
         await users[0].turn("tokens=3 ttft=0 tps=0", warm)  # a finished generation to poll at rest
         time.sleep(1.0)
 
+        counts = results["counts"] = {}  # 5xx answers and duplicate jobs, phase by phase
         print("at rest: memory, status endpoint, page first byte…", flush=True)
+        mark = stack.mark()
         results["at_rest"] = await at_rest(stack, users[0], args)
+        counts["at rest"] = stack.counts_since(mark)
+        mark = stack.mark()
         results["latency"], results["latency_polling"] = await latency(stack, users, args)
+        counts["latency (events and polling)"] = stack.counts_since(mark)
+        mark = stack.mark()
         results["capacity"], memory = capacity(stack, args, results["at_rest"]["rss_kib"])
+        counts["capacity"] = stack.counts_since(mark)
         if memory:
             results["memory"] = memory
+        mark = stack.mark()
         results["throughput"] = await throughput(stack, users, args)
+        counts["throughput"] = stack.counts_since(mark)
         per_turn = results["throughput"]["cpu_ms_per_turn"] or {}
         results["cpu_ms_per_turn"] = {"web": per_turn.get("web"), "worker": per_turn.get("worker")}
 
         print("api: one client, 50 clients, 50 streams through /v1 and direct…", flush=True)
+        mark = stack.mark()
         results["api"] = api_phase(stack, api_key_for(stack, users[0].name), args.quick)
+        counts["api (/v1)"] = stack.counts_since(mark)
 
         print("fairness: one user floods /v1 while ten others chat…", flush=True)
         results["fairness"] = await fairness(stack, users[:10], args)
 
         print(f"events: {args.sse_streams} open streams on one web process…", flush=True)
+        mark = stack.mark()
         results["sse"] = await sse_phase(
             stack,
             users[0].client.cookies,
@@ -235,11 +247,14 @@ async def run(stack: Stack, args) -> dict:
             rest_seconds=16.0,  # one heartbeat (15 s) of every stream falls in it
             streaming_seconds=5.0 if args.quick else 10.0,
         )
+        counts["event streams"] = stack.counts_since(mark)
     finally:
         await asyncio.gather(*(u.close() for u in users), return_exceptions=True)
 
     print(f"jobs: {args.jobs} generations queued straight to the worker…", flush=True)
+    mark = stack.mark()
     jobs = jobs_direct(stack, args.jobs, f"bench ttft=0 tps=0 tokens={args.zero_tokens}")
+    results["counts"]["jobs"] = stack.counts_since(mark)
     jobs["baseline_calls_per_second"] = results["throughput"]["baseline_calls_per_second"]
     results["jobs"] = jobs
     return results

@@ -217,6 +217,23 @@ def table(results: dict) -> str:
         meets("page_ttfb_p50_ms", rest["page_ttfb_ms"]["p50"]),
     )
     add("chat page server time at rest, p50 ms", fmt(rest["page_server_ms"]["p50"], digits=2), "", "", None)
+    counts = results.get("counts") or {}
+    if counts:
+        add(
+            "5xx answers / duplicate jobs, by phase:",
+            "",
+            "",
+            f"{target('http_5xx')} / {target('duplicate_jobs')}",
+            None,
+        )
+    for phase, found in counts.items():
+        add(
+            f"  {phase}",
+            f"{found['http_5xx']} / {found['duplicate_jobs']}",
+            "",
+            "",
+            meets("http_5xx", found["http_5xx"]) and meets("duplicate_jobs", found["duplicate_jobs"]),
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
     lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -118,6 +118,38 @@ class Stack(AppStack):
 
         return StartedJobRegistry(QUEUE, connection=self.redis).count
 
+    def mark(self) -> dict:
+        """Where a phase starts: every web process's access log size, and the last generation's id."""
+        logs = {path: path.stat().st_size for path in self.tmp.glob("access-web*.log")}
+        return {"logs": logs, "generation_id": self._scalar("SELECT COALESCE(MAX(id), 0) FROM generations")}
+
+    def counts_since(self, mark: dict) -> dict[str, int]:
+        """Since ``mark``: 5xx answers in the access logs, and duplicate jobs (a job queued again for a
+        generation: the recovery sweep's re-queues) among the generations recorded."""
+        time.sleep(0.2)  # gunicorn writes the line after the response
+        server_errors = 0
+        for path in self.tmp.glob("access-web*.log"):
+            with open(path, "rb") as fh:
+                fh.seek(mark["logs"].get(path, 0))
+                for line in fh.read().decode(errors="replace").splitlines():
+                    parts = line.split()
+                    if len(parts) == 4 and parts[2].startswith("5"):
+                        server_errors += 1
+        since = int(mark["generation_id"])
+        duplicates = self._scalar(f"SELECT COALESCE(SUM(requeues), 0) FROM generations WHERE id > {since}")
+        return {"http_5xx": server_errors, "duplicate_jobs": int(duplicates)}
+
+    def _scalar(self, sql: str):
+        import sqlalchemy
+
+        from webapp.config import normalize_database_url
+
+        if getattr(self, "_engine", None) is None:
+            url = normalize_database_url(self.env["DATABASE_URL"])
+            self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        with self._engine.connect() as connection:
+            return connection.execute(sqlalchemy.text(sql)).scalar()
+
     def access_log_offset(self) -> int:
         return self.access_log.stat().st_size if self.access_log.exists() else 0
 
