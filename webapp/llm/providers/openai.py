@@ -98,8 +98,8 @@ def _httpx():
 
 _ssl_context = None
 _ssl_context_lock = threading.Lock()
-# (provider, base URL) -> ((key, timeouts), client): one client per configuration in each process.
-_clients: dict[tuple, tuple[tuple, object]] = {}
+# provider -> ((base URL, key, timeouts), client): one client per provider configuration in each process.
+_clients: dict[str, tuple[tuple, object]] = {}
 _clients_lock = threading.Lock()
 
 
@@ -194,16 +194,17 @@ class OpenAIChat(Model):
     def client(self, key: str | None):
         """This process's client for the key, base URL and timeouts: its connections (TCP and TLS) are
         kept between calls. A changed configuration (an admin's new key or base URL) gets a new client,
-        and the provider's earlier one is dropped (closed by the garbage collector once its calls end)."""
-        identity = (self.provider, self.base_url())
-        configuration = (key, config.request_timeout(), config.connect_timeout())
+        and the provider's earlier one is closed (a call still using it then fails as a cut connection)."""
+        configuration = (self.base_url(), key, config.request_timeout(), config.connect_timeout())
         with _clients_lock:
-            cached = _clients.get(identity)
+            cached = _clients.get(self.provider)
             if cached is not None and cached[0] == configuration:
                 return cached[1]
             client = self.make_client(key)
-            _clients[identity] = (configuration, client)
-            return client
+            _clients[self.provider] = (configuration, client)
+        if cached is not None:
+            cached[1].close()
+        return client
 
     # -- execution -------------------------------------------------------------
     def execute(self, prompt, stream, response, conversation):
