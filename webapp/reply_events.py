@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import redis
 from flask import current_app
 from sqlalchemy import select
 
