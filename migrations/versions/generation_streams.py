@@ -1,7 +1,7 @@
 """generations: streams (whether the client reads the reply as it grows)
 
 Revision ID: generation_streams
-Revises: attachments
+Revises: refresh_grace
 Create Date: 2026-12-03 09:00:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'generation_streams'
-down_revision = 'attachments'
+down_revision = 'refresh_grace'
 branch_labels = None
 depends_on = None
 
