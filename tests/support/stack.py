@@ -44,14 +44,16 @@ def app_env(instance: Path, database_url: str, redis_url: str, queue: str, **ext
 
 
 def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
         cwd=PROJECT_ROOT,
         env=env,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"flask db upgrade failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
 
 def worker_command(queue: str | None = None, concurrency: int | None = None, name: str | None = None) -> list[str]:
