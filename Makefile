@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The tests run on pytest-xdist workers, the process-heavy groups one test at a time (docs/testing.md).
+# TEST_WORKERS=0 runs them all in this one process.
+TEST_WORKERS ?= 3
+PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: install migrate run worker test test-fast test-browser bench lint clean
 
@@ -24,11 +28,11 @@ worker: install
 	$(BIN)/python -m workers
 
 test: install
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest $(PARALLEL) --durations=15
 
 # The quick lane while working: everything but the process-level (slow) and browser tests, on SQLite.
 test-fast: install
-	TEST_DATABASE_URL= $(BIN)/python -m pytest -q -m "not slow and not browser"
+	TEST_DATABASE_URL= $(BIN)/python -m pytest -q $(PARALLEL) -m "not slow and not browser"
 
 test-browser: install
 	$(BIN)/python -m pytest -q -m browser

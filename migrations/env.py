@@ -10,7 +10,9 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Existing loggers stay enabled: a process that migrates in place (tests, a shell) keeps its own logging
+# (fileConfig's default disables every logger already created, e.g. webapp.database's retry messages).
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 

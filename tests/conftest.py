@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from rq import SimpleWorker
+from sqlalchemy.engine import make_url
 
 from tests.support.accounts import AuthActions
 from webapp import create_app
@@ -15,10 +16,48 @@ from webapp.config import ENV_KEYS
 from webapp.extensions import db
 from webapp.queue import get_queue, get_redis
 
+# `make test` runs the suite on several pytest-xdist workers (docs/testing.md). Each worker is its own process
+# with its own session fixtures: its own embedded Valkey, fake provider servers, OpenID Connect provider and
+# PostgreSQL database. The process-heavy tests run one at a time, in one group each (see SERIAL_GROUPS).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... in a worker, "" otherwise
+
+# Each group runs on one worker, one test after another, while the other workers take the many small tests:
+# the system tests start gunicorn, workers and Valkey and count on them under load, and Chromium is heavy;
+# two of either at once on a 2-core machine would starve each other.
+SERIAL_GROUPS = {"tests/system/": "system", "tests/browser/": "browser"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` with SERIAL_GROUPS by path. xdist's own grouping reads an `xdist_group` mark by
+    rewriting node ids, which pytest 9.2 ignores (pytest-dev/pytest-xdist#1386); the scheduler sees node ids."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SerialGroupsScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid):
+            for prefix, group in SERIAL_GROUPS.items():
+                if nodeid.startswith(prefix):
+                    return group
+            return super()._split_scope(nodeid)
+
+    return SerialGroupsScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts its workers
+def pytest_configure(config):
+    # Pub/sub channels and the client list are server-wide, not per database number: workers sharing one
+    # TEST_REDIS_URL would see each other's. The embedded Valkey (one per worker) has no such limit.
+    if os.environ.get("TEST_REDIS_URL") and config.getoption("numprocesses", None):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+        config.option.tx = []
+
 
 @pytest.fixture(scope="session")
 def redis_url():
-    """TEST_REDIS_URL, or an embedded Valkey on an owner-only unix socket for the whole session."""
+    """TEST_REDIS_URL (the suite then runs in one process), or an embedded Valkey on an owner-only unix socket
+    for the whole session (one per xdist worker)."""
     if os.environ.get("TEST_REDIS_URL"):
         yield os.environ["TEST_REDIS_URL"]
         return
@@ -39,11 +78,35 @@ def _database_params():
     return params
 
 
+@pytest.fixture(scope="session")
+def postgres_test_database():
+    """TEST_DATABASE_URL's database, or under xdist a database of this worker's own on that server
+    (<name>_gw0, ...), made for the session and dropped after it: tests drop and create all tables."""
+    url = make_url(os.environ["TEST_DATABASE_URL"])
+    if not XDIST_WORKER:
+        yield url.render_as_string(hide_password=False)
+        return
+    import psycopg
+
+    name = f"{url.database or 'postgres'}_{XDIST_WORKER}"
+    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def drop():
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    drop()  # left over from a run that was killed
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield url.set(database=name).render_as_string(hide_password=False)
+    drop()
+
+
 @pytest.fixture(params=_database_params())
 def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
-    return os.environ["TEST_DATABASE_URL"]
+    return request.getfixturevalue("postgres_test_database")
 
 
 @pytest.fixture
