@@ -27,6 +27,7 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... in
 SERIAL_GROUPS = {"tests/system/": "system", "tests/browser/": "browser"}
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: `-p no:xdist` still runs
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` with SERIAL_GROUPS by path. xdist's own grouping reads an `xdist_group` mark by
     rewriting node ids, which pytest 9.2 ignores (pytest-dev/pytest-xdist#1386); the scheduler sees node ids."""
