@@ -10,7 +10,7 @@ from ..accounts.throttle import client_address
 from ..extensions import db
 from ..llm import get_aliases
 from ..message_size import body_too_large
-from . import api_bp, completions, tokens, v1_bp
+from . import answers, api_bp, completions, tokens, v1_bp
 from .auth import api_login_required, current_api_user
 from .errors import ApiError
 from .openapi import openapi_spec
@@ -147,9 +147,9 @@ def _chat(provider: str | None):
     chat = completions.parse_request(user, json_body(), provider)
     generation = completions.start(user, chat)
     if chat.stream:
-        events = stream_with_context(completions.stream_events(generation, chat.include_usage))
+        events = stream_with_context(answers.stream_events(generation, chat.include_usage))
         return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
-    return jsonify(completions.completion(completions.wait_until_finished(generation)))
+    return jsonify(answers.completion(answers.wait_until_finished(generation)))
 
 
 @api_bp.post("/chat/completions/", strict_slashes=False)
