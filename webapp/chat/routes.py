@@ -1,25 +1,17 @@
-from urllib.parse import quote
-
-from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import inspect as sa_inspect
 
 from .. import attachments
 from .. import conversations as convs
-from ..access import ModelNotAllowed, model_notice, needs_setup_models, setup_problem
-from ..errors import json_endpoint
+from ..access import ModelNotAllowed, model_notice
 from ..extensions import db
 from ..generations import (
     LimitReached,
     NotQueued,
-    failure_headline,
     live_states,
-    retry_after_seconds,
-    stop,
 )
 from ..llm import get_model
-from ..llm.errors import without_addresses
-from ..markdown import render_markdown
 from ..message_size import body_too_large
 from ..model_options import (
     ModelUnavailable,
@@ -30,10 +22,9 @@ from ..model_options import (
     usable_model,
     usable_models,
 )
-from ..reply_events import progress
 from . import bp
-from .events import reply_fragment
-from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm, progress_query
+from .forms import EditMessageForm, MessageForm, RenameForm, SettingsForm
+from .templating import attachment_limits
 
 
 @bp.before_request
@@ -56,64 +47,6 @@ def upload_limit(endpoint, values):
     if request.content_length is not None and request.content_length > limit:
         abort(413, description=body_too_large(limit, f"Attachments: {attachments.describe_limits()}."))
     request.max_content_length = limit
-
-
-@bp.app_context_processor
-def model_setup_helpers():
-    """For model pickers (here and on the model settings page): admins also see the models that need
-    setup, greyed, with why; users never see them."""
-
-    def models_needing_setup():
-        if not getattr(current_user, "is_admin", False):
-            return []
-        return [(model, setup_problem(model, for_admin=True)) for model in needs_setup_models(current_user)]
-
-    return {"models_needing_setup": models_needing_setup}
-
-
-@bp.app_template_filter("failure_detail")
-def failure_detail(error: str | None) -> str | None:
-    """A failed reply's detail as the signed-in user may see it: admins get it whole, with the provider's
-    address; everyone else the provider's name and the reason (webapp.llm.errors.without_addresses)."""
-    if error is None or getattr(current_user, "is_admin", False):
-        return error
-    return without_addresses(error)
-
-
-@bp.context_processor
-def reply_helpers():
-    return {
-        "render_markdown": render_markdown,
-        "failure_headline": failure_headline,
-        "retry_after_seconds": retry_after_seconds,
-        "model_reads_pdf": _model_reads_pdf,
-        "file_size": _file_size,
-        "attachment_types": attachments.allowed_types(),
-    }
-
-
-def _model_reads_pdf(model_id: str) -> bool:
-    try:
-        return get_model(model_id).capabilities()[1]
-    except KeyError:
-        return True  # a removed model: nothing to say about how it read the file
-
-
-def _file_size(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} KB"
-
-
-def _attachment_limits(model, models=None) -> dict:
-    """What the composer tells (and its script checks before sending): limits, types, whether the model sees."""
-    return {
-        "files": attachments.max_files(),
-        "file_bytes": attachments.max_file_bytes(),
-        "types": attachments.allowed_types(),
-        "describe": attachments.describe_limits(),
-        "reads_images": model.capabilities()[0] if model is not None else True,
-        # For a new chat's model picker: the composer says at once when the chosen model cannot see.
-        "vision_models": [m.model_id for m in models if m.capabilities()[0]] if models is not None else None,
-    }
 
 
 def _conversation_url(conv, **params):
@@ -185,9 +118,9 @@ def _render(
         rename_form=rename_form,
         composer_error=composer_error,
         kept_files=kept_files or [],
-        attachment_limits=_attachment_limits(model)
+        attachment_limits=attachment_limits(model)
         if conv is not None
-        else _attachment_limits(_model_or_none(convs.default_model_id(current_user)), models),
+        else attachment_limits(_model_or_none(convs.default_model_id(current_user)), models),
     ), status
 
 
@@ -416,63 +349,3 @@ def regenerate(conversation_id, message_id):
     except (ValueError, convs.ReplyInProgress, NotQueued) as exc:
         flash(str(exc), "error")
     return redirect(_conversation_url(conv) + "#latest")
-
-
-@bp.route("/generations/<int:generation_id>/stop", methods=["POST"])
-def stop_generation(generation_id):
-    generation = convs.owned_generation(current_user, generation_id)
-    conversation_id = generation.conversation_id
-    try:
-        status = stop(generation)
-    except NotQueued as exc:
-        if _wants_json():
-            return jsonify({"error": {"message": str(exc), "code": 503}}), 503
-        flash(str(exc), "error")
-        status = None
-    if _wants_json():
-        return jsonify({"id": generation_id, "status": status})
-    return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
-
-
-def _wants_json():
-    return request.accept_mimetypes.best == "application/json"
-
-
-@bp.route("/generations/<int:generation_id>/status")
-@json_endpoint
-def generation_status(generation_id):
-    cursor, wait_seconds = progress_query(request.args)
-    generation = convs.owned_generation(current_user, generation_id)
-    payload = progress(generation, cursor, int(wait_seconds * 1000))
-    if payload.get("error"):
-        payload["error"] = failure_detail(payload["error"])
-    db.session.remove()
-    return jsonify(payload)
-
-
-@bp.route("/generations/<int:generation_id>/fragment")
-def generation_fragment(generation_id):
-    """The reply as the page renders it (sanitized Markdown, actions): the script swaps it in when done."""
-    generation = convs.owned_generation(current_user, generation_id)
-    if generation.message is None:
-        abort(404)
-    return reply_fragment(generation)
-
-
-@bp.route("/attachments/<int:attachment_id>/<path:filename>")
-def attachment(attachment_id, filename):
-    """A file, to its owner or an admin (404 for anyone else): its real type, never sniffed, never cached
-    by shared caches; anything but a raster image downloads instead of opening in the page's origin."""
-    link = attachments.owned(current_user, attachment_id)
-    disposition = "inline" if link.is_image else "attachment"
-    plain = link.filename.encode("ascii", "replace").decode().replace("\\", "_").replace('"', "_")
-    return Response(
-        attachments.file_bytes(link),
-        mimetype=link.file.content_type,
-        headers={
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=86400",
-            "Content-Disposition": f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{quote(link.filename)}",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
