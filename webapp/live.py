@@ -279,6 +279,9 @@ class LiveFeed:
         self.connection = connection
         self._pubsub = connection.pubsub()
         self._lock = threading.Lock()
+        # redis-py's PubSub is not safe to command from several threads: two first SUBSCRIBEs at
+        # once would each open a connection, and one would be lost with its subscriptions.
+        self._command_lock = threading.Lock()
         self._waiting: dict[bytes, set[threading.Event]] = {}
         self._reader: threading.Thread | None = None
         self._closed = threading.Event()
@@ -295,7 +298,8 @@ class LiveFeed:
                 self._reader.start()
         if first:
             try:
-                self._pubsub.subscribe(channel)
+                with self._command_lock:
+                    self._pubsub.subscribe(channel)
             except (redis.RedisError, OSError):
                 # Its connection went stale while nobody listened (Redis restarted): start afresh, once.
                 if not self._resubscribe():
@@ -314,7 +318,8 @@ class LiveFeed:
                 del self._waiting[channel]
         if last:
             try:
-                self._pubsub.unsubscribe(channel)
+                with self._command_lock:
+                    self._pubsub.unsubscribe(channel)
             except redis.RedisError:
                 pass  # the reader reconnects and subscribes only to what is still waited on
 
@@ -324,7 +329,7 @@ class LiveFeed:
 
     def _read_forever(self) -> None:
         while not self._closed.is_set():
-            with self._lock:
+            with self._command_lock, self._lock:  # the order every holder of both takes them in
                 if not self._waiting:  # nobody to wake: end, the next subscriber starts a reader again
                     self._reader = None
                     # and a fresh connection: this one would go stale unnoticed if Redis restarted meanwhile
@@ -352,16 +357,18 @@ class LiveFeed:
     def _resubscribe(self) -> bool:
         """A new connection, subscribed to every channel still waited on; whether that worked."""
         try:
-            self._pubsub.reset()
-            with self._lock:
-                channels = list(self._waiting)
-            if channels:
-                self._pubsub.subscribe(*channels)
+            with self._command_lock:
+                self._pubsub.reset()
+                with self._lock:
+                    channels = list(self._waiting)
+                if channels:
+                    self._pubsub.subscribe(*channels)
             return True
         except (redis.RedisError, OSError):
             return False
 
     def _drop_connection(self) -> None:
+        """(Its caller holds the command lock.)"""
         try:
             self._pubsub.reset()
         except (redis.RedisError, OSError):

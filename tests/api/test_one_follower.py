@@ -50,29 +50,31 @@ def test_waiting_v1_streams_share_the_process_pub_sub_reader(app, server, api_ke
     url = urlsplit(server)
     body = json.dumps({"model": "echo", "stream": True, "messages": [{"role": "user", "content": "wait"}]})
     connections = []
-    for _ in range(50):
-        connection = HTTPConnection(url.hostname, url.port, timeout=30)
-        connection.request(
-            "POST", "/v1/chat/completions", body, {"Content-Type": "application/json", **bearer(api_key)}
-        )
-        connections.append(connection)
-    with app.app_context():
-        redis = get_redis()
-        wait_for(
-            lambda: not db.session.rollback() and db.session.scalar(select(func.count(Generation.id))) == 50,
-            what="50 calls recorded",
-        )
-        channels = [live.notify_channel(i) for i in db.session.scalars(select(Generation.id))]
-        wait_for(
-            lambda: all(count == 1 for _channel, count in redis.pubsub_numsub(*channels)),
-            what="every stream waiting on its notify channel",
-        )
-        assert redis.info("clients")["blocked_clients"] == 0
-        # (Other connections of this Redis may subscribe too: RQ's workers, earlier tests' apps.)
-        serving = [c for c in redis.client_list() if int(c.get("sub", 0)) >= 50]
-        assert [int(c["sub"]) for c in serving] == [50], "one pub/sub connection serves every stream of the process"
-    for connection in connections:
-        connection.close()
+    try:
+        for _ in range(50):
+            connection = HTTPConnection(url.hostname, url.port, timeout=30)
+            connection.request(
+                "POST", "/v1/chat/completions", body, {"Content-Type": "application/json", **bearer(api_key)}
+            )
+            connections.append(connection)
+        with app.app_context():
+            redis = get_redis()
+            wait_for(
+                lambda: not db.session.rollback() and db.session.scalar(select(func.count(Generation.id))) == 50,
+                what="50 calls recorded",
+            )
+            channels = [live.notify_channel(i) for i in db.session.scalars(select(Generation.id))]
+            wait_for(
+                lambda: all(count == 1 for _channel, count in redis.pubsub_numsub(*channels)),
+                what="every stream waiting on its notify channel",
+            )
+            assert redis.info("clients")["blocked_clients"] == 0
+            # (Other connections of this Redis may subscribe too: RQ's workers, earlier tests' apps.)
+            serving = [c for c in redis.client_list() if int(c.get("sub", 0)) >= 50]
+            assert [int(c["sub"]) for c in serving] == [50], "one pub/sub connection serves every stream of the process"
+    finally:  # closed even when an assertion fails: left open, they would fail the next test as leaks
+        for connection in connections:
+            connection.close()
     with app.app_context():  # each hang-up is noticed at its stream's next keep-alive, and cancels its job
         wait_for(
             lambda: (
