@@ -450,4 +450,13 @@
   form.addEventListener("dragover", function (e) { if (!window.sbAttach) e.preventDefault(); });
   form.addEventListener("drop", function (e) { load(e, e.dataTransfer ? e.dataTransfer.files : []); });
   form.addEventListener("paste", function (e) { load(e, e.clipboardData ? e.clipboardData.files : []); });
+  // A new chat's model picker: the hint says at once whether the chosen model reads images.
+  var select = document.getElementById("new-model"), hint = document.getElementById("attach-hint");
+  if (select && hint && box.dataset.vision !== undefined) {
+    var blind = ". This model cannot read images", seeing = box.dataset.vision.split(" ");
+    var plain = hint.textContent.replace(blind, "");
+    select.addEventListener("change", function () {
+      hint.textContent = plain + (seeing.indexOf(select.value) >= 0 ? "" : blind);
+    });
+  }
 })();
