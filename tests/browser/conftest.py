@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from tests.support.browser import ARTIFACTS, shoot_both_themes
 from tests.support.stack import worker_command
 from webapp.paths import PROJECT_ROOT
 
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSED_TO_WORKER = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RETRY_MAX_ATTEMPTS")
 
@@ -119,11 +119,7 @@ def both_themes(page):
     """Screenshots of the current page in the light and the dark theme: NAME-light.png, NAME-dark.png."""
 
     def take(name: str, full_page: bool = True):
-        ARTIFACTS.mkdir(exist_ok=True)
-        for scheme in ("light", "dark"):
-            page.emulate_media(color_scheme=scheme)
-            page.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"), full_page=full_page)
-        page.emulate_media(color_scheme="light")
+        shoot_both_themes(page, name, full_page)
 
     return take
 

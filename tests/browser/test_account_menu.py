@@ -5,19 +5,10 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
-from tests.support.browser import LONG, account_menu, sign_up
+from tests.support.browser import LONG, account_menu, shoot_both_themes, sign_up
 
 INSIDE = """() => { const box = document.querySelector(".account-menu .menu").getBoundingClientRect();
   return box.left >= 0 && box.right <= innerWidth && box.top >= 0 && box.bottom <= innerHeight; }"""
-
-
-def shoot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"))
-    page.emulate_media(color_scheme="light")
 
 
 def test_account_menu_without_script_at_390_px_and_on_a_desktop(browser, web_server):
@@ -31,7 +22,7 @@ def test_account_menu_without_script_at_390_px_and_on_a_desktop(browser, web_ser
         expect(menu.get_by_role("button")).to_have_text(["System", "Light", "Dark", "Sign out ada"])
         expect(menu.get_by_role("button", name="System", exact=True)).to_have_attribute("aria-pressed", "true")
         assert page.evaluate(INSIDE), "the open menu sticks out of a 390 px screen"
-        shoot(page, "account-menu-390")
+        shoot_both_themes(page, "account-menu-390")
 
         menu.get_by_role("link", name="Sessions").click()
         expect(page.get_by_role("heading", name="Sessions", exact=True)).to_be_visible(timeout=LONG)
@@ -47,7 +38,7 @@ def test_account_menu_without_script_at_390_px_and_on_a_desktop(browser, web_ser
         page.set_viewport_size({"width": 1280, "height": 720})
         account_menu(page)
         assert page.evaluate(INSIDE)
-        shoot(page, "account-menu-desktop")
+        shoot_both_themes(page, "account-menu-desktop")
         account_menu(page).get_by_role("button", name="Sign out").click()
         expect(page.get_by_text("You are signed out.")).to_be_visible(timeout=LONG)
     finally:

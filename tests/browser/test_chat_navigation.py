@@ -5,8 +5,7 @@ from datetime import timedelta
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
-from tests.support.browser import LONG, send, sign_in, sign_up, wait_done
+from tests.support.browser import LONG, send, shoot_both_themes, sign_in, sign_up, wait_done
 
 PHONE = {"width": 390, "height": 844}
 # Where the title bar is, and whether it is the element actually drawn at its centre (nothing covers it).
@@ -17,14 +16,6 @@ TITLE_BAR = """() => {
   return { top: Math.round(box.top), bottom: Math.round(box.bottom), topbar: Math.round(topbar.bottom),
            onTop: bar.contains(hit), scrolled: Math.round(window.scrollY) };
 }"""
-
-
-def shoot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"))
-    page.emulate_media(color_scheme="light")
 
 
 def age(app, title, days):
@@ -50,7 +41,7 @@ def test_title_bar_stays_in_view_while_the_thread_scrolls(browser, live_server):
             assert bar["top"] == bar["topbar"] and bar["onTop"], bar
             expect(page.locator(".thread-header").get_by_role("link", name="Delete")).to_be_in_viewport()
             expect(page.locator(".thread-header summary", has_text="Rename")).to_be_in_viewport()
-            shoot(page, f"title-bar-scrolled-{name}")
+            shoot_both_themes(page, f"title-bar-scrolled-{name}")
         finally:
             context.close()
 
@@ -84,7 +75,7 @@ def test_sidebar_groups_by_date_and_menus_work_without_javascript(browser, live_
         menu = item.locator(".menu")
         expect(menu.get_by_role("link")).to_have_text(["Rename", "Export", "Delete"])
         expect(menu).to_be_in_viewport()
-        shoot(page, "sidebar-menu-390")
+        shoot_both_themes(page, "sidebar-menu-390")
 
         with page.expect_download() as download:
             menu.get_by_role("link", name="Export").click()
@@ -115,6 +106,6 @@ def test_sidebar_groups_by_date_and_menus_work_without_javascript(browser, live_
         item = page.locator(".conversations li", has_text="last week chat")
         item.get_by_label("Actions").click()
         expect(item.locator(".menu")).to_be_in_viewport()
-        shoot(page, "sidebar-menu-desktop")
+        shoot_both_themes(page, "sidebar-menu-desktop")
     finally:
         context.close()

@@ -3,8 +3,7 @@ at 390 px, in both themes, and with scripting off (everything but Copy comes fro
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
-from tests.support.browser import LONG, send, sign_in, sign_up, wait_done
+from tests.support.browser import ARTIFACTS, LONG, send, sign_in, sign_up, wait_done
 
 REPLY = (
     "Here is the function:\n\n```python\ndef area(radius):\n    # the circle's area\n    return 3.14159 * radius ** 2\n```\n\n"

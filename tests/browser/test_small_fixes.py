@@ -2,8 +2,7 @@
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
-from tests.support.browser import sign_in, sign_up
+from tests.support.browser import ARTIFACTS, sign_in, sign_up
 
 PHONE = {"width": 390, "height": 844}
 HEIGHTS = """() => Object.fromEntries(["a.new-chat", ".search input", ".search button", ".composer .send"].map(

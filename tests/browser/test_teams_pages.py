@@ -3,9 +3,8 @@ sets its models and budgets; the member reads the Usage page from the account me
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_narrow_screens import check
-from tests.support.browser import LONG, account_menu, sign_in, unlabelled_controls
+from tests.support.browser import ARTIFACTS, LONG, account_menu, sign_in, unlabelled_controls
 from webapp import groups, site_settings
 from webapp.extensions import db
 from webapp.models import Group, UsageRecord, User, utcnow

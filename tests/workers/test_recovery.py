@@ -130,6 +130,16 @@ def age(app, generation_id):
         db.session.commit()
 
 
+def assert_requeued_and_answered(app, generation_id, run_jobs):
+    """Past its grace, the sweep queues the generation again, and the new job answers it."""
+    age(app, generation_id)
+    with app.app_context():
+        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
+    run_jobs()
+    with app.app_context():
+        assert db.session.get(Generation, generation_id).status == "succeeded"
+
+
 def only_generation_id(app):
     with app.app_context():
         return db.session.scalar(select(Generation.id))
@@ -173,12 +183,7 @@ def test_job_that_failed_before_its_claim_leaves_the_generation_queued_and_is_re
     with app.app_context():
         generation = db.session.get(Generation, generation_id)
         assert generation.status == "queued" and generation.started_at is None  # consistent: untouched
-    age(app, generation_id)
-    with app.app_context():
-        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
-    run_jobs()
-    with app.app_context():
-        assert db.session.get(Generation, generation_id).status == "succeeded"
+    assert_requeued_and_answered(app, generation_id, run_jobs)
 
 
 def test_requeueing_is_bounded(client, auth, app):
@@ -218,12 +223,7 @@ def test_a_finished_job_whose_generation_is_still_queued_is_requeued(client, aut
         generation = db.session.get(Generation, generation_id)
         generation.status = "queued"
         db.session.commit()
-    age(app, generation_id)
-    with app.app_context():
-        assert recovery.sweep(get_redis()) == {generation_id: "requeued"}
-    run_jobs()
-    with app.app_context():
-        assert db.session.get(Generation, generation_id).status == "succeeded"
+    assert_requeued_and_answered(app, generation_id, run_jobs)
 
 
 def test_a_final_record_the_worker_kept_in_redis_is_saved_by_the_sweep(client, auth, app):
