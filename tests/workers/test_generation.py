@@ -62,7 +62,7 @@ def test_history_is_sent_with_follow_ups(client, auth, app, run_jobs):
 
 
 @pytest.mark.slow
-def test_real_worker_process_streams_a_reply(client, auth, app, app_config, instance_path):
+def test_real_worker_process_streams_a_reply(client, auth, app, app_config, instance_path, tmp_path):
     """The real `python -m workers` process (forking RQ worker) answers; the page sees the text grow."""
     app.config["ECHO_DELAY"] = 0.05
     env = worker_env(
@@ -70,9 +70,9 @@ def test_real_worker_process_streams_a_reply(client, auth, app, app_config, inst
         instance_path,
         ECHO_DELAY="0.05",
     )
-    worker = subprocess.Popen(
-        worker_command(), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log_path = tmp_path / "worker.log"  # a file: a pipe read only at the end could fill and block the worker
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(worker_command(), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         auth.signup()
         words = " ".join(f"word{i}" for i in range(12))
@@ -97,5 +97,5 @@ def test_real_worker_process_streams_a_reply(client, auth, app, app_config, inst
             assert db.session.get(Generation, generation_id).text == text
     finally:
         worker.terminate()
-        output = worker.communicate(timeout=15)[0].decode(errors="replace")
-    assert "generation" in output  # the worker logged the job
+        worker.wait(timeout=15)
+    assert "generation" in log_path.read_text(errors="replace")  # the worker logged the job

@@ -17,21 +17,25 @@ from webapp.paths import PROJECT_ROOT
 
 
 @pytest.fixture
-def worker_process(redis_url, instance_path):
+def worker_process(redis_url, instance_path, tmp_path):
     connection = redis.Redis.from_url(redis_url)
     connection.flushdb()
     env = {**os.environ, "SWITCHBOARD_INSTANCE_PATH": str(instance_path), "REDIS_URL": redis_url}
-    process = subprocess.Popen(
-        worker_command("threaded-test", 30),
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # Output to a file: a pipe read only at the end fills up, and the worker's logging then blocks every thread.
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            worker_command("threaded-test", 30), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     yield connection
     process.terminate()
-    output = process.communicate(timeout=20)[0].decode(errors="replace")
-    assert process.returncode == 0, output
+    try:
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log_path.read_text(errors="replace")
 
 
 @pytest.mark.slow
