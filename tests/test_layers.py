@@ -15,7 +15,14 @@ FLOORS = [
     ("storage", ["webapp/models.py", "webapp/extensions.py", "webapp/database.py", "webapp/paths.py"]),
     (
         "LLM layer and queue",
-        ["webapp/llm", "webapp/queue.py", "webapp/live.py", "webapp/logs.py", "webapp/fairqueue.py"],
+        [
+            "webapp/llm",
+            "webapp/queue.py",
+            "webapp/live.py",
+            "webapp/logs.py",
+            "webapp/fairqueue.py",
+            "webapp/cooldowns.py",
+        ],
     ),
     (
         "domain: settings and records",
@@ -46,6 +53,7 @@ FLOORS = [
             "webapp/metrics.py",
             "webapp/sso.py",
             "webapp/scheduling.py",
+            "webapp/fallbacks.py",
         ],
     ),
     ("domain: choices and summaries", ["webapp/model_options.py", "webapp/usage_summary.py"]),

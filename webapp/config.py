@@ -218,6 +218,20 @@ SETTINGS: tuple[Setting, ...] = (
         "The worker writes a streaming reply's text to Redis at most this often, in milliseconds (the first "
         "text at once): one round trip for many provider chunks. 0 writes every chunk as it comes.",
     ),
+    Setting(
+        "COOLDOWN_FAILURES",
+        "int",
+        3,
+        "Fallback: failures of one kind (rate limited, provider down, key refused) within COOLDOWN_WINDOW_SECONDS "
+        "after which a model is skipped for COOLDOWN_SECONDS (0: no cooldowns). See docs/fallback.md.",
+    ),
+    Setting("COOLDOWN_WINDOW_SECONDS", "float", 60.0, "Fallback: the window in which a model's failures are counted."),
+    Setting(
+        "COOLDOWN_SECONDS",
+        "float",
+        60.0,
+        "Fallback: how long a model is skipped once cooling down (a provider's longer Retry-After wins).",
+    ),
 )
 ENV_KEYS = tuple(s.name for s in SETTINGS)
 KINDS = {s.name: s.kind for s in SETTINGS}

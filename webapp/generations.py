@@ -14,7 +14,7 @@ from sqlalchemy import String, cast, func, insert, literal, null, select, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import limits, live, scheduling
+from . import fallbacks, limits, live, scheduling
 from .database import write
 from .extensions import db
 from .llm import get_model
@@ -372,10 +372,11 @@ def outcome(generation: Generation) -> dict:
         generation.model_id,
         generation.input_tokens,
         generation.output_tokens,
+        generation.attempt_log,
     )
 
 
-def outcome_of(status, error, error_code, model, input_tokens, output_tokens) -> dict:
+def outcome_of(status, error, error_code, model, input_tokens, output_tokens, attempt_log=None) -> dict:
     """``outcome`` from its parts (as the worker's end mark carries them)."""
     failed = status == GenerationStatus.FAILED
     return {
@@ -386,4 +387,6 @@ def outcome_of(status, error, error_code, model, input_tokens, output_tokens) ->
         "retry_after": float(match.group(1)) if failed and (match := _RETRY_AFTER_RE.search(error or "")) else None,
         "model": model,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        "fallback": fallbacks.trail_sentence(attempt_log, model),  # "answered by X after Y was rate limited"
+        "attempts": attempt_log or [],
     }

@@ -375,11 +375,18 @@ def _reservation_key(generation_id: int) -> str:
     return f"switchboard:limits:reservation:{generation_id}"
 
 
-def settle(connection: redis.Redis, generation_id: int, used_tokens: int | None, usage_=None) -> None:
+def settle(
+    connection: redis.Redis,
+    generation_id: int,
+    used_tokens: int | None,
+    usage_=None,
+    answered_by: tuple[str, str] | None = None,
+) -> None:
     """Replace the generation's estimates with what it really used (0 when it never ran).
 
     ``usage_`` (with ``input_tokens`` and ``output_tokens``) prices the real cost; without it the
-    tokens are priced at the higher of the two prices.
+    tokens are priced at the higher of the two prices. ``answered_by`` (model id, provider): a fallback
+    answered, so its prices count, not those of the model the reservation was made for.
     """
     reservation = connection.getdel(_reservation_key(generation_id))
     if reservation is None:
@@ -392,6 +399,8 @@ def settle(connection: redis.Redis, generation_id: int, used_tokens: int | None,
     used = int(used_tokens or 0)
     token_difference = used - int(record["tokens"]) if record["tokens"] else 0
     input_price, output_price = record["prices"]
+    if answered_by is not None:
+        input_price, output_price = unit_prices(*answered_by) or (0.0, 0.0)
     if usage_ is not None and (usage_.input_tokens is not None or usage_.output_tokens is not None):
         real = (usage_.input_tokens or 0) * input_price + (usage_.output_tokens or 0) * output_price
     else:

@@ -151,6 +151,12 @@ class LiveWriter:
                 last = self.connection.xrevrange(self.key, count=1)
                 self._mark_at(int(last[0][0].split(b"-")[0]) if last else 0, fields)
 
+    def fallback(self, news: dict) -> None:
+        """Record that the reply moved on to another model (``news``: from, to, kind) at the current offset,
+        so every reader that follows the reply sees it where it happened."""
+        with self._lock:
+            self._mark_at(self.offset, {"fallback": json.dumps(news)}, with_pending=True)
+
     def _mark_at(self, offset: int, fields: dict, with_pending: bool = False) -> None:
         pipe = self.connection.pipeline(transaction=False)
         if with_pending:
@@ -210,6 +216,7 @@ class LiveRead:
     statuses: list[str] = field(default_factory=list)  # final statuses only
     started: bool = False  # a worker has taken the job (the running mark)
     outcome: dict | None = None  # what the worker's end mark says of the end (status, error, usage)
+    fallbacks: list[dict] = field(default_factory=list)  # the reply moved on to another model (LiveWriter.fallback)
 
 
 def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms: int = 0) -> LiveRead:
@@ -228,6 +235,8 @@ def read_since(connection: redis.Redis, generation_id: int, cursor: int, wait_ms
                 if skip < len(chunk):
                     parts.append(chunk[max(skip, 0) :])
                     result.cursor = start + len(chunk)
+            elif b"fallback" in fields:
+                result.fallbacks.append(json.loads(fields[b"fallback"]))
             elif b"status" in fields:
                 status = fields[b"status"].decode()
                 if status == RUNNING:

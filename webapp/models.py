@@ -173,6 +173,9 @@ class Generation(db.Model):
     input_tokens: Mapped[int | None] = mapped_column()
     output_tokens: Mapped[int | None] = mapped_column()
     attempts: Mapped[int] = mapped_column(default=0)
+    # Every provider call, in order (webapp.fallbacks.attempt): model, time, wait before it, error kind.
+    # model_id is the model that answered (the last one asked); the first entry names the one requested.
+    attempt_log: Mapped[list | None] = mapped_column(JSON)
     # Times the recovery sweep queued a new job for it (a lost worker or job); bounded by recovery.MAX_REQUEUES.
     requeues: Mapped[int] = mapped_column(default=0, server_default="0")
     enqueued_at: Mapped[datetime | None] = mapped_column()

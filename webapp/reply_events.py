@@ -40,7 +40,7 @@ RECORD_CHECK_SECONDS = 60.0
 
 @dataclass
 class ReplyEvent:
-    name: str  # status, text, done, failed, stopped, heartbeat (and "waiting", when asked for)
+    name: str  # status, fallback, text, done, failed, stopped, heartbeat (and "waiting", when asked for)
     cursor: int
     data: dict
     generation: Generation | None = None  # the finished record, with the ending events when asked for
@@ -97,11 +97,15 @@ def _follow(
     try:
         yield ReplyEvent("status", cursor, {"status": status, "position": position})
         quiet_since = checked_position = checked_record = time.monotonic()
+        fallbacks_seen = 0  # fallback marks sit before the text: read again until text moves the cursor
         while True:
             update = live.read_since(connection, generation_id, cursor)
             if status == GenerationStatus.QUEUED and (update.started or update.text):
                 status, position = GenerationStatus.RUNNING, None
                 yield ReplyEvent("status", cursor, {"status": status, "position": None})
+            for news in update.fallbacks[fallbacks_seen:]:  # the reply moved on to another model
+                yield ReplyEvent("fallback", cursor, news)
+            fallbacks_seen = max(fallbacks_seen, len(update.fallbacks)) if not update.text else 0
             if update.text:
                 cursor = update.cursor
                 yield ReplyEvent("text", cursor, {"text": update.text})

@@ -19,13 +19,14 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from webapp import attachments, limits, live, scheduling
+from webapp import attachments, fallbacks, limits, live, scheduling
 from webapp.access import ModelNotAllowed, check_model_usable
 from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
 from webapp.logs import generation_id_var
+from webapp.model_options import applicable_options
 from webapp.models import Attachment, Generation, GenerationStatus, Message, User, utcnow
 from webapp.queue import get_redis
 from webapp.usage import record_quietly as record_usage
@@ -107,6 +108,87 @@ def _with_files(turns: list[dict], last_ids) -> tuple[list[dict], list]:
             turn = {**turn, "attachments": [files[i] for i in turn["attachments"] if i in files]}
         resolved.append(turn)
     return resolved, [files[i] for i in last_ids or () if i in files]
+
+
+class Route:
+    """Which model a reply asks, in turn: the one requested, then its fallbacks (``webapp.fallbacks``) when
+    one fails before any text in a way its chain moves on for, and the log of every attempt."""
+
+    def __init__(self, user_id: int, model, connection, writer: live.LiveWriter):
+        self.user_id = user_id
+        self.requested = model
+        self.model = model
+        self.connection = connection
+        self.writer = writer
+        self.chain = fallbacks.chain_of(model.model_id)
+        db.session.rollback()  # the settings read: hold no database connection while the reply streams
+        self.tried = {model.model_id}
+        self.log: list[dict] = []
+
+    @property
+    def moved(self) -> bool:
+        return self.model.model_id != self.requested.model_id
+
+    def start(self):
+        """The first model to ask: the requested one, unless it is cooling down and a fallback is free."""
+        if self.chain.fallbacks and self._quietly(fallbacks.is_cooling, self.connection, self.model.model_id):
+            self._move_on(fallbacks.COOLING_DOWN)
+        return self.model
+
+    def asking(self, model, waited: float) -> None:
+        self.log.append(fallbacks.attempt(model.model_id, waited))
+
+    def options(self, model, options: dict) -> dict:
+        """The conversation's options, those the model declares when it is a fallback."""
+        return options if model is self.requested else applicable_options(model, options)
+
+    def failed(self, error: LLMError) -> None:
+        self.log[-1].update(error=error.code, kind=fallbacks.failure_kind(error))
+        self._quietly(fallbacks.note_failure, self.connection, self.model.model_id, error)
+
+    def fallback_for(self, model, error: LLMError):
+        """The next model after ``model`` failed before any text, or None (stay: retry or fail)."""
+        kind = fallbacks.failure_kind(error)
+        if kind is None or kind not in self.chain.moves_on or not self.chain.fallbacks:
+            return None
+        if self._move_on(kind) is None:
+            return None
+        self._quietly(fallbacks.honour_retry_after, self.connection, model.model_id, error)
+        return self.model
+
+    def _move_on(self, kind: str):
+        try:
+            user = db.session.get(User, self.user_id)
+            replacement, skipped = fallbacks.next_model(user, self.chain, self.tried, self.connection)
+        except redis.RedisError:
+            return None
+        finally:
+            db.session.rollback()
+        if replacement is not None and kind == fallbacks.COOLING_DOWN:
+            self.log.append(fallbacks.attempt(self.model.model_id, error=kind, kind=kind))
+        for model_id in skipped:
+            self.tried.add(model_id)
+            self.log.append(fallbacks.attempt(model_id, error=fallbacks.COOLING_DOWN, kind=fallbacks.COOLING_DOWN))
+        if replacement is None:
+            return None
+        log.info("generation: %s %s; falling back to %s", self.model.model_id, kind, replacement.model_id)
+        self.writer.fallback({"from": self.model.model_id, "to": replacement.model_id, "kind": kind})
+        self.tried.add(replacement.model_id)
+        self.model = replacement
+        return replacement
+
+    @staticmethod
+    def _quietly(function, *args):
+        """Cooldown bookkeeping never fails a reply: without Redis, no cooldowns."""
+        try:
+            return function(*args)
+        except redis.RedisError:
+            log.warning("cooldowns: Redis unavailable")
+            return None
+
+    def answered(self) -> dict:
+        """What the final record says of the route: the model that answered and every attempt."""
+        return {"model_id": self.model.model_id, "provider": self.model.provider, "attempt_log": self.log}
 
 
 @dataclass
@@ -201,7 +283,7 @@ def _refusal(claimed) -> ModelNotAllowed | None:
     return None
 
 
-def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage) -> dict | None:
+def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usage, answered=None) -> dict | None:
     """The final record, in one short write transaction (retried when it meets a lock, and through a database
     outage of up to FINAL_WRITE_RETRY_SECONDS). Returns None once saved, else the record for the sweep to save."""
     final = {
@@ -214,6 +296,8 @@ def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usag
         "output_tokens": usage.output_tokens if usage is not None else None,
         "job_id": _current_job_id(),
     }
+    if answered is not None:
+        final.update(answered)
     try:
         db.session.rollback()
         write(lambda: save_final(generation_id, final), outage_seconds=current_app.config["FINAL_WRITE_RETRY_SECONDS"])
@@ -223,7 +307,7 @@ def _finish(generation_id: int, text: str, outcome: Outcome, attempts: int, usag
     return None
 
 
-def _end_mark(call: dict, outcome: Outcome, usage) -> dict:
+def _end_mark(call: dict, outcome: Outcome, usage, attempt_log: list | None = None) -> dict:
     """What readers need to answer the end without loading the record (``generations.outcome_of``)."""
     return {
         "status": outcome.status,
@@ -232,6 +316,7 @@ def _end_mark(call: dict, outcome: Outcome, usage) -> dict:
         "model": call["model_id"],
         "input_tokens": usage.input_tokens if usage is not None else None,
         "output_tokens": usage.output_tokens if usage is not None else None,
+        "attempt_log": attempt_log,
     }
 
 
@@ -266,6 +351,8 @@ def _run(generation_id: int) -> str | None:
         parts: list[str] = []
         outcome = Outcome()
         attempts = 0
+        waited = 0.0
+        route = None
         response = None
         reraise: BaseException | None = None
         try:
@@ -275,15 +362,18 @@ def _run(generation_id: int) -> str | None:
             call = _call(claimed)
             db.session.rollback()
             model = get_model(call["model_id"])
+            route = Route(claimed.user_id, model, connection, writer)
+            model = route.start()
             while True:
                 attempts += 1
+                route.asking(model, waited)
                 response = model.prompt(
                     call["prompt"],
                     system=call["system"],
                     history=call["history"],
                     attachments=call["attachments"],
                     stream=call["stream"],
-                    **call["options"],
+                    **route.options(model, call["options"]),
                 )
                 unregister = on_stop(response.close)
                 try:
@@ -297,12 +387,21 @@ def _run(generation_id: int) -> str | None:
                         outcome = Outcome(GenerationStatus.SUCCEEDED, None, None)
                     break
                 except LLMError as exc:
+                    route.failed(exc)
+                    if parts:  # after some text: never a silent restart elsewhere; the text so far is kept
+                        raise
+                    replacement = route.fallback_for(model, exc)
+                    if replacement is not None:
+                        response.close()
+                        model, waited = replacement, 0.0
+                        continue
                     # Retry only while nothing has streamed: a retry after partial text would repeat it.
-                    if exc.retryable and not parts and attempts < current_app.config["RETRY_MAX_ATTEMPTS"]:
+                    if exc.retryable and attempts < current_app.config["RETRY_MAX_ATTEMPTS"]:
                         delay = backoff_delay(attempts, exc, current_app.config["RETRY_BACKOFF_BASE"])
                         if delay <= BACKOFF_CAP_SECONDS * 3:
                             log.info("generation %s: %s; retry %d in %.1fs", generation_id, exc.code, attempts, delay)
                             time.sleep(delay)
+                            waited = delay
                             continue
                     raise
                 finally:
@@ -335,7 +434,11 @@ def _run(generation_id: int) -> str | None:
                 if response is not None:
                     response.close()
                 usage = response.usage if response is not None else None
-                unsaved = _finish(generation_id, "".join(parts), outcome, attempts, usage)
+                if route is not None:  # the model that answered (or failed last) is the one charged and named
+                    call["model_id"], ledger["provider"] = route.model.model_id, route.model.provider
+                unsaved = _finish(
+                    generation_id, "".join(parts), outcome, attempts, usage, route.answered() if route else None
+                )
                 if unsaved is None:  # else the database is still down: the ledger row could not be written either
                     record_usage(
                         generation_id=generation_id,
@@ -346,9 +449,15 @@ def _run(generation_id: int) -> str | None:
                         **ledger,
                     )
                 try:
-                    limits.settle(connection, generation_id, usage.total_tokens if usage is not None else 0, usage)
+                    limits.settle(
+                        connection,
+                        generation_id,
+                        usage.total_tokens if usage is not None else 0,
+                        usage,
+                        answered_by=(call["model_id"], ledger["provider"]) if route and route.moved else None,
+                    )
                     if unsaved is None:
-                        writer.mark(outcome.status, _end_mark(call, outcome, usage))
+                        writer.mark(outcome.status, _end_mark(call, outcome, usage, route.log if route else None))
                     else:  # the sweep saves it (and marks the end, and writes the ledger row) once the database is back
                         keep_final(
                             connection,

@@ -78,6 +78,8 @@ def save_final(generation_id: int, final: dict, running_only: bool = False) -> b
         mine.append(Generation.status == GenerationStatus.RUNNING)
     values = {key: final[key] for key in ("text", "status", "error", "error_code")}
     values.update(attempts=Generation.attempts + final["attempts"], finished_at=utcnow())
+    if final.get("attempt_log") is not None:  # the route a reply took: the model that answered, every attempt
+        values.update(model_id=final["model_id"], provider=final["provider"], attempt_log=final["attempt_log"])
     if final["input_tokens"] is not None or final["output_tokens"] is not None:
         values.update(input_tokens=final["input_tokens"], output_tokens=final["output_tokens"])
     return bool(

@@ -26,7 +26,16 @@ STATUS_FAULTS = {
     "bad_request": 400,
     "not_found": 404,
 }
-FAULT_KINDS = set(STATUS_FAULTS) | {"status", "timeout", "stall", "cut", "malformed", "length", "disconnect"}
+FAULT_KINDS = set(STATUS_FAULTS) | {
+    "status",
+    "timeout",
+    "stall",
+    "cut",
+    "malformed",
+    "length",
+    "disconnect",
+    "context_window",
+}
 
 
 @dataclass
@@ -189,7 +198,8 @@ class FakeServer:
       ``stall`` (stream ``after=`` pieces then go silent), ``cut`` (stream
       ``after=`` pieces then drop the connection), ``malformed`` (invalid JSON),
       ``length`` (answer stops at the token limit), ``disconnect`` (drop the
-      connection without answering).
+      connection without answering), ``context_window`` (the provider's own 400 for a prompt longer
+      than the model's context window).
     * ``reply``: the answer text; a string or ``callable(RecordedRequest) -> str``.
       ``queue_reply(text)`` sets the answer for the next request only.
     * Pacing for benchmarks: ``ttft`` (seconds before the first piece) and
@@ -336,6 +346,9 @@ class FakeServer:
     def error_body(self, status: int, message: str):  # overridden per provider
         return {"error": {"message": message, "code": status}}
 
+    def context_window_body(self):  # overridden per provider: its own words for a prompt over the window
+        return self.error_body(400, "The prompt is longer than the model's context window")
+
     def _apply_fault(self, handler: _Handler, request: RecordedRequest, fault: Fault) -> bool:
         """Handle a fault that replaces the whole answer; False lets ``handle`` run
         (stream faults - cut, stall, length, malformed - are applied there)."""
@@ -350,6 +363,9 @@ class FakeServer:
             return True
         if kind == "timeout":
             self.sleep(params.get("seconds", 30))
+            return True
+        if kind == "context_window":
+            handler.send_json(400, self.context_window_body())
             return True
         if kind == "disconnect":
             raise CutConnection()

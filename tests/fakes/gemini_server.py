@@ -44,6 +44,11 @@ class FakeGeminiServer(FakeServer):
     def error_body(self, status, message):
         return {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}
 
+    def context_window_body(self):
+        return self.error_body(
+            400, "The input token count (2000000) exceeds the maximum number of tokens allowed (1048576)."
+        )
+
     def handle(self, handler, request, fault):
         if self.require_key is not None and request.header("x-goog-api-key") != self.require_key:
             handler.send_json(400, self.error_body(400, "API key not valid. Please pass a valid API key."))

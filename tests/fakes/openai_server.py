@@ -34,6 +34,17 @@ class FakeOpenAIServer(FakeServer):
             "error": {"message": message, "type": "fake_error", "param": None, "code": kinds.get(status, str(status))}
         }
 
+    def context_window_body(self):
+        return {
+            "error": {
+                "message": "This model's maximum context length is 16385 tokens. However, your messages resulted "
+                "in 20000 tokens. Please reduce the length of the messages.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        }
+
     def handle(self, handler, request, fault):
         if self.require_key is not None and request.header("authorization") != f"Bearer {self.require_key}":
             handler.send_json(401, self.error_body(401, "Incorrect API key provided: sk-...xyz."))

@@ -179,6 +179,15 @@ class PriceForm(FlaskForm):
     submit = SubmitField("Save price")
 
 
+class FallbackForm(FlaskForm):
+    """One model's fallback chain: the models in order, and the failures that move on to the next."""
+
+    model = HiddenField(validators=[DataRequired(), Length(max=200)])
+    fallbacks = StringField("Fallbacks, in order (comma separated)", validators=[Optional(), Length(max=2000)])
+    on = SelectMultipleField("Move on when", choices=[], validate_choice=True)
+    submit = SubmitField("Save fallbacks")
+
+
 class SignupPolicyForm(FlaskForm):
     policy = SelectField("Sign-up policy", choices=[])
     submit = SubmitField("Save policy")

@@ -2,7 +2,7 @@ import redis
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import audit, groups, prices, signups, usage
+from .. import audit, fallbacks, groups, prices, signups, usage
 from ..extensions import db
 from ..llm import UnknownModelError, get_models
 from ..provider_checks import start_connection_test
@@ -10,6 +10,7 @@ from . import bp, service
 from .forms import (
     ActionForm,
     AliasForm,
+    FallbackForm,
     ModelsForm,
     PriceForm,
     ProviderForm,
@@ -23,7 +24,11 @@ USAGE_DAY_CHOICES = (7, 30, 90)
 @bp.route("/")
 def index():
     return render_template(
-        "admin/index.html", queue=service.queue_summary(), awaiting=signups.awaiting_count(), policy=signups.policy()
+        "admin/index.html",
+        queue=service.queue_summary(),
+        awaiting=signups.awaiting_count(),
+        policy=signups.policy(),
+        model_states=service.model_states(),
     )
 
 
@@ -111,7 +116,25 @@ def test_provider(name):
 # -- models ------------------------------------------------------------------------------
 
 
-def _models_page(form=None, alias_form=None, status=200):
+def _fallback_forms(overview, failed=None):
+    """One form per model, filled from its stored chain (``failed``: the form sent back with its errors)."""
+    chains = service.fallback_chains()
+    forms = {}
+    for model in overview["models"]:
+        chain = chains.get(model.model_id) or fallbacks.Chain()
+        form = FallbackForm(formdata=None)
+        form.model.data = model.model_id
+        form.fallbacks.data = ", ".join(chain.fallbacks)
+        form.on.data = [k for k in fallbacks.KINDS if k in chain.moves_on]
+        forms[model.model_id] = form
+    if failed is not None:
+        forms[failed.model.data] = failed
+    for form in forms.values():
+        form.on.choices = list(fallbacks.KINDS.items())
+    return forms
+
+
+def _models_page(form=None, alias_form=None, status=200, fallback_form=None):
     overview = service.models_overview()
     ids = [m.model_id for m in overview["models"]]
     if form is None:
@@ -132,6 +155,7 @@ def _models_page(form=None, alias_form=None, status=200):
         form=form,
         alias_form=alias_form or AliasForm(),
         remove_form=RemoveAliasForm(),
+        fallback_forms=_fallback_forms(overview, fallback_form),
     ), status
 
 
@@ -178,6 +202,25 @@ def set_model_price():
     db.session.commit()
     flash(f"Saved the price of {form.model.data}.", "success")
     return redirect(url_for("admin.models") + "#prices")
+
+
+@bp.route("/models/fallbacks", methods=["POST"])
+def set_fallbacks():
+    form = FallbackForm()
+    form.on.choices = list(fallbacks.KINDS.items())
+    known = {m.model_id for m in get_models()}
+    if not form.validate_on_submit() or form.model.data not in known:
+        if form.model.data not in known:
+            abort(400)
+        return _models_page(status=400, fallback_form=form)
+    try:
+        service.set_fallbacks(current_user, form.model.data, form.fallbacks.data or "", form.on.data or [])
+    except ValueError as exc:
+        form.fallbacks.errors = [str(exc)]
+        return _models_page(status=400, fallback_form=form)
+    db.session.commit()
+    flash(f"Saved the fallbacks of {form.model.data}.", "success")
+    return redirect(url_for("admin.models") + "#fallbacks")
 
 
 @bp.route("/models/aliases", methods=["POST"])

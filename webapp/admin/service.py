@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
-from .. import audit, prices, site_settings
+from .. import audit, cooldowns, fallbacks, prices, site_settings
 from ..accounts import active_admin_count, create_user, find_user, sessions
 from ..extensions import db
 from ..llm import config as llm_settings
@@ -20,7 +20,7 @@ from ..llm import get_aliases, get_models, get_providers, remove_alias, set_alia
 from ..llm.registry import provider_configured
 from ..models import User
 from ..provider_checks import connection_test_result
-from ..queue import get_queue
+from ..queue import get_queue, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,42 @@ def update_capabilities(actor: User, *, images: list[str], pdf: list[str]) -> No
     if after != before:
         site_settings.set_site(site_settings.MODEL_CAPABILITIES, after)
         audit.record(actor, "models.capabilities", "models", before, after)
+
+
+def fallback_chains() -> dict[str, fallbacks.Chain]:
+    return fallbacks.chains()
+
+
+def set_fallbacks(actor: User, model_id: str, raw: str, kinds: list[str]) -> None:
+    """A model's fallback chain from the admin's text; ValueError with a plain message when it is not usable."""
+    before, after = fallbacks.save_chain(model_id, fallbacks.parse_fallbacks(model_id, raw), kinds)
+    if before != after:
+        audit.record(actor, "model.fallbacks", f"model:{model_id}", {"chain": before}, {"chain": after})
+
+
+def model_states() -> dict:
+    """Each model's health for the admin home: cooling down (until when, why) or healthy; None without Redis."""
+    ids = [m.model_id for m in sorted(get_models(), key=lambda m: (m.provider, m.model_id))]
+    try:
+        cooling = cooldowns.cooling(get_redis(), ids)
+    except redis.RedisError:
+        return {"available": False, "models": []}
+    return {
+        "available": True,
+        "models": [
+            {
+                "model_id": model_id,
+                "cooldown": cooling.get(model_id),
+                "until": datetime.fromtimestamp(cooling[model_id].until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                if model_id in cooling
+                else None,
+                "reason": fallbacks.KINDS.get(cooling[model_id].reason, cooling[model_id].reason)
+                if model_id in cooling
+                else None,
+            }
+            for model_id in ids
+        ],
+    }
 
 
 def add_alias(actor: User, alias: str, model_id: str) -> None:

@@ -109,6 +109,14 @@ class BadRequest(LLMError):
     default_message = "The provider rejected the request"
 
 
+class ContextWindowExceeded(BadRequest):
+    """The prompt (with the conversation so far) is longer than the model's context window: the same
+    request can succeed on a model with a larger window, never on this one."""
+
+    code = "context_window_exceeded"
+    default_message = "The conversation is longer than the model's context window"
+
+
 class ContentCutOff(LLMError):
     """The answer stopped early: the stream broke (``reason="disconnected"``,
     retryable) or the model hit its token limit (``reason="length"``).
@@ -151,6 +159,7 @@ __all__ = [
     "ProviderTimeout",
     "AuthenticationFailed",
     "BadRequest",
+    "ContextWindowExceeded",
     "ContentCutOff",
     "MissingKey",
     "InvalidOptions",

@@ -8,13 +8,22 @@ The SDK is imported on first use (about 0.8 s and 80 MB), not when the app loads
 from __future__ import annotations
 
 import json
+import re
 import threading
 import warnings
 
 from pydantic import Field
 
 from .. import config
-from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
+from ..errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContentCutOff,
+    ContextWindowExceeded,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
 from ..models import Model, SharedOptions
 from ..prompts import Usage, extracted_text_part
 from .openai import parse_retry_after
@@ -82,6 +91,11 @@ def _where() -> str:
     return api_base() or "generativelanguage.googleapis.com"
 
 
+# Gemini's 400 INVALID_ARGUMENT for a prompt over the window: "The input token count (2000000) exceeds the
+# maximum number of tokens allowed (1048576)."
+_CONTEXT_WINDOW_RE = re.compile(r"input token count.*exceeds the maximum number of tokens", re.IGNORECASE)
+
+
 def translate_gemini_error(exc: Exception):
     import requests
     from google.api_core import exceptions as gexc
@@ -109,6 +123,10 @@ def translate_gemini_error(exc: Exception):
             return ProviderTimeout(f"Gemini did not answer in time: {message}", **kw)
         if status is not None and status >= 500:
             return ProviderUnavailable(f"Gemini unavailable at {_where()} ({status}): {message}", **kw)
+        if status == 400 and _CONTEXT_WINDOW_RE.search(message):
+            return ContextWindowExceeded(
+                f"Gemini: the conversation is longer than the model's context window: {message}", **kw
+            )
         return BadRequest(f"Gemini rejected the request ({status}): {message}", **kw)
     if isinstance(exc, gexc.RetryError):
         return ProviderTimeout("Gemini did not answer in time", **kw)

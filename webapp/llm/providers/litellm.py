@@ -15,7 +15,15 @@ import threading
 from typing import ClassVar
 
 from .. import config
-from ..errors import AuthenticationFailed, BadRequest, ContentCutOff, ProviderTimeout, ProviderUnavailable, RateLimited
+from ..errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContentCutOff,
+    ContextWindowExceeded,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
 from ..models import Model, SharedOptions
 from ..prompts import Usage
 from .openai import parse_retry_after
@@ -75,6 +83,8 @@ def translate_litellm_error(exc: Exception, model_id: str, where: str):
         return RateLimited(f"{name}: rate limit reached", retry_after=retry_after, **kw)
     if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)):
         return AuthenticationFailed(f"{name}: the API key was rejected", **kw)
+    if isinstance(exc, litellm.ContextWindowExceededError):  # a BadRequestError: asked first
+        return ContextWindowExceeded(f"{name}: the conversation is longer than the model's context window", **kw)
     if isinstance(exc, (litellm.BadRequestError, litellm.NotFoundError)):
         return BadRequest(f"{name}: the request was rejected: {message}", **kw)
     if isinstance(exc, litellm.APIConnectionError):

@@ -20,6 +20,7 @@ from ..errors import (
     AuthenticationFailed,
     BadRequest,
     ContentCutOff,
+    ContextWindowExceeded,
     LLMError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -143,6 +144,10 @@ def translate_openai_error(exc: Exception, provider: str, label: str, where: str
             return ProviderTimeout(f"{label} timed out (408){suffix}", **kw)
         if status >= 500:
             return ProviderUnavailable(f"{label} unavailable at {where} ({status}){suffix}", **kw)
+        if getattr(exc, "code", None) == "context_length_exceeded" or "maximum context length" in detail:
+            return ContextWindowExceeded(
+                f"{label}: the conversation is longer than the model's context window{suffix}", **kw
+            )
         return BadRequest(f"{label} rejected the request ({status}){suffix}", **kw)
     if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError)):
         return ProviderUnavailable(f"{label} sent a malformed response", **kw)

@@ -1,0 +1,157 @@
+"""Fallback chains through a real worker, against the fake providers in their real wire formats: a failure
+before any text moves on to the next fallback the user may use, within the same reply; every attempt is
+kept; a break after some text keeps the text and never restarts elsewhere."""
+
+import pytest
+
+from tests.fakes import FakeGeminiServer, FakeOpenAIServer
+from tests.support.admin import save_models
+from tests.support.fallback import chat_once, dispose, fallback_app, set_chain, signed_up
+
+
+@pytest.fixture
+def servers():
+    with FakeOpenAIServer() as openai_server, FakeGeminiServer() as gemini_server:
+        yield openai_server, gemini_server
+
+
+@pytest.fixture
+def make_app(app_config, instance_path, servers):
+    apps = []
+
+    def make(**settings):
+        apps.append(fallback_app(app_config, *servers, **settings))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        dispose(app)
+
+
+def kinds(generation):
+    return [(a["model"], a["kind"]) for a in generation.attempt_log]
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"), [("rate_limit", "rate_limited"), ("unavailable", "provider_down")], ids=["429", "503"]
+)
+def test_a_failure_before_any_text_moves_on_to_the_fallback(make_app, servers, fault, kind):
+    openai_server, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next(fault, path="chat", retry_after=None)
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert "Venus" in generation.text
+    assert generation.model_id == "gemini-1.5-pro" and generation.provider == "gemini"
+    assert kinds(generation) == [("gpt-4o", kind), ("gemini-1.5-pro", None)]
+    assert len(openai_server.chat_requests) == 1  # moved on at once, no retry of the failing model first
+    assert generation.attempt_log[0]["waited"] == 0 and generation.attempt_log[0]["at"]
+
+
+def test_a_hang_past_the_timeout_moves_on(make_app, servers):
+    openai_server, _gemini = servers
+    app = make_app(LLM_REQUEST_TIMEOUT=0.5)
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("timeout", path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gpt-4o", "provider_down"), ("gemini-1.5-pro", None)]
+    assert generation.attempt_log[0]["error"] == "provider_timeout"
+
+
+def test_context_window_exceeded_moves_on_to_the_larger_model(make_app, servers):
+    openai_server, _gemini = servers
+    app = make_app()
+    set_chain(app, "gpt-3.5-turbo", ["gpt-4o"])
+    client = signed_up(app, "gpt-3.5-turbo")
+    openai_server.fail_next("context_window", path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gpt-3.5-turbo", "context_window"), ("gpt-4o", None)]
+    assert [r.json["model"] for r in openai_server.chat_requests] == ["gpt-3.5-turbo", "gpt-4o"]
+
+
+def test_gemini_context_window_is_recognised(make_app, servers):
+    _openai, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gemini-1.5-flash", ["gemini-1.5-pro"])
+    client = signed_up(app, "gemini-1.5-flash")
+    gemini_server.fail_next("context_window", path="enerateContent")
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gemini-1.5-flash", "context_window"), ("gemini-1.5-pro", None)]
+
+
+def test_a_refused_key_does_not_move_on_by_default(make_app, servers):
+    openai_server, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("unauthorized", path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "failed" and generation.error_code == "authentication_failed"
+    assert kinds(generation) == [("gpt-4o", "key_refused")]
+    assert not [r for r in gemini_server.requests if "enerateContent" in r.path]
+
+
+def test_a_refused_key_moves_on_when_the_admin_says_so(make_app, servers):
+    openai_server, _gemini = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"], on=["key_refused"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("unauthorized", path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded" and generation.model_id == "gemini-1.5-pro"
+
+
+def test_a_fallback_the_user_may_not_use_is_skipped(make_app, servers):
+    openai_server, gemini_server = servers
+    app = make_app()
+    admin = signed_up(app, "gpt-4o", username="root")
+    with app.app_context():
+        from webapp.accounts import find_user
+        from webapp.extensions import db
+
+        find_user("root").role = "admin"
+        db.session.commit()
+    assert save_models(
+        admin,
+        enabled=["gpt-4o", "gpt-4o-mini", "gemini-1.5-pro", "echo"],
+        user_models=["gpt-4o", "gpt-4o-mini"],
+    ).status_code in (302, 303)
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro", "gpt-4o-mini"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("rate_limit", path="chat", retry_after=None)
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gpt-4o", "rate_limited"), ("gpt-4o-mini", None)]
+    assert not [r for r in gemini_server.requests if "enerateContent" in r.path]
+
+
+def test_without_a_fallback_the_model_is_retried_as_before(make_app, servers):
+    openai_server, _gemini = servers
+    app = make_app()
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("unavailable", path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded" and generation.model_id == "gpt-4o"
+    assert kinds(generation) == [("gpt-4o", "provider_down"), ("gpt-4o", None)]
+    assert generation.attempt_log[1]["waited"] > 0  # the backoff before the retry
+
+
+def test_a_break_after_some_text_keeps_it_and_never_restarts_elsewhere(make_app, servers):
+    openai_server, gemini_server = servers
+    openai_server.reply = "one two three four five six seven eight nine ten"
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("cut", after=5, path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "failed" and generation.error_code == "content_cut_off"
+    assert generation.text == "one two three four five "
+    assert generation.model_id == "gpt-4o"
+    assert kinds(generation) == [("gpt-4o", "provider_down")]
+    assert not [r for r in gemini_server.requests if "enerateContent" in r.path]
