@@ -3,6 +3,7 @@ before any text moves on to the next fallback the user may use, within the same 
 kept; a break after some text keeps the text and never restarts elsewhere."""
 
 import pytest
+from sqlalchemy import select
 
 from tests.fakes import FakeGeminiServer, FakeOpenAIServer
 from tests.support.admin import save_models
@@ -48,6 +49,12 @@ def test_a_failure_before_any_text_moves_on_to_the_fallback(make_app, servers, f
     assert kinds(generation) == [("gpt-4o", kind), ("gemini-1.5-pro", None)]
     assert len(openai_server.chat_requests) == 1  # moved on at once, no retry of the failing model first
     assert generation.attempt_log[0]["waited"] == 0 and generation.attempt_log[0]["at"]
+    with app.app_context():  # usage is charged to the model that answered
+        from webapp.extensions import db
+        from webapp.models import UsageRecord
+
+        ledger = db.session.scalar(select(UsageRecord).where(UsageRecord.generation_id == generation.id))
+        assert (ledger.model_id, ledger.provider) == ("gemini-1.5-pro", "gemini")
 
 
 def test_a_hang_past_the_timeout_moves_on(make_app, servers):
