@@ -238,6 +238,19 @@ def trail_sentence(attempt_log: list | None, last_model: str) -> str | None:
     return f"{verb} {last_model} after {_joined(failed)}"
 
 
+def attempt_said(entry: dict) -> str:
+    """One attempt in a few words, for the list behind the trail ("rate limited", "answered")."""
+    if not entry.get("error"):
+        return "answered"
+    return {
+        "rate_limited": "rate limited",
+        "provider_down": "unavailable",
+        "context_window": "conversation too long for its context window",
+        "key_refused": "API key refused",
+        COOLING_DOWN: "skipped: cooling down",
+    }.get(entry.get("kind") or "", f"failed ({entry['error']})")
+
+
 def _joined(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 

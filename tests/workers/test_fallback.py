@@ -2,12 +2,17 @@
 before any text moves on to the next fallback the user may use, within the same reply; every attempt is
 kept; a break after some text keeps the text and never restarts elsewhere."""
 
+import html
+import re
+
 import pytest
 from sqlalchemy import select
 
 from tests.fakes import FakeGeminiServer, FakeOpenAIServer
 from tests.support.admin import save_models
 from tests.support.fallback import chat_once, dispose, fallback_app, set_chain, signed_up
+from webapp import live
+from webapp.queue import get_redis
 
 
 @pytest.fixture
@@ -55,6 +60,13 @@ def test_a_failure_before_any_text_moves_on_to_the_fallback(make_app, servers, f
 
         ledger = db.session.scalar(select(UsageRecord).where(UsageRecord.generation_id == generation.id))
         assert (ledger.model_id, ledger.provider) == ("gemini-1.5-pro", "gemini")
+        # Followers of the reply read a fallback event where it happened (webapp.reply_events).
+        moves = live.read_since(get_redis(), generation.id, 0).fallbacks
+        assert moves == [{"from": "gpt-4o", "to": "gemini-1.5-pro", "kind": kind}]
+    page = html.unescape(client.get(f"/chat/{generation.conversation_id}").get_data(as_text=True))
+    said = "was rate limited" if kind == "rate_limited" else "was unavailable"
+    assert f"<summary>Answered by gemini-1.5-pro after gpt-4o {said}.</summary>" in page
+    assert re.search(r"<li><code>gpt-4o</code>.*?</li>\s*<li><code>gemini-1.5-pro</code>.*?answered</li>", page, re.S)
 
 
 def test_a_hang_past_the_timeout_moves_on(make_app, servers):

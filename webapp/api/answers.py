@@ -20,6 +20,7 @@ import redis
 from flask import current_app, request
 from sqlalchemy.exc import DBAPIError
 
+from .. import fallbacks
 from ..database import rollback_quietly
 from ..llm.errors import without_addresses
 from ..models import Generation, GenerationStatus, utcnow
@@ -29,6 +30,7 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
+FALLBACK_HEADER = "X-Switchboard-Fallback"  # every model asked, when a fallback answered: "gpt-4o=rate_limited, ..."
 STREAM_WAIT_MS = 2000  # longest silence on a stream before a keep-alive comment (which also notices hang-ups)
 
 
@@ -72,6 +74,13 @@ class Answer:
     error_code: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    attempt_log: list | None = None
+
+    @property
+    def fallback_header(self) -> dict:
+        """``X-Switchboard-Fallback`` naming every attempt, when a fallback answered (else no header)."""
+        value = fallbacks.header_value(self.attempt_log)
+        return {FALLBACK_HEADER: value} if value else {}
 
 
 def _answer(generation: Generation, ending: ReplyEvent, text: str) -> Answer:
@@ -87,6 +96,7 @@ def _answer(generation: Generation, ending: ReplyEvent, text: str) -> Answer:
         data.get("error_code"),
         usage.get("input_tokens"),
         usage.get("output_tokens"),
+        data.get("attempts"),
     )
 
 
@@ -179,17 +189,23 @@ def _client_gone() -> bool:
 
 
 def stream_events(generation: Generation, include_usage: bool):
-    """Server-Sent Events for a queued generation, once its first text is there (``ApiError`` if it failed first).
+    """Server-Sent Events for a queued generation, once its first text is there (``ApiError`` if it failed first),
+    and the headers that go with them.
 
     A failure known by then (provider not reachable, key refused, limits...) becomes the
-    HTTP status of the answer instead of an error inside a 200 stream.
+    HTTP status of the answer instead of an error inside a 200 stream. A fallback happens before the
+    first text, so it is known by then too: the chunks name the model that answers, and
+    ``X-Switchboard-Fallback`` every model asked.
     """
     generation_id = generation.id
     deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
     events = follow(generation, 0, STREAM_WAIT_MS / 1000)
     first: list[ReplyEvent] = []
+    moves: list[dict] = []
     try:
         for event in events:
+            if event.name == "fallback":
+                moves.append(event.data)
             if event.name == "text" or event.name in ENDINGS:
                 first.append(event)
                 if event.name in ENDINGS:
@@ -215,12 +231,19 @@ def stream_events(generation: Generation, include_usage: bool):
     except BaseException:
         events.close()
         raise
-    return _events(generation, include_usage, first, events, deadline)
+    model_id = moves[-1]["to"] if moves else generation.model_id
+    headers = {}
+    if moves:
+        asked = [f"{m['from']}={m['kind']}" for m in moves] + [f"{model_id}=answered"]
+        headers[FALLBACK_HEADER] = ", ".join(asked)
+    return _events(generation, model_id, include_usage, first, events, deadline), headers
 
 
-def _events(generation: Generation, include_usage: bool, first: list[ReplyEvent], events, deadline: float):
+def _events(
+    generation: Generation, model_id: str, include_usage: bool, first: list[ReplyEvent], events, deadline: float
+):
     """The events; a client that hangs up cancels the job."""
-    generation_id, model_id, created = generation.id, generation.model_id, _created(generation)
+    generation_id, created = generation.id, _created(generation)
 
     def chunk(delta, finish_reason=None):
         return _event(

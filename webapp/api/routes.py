@@ -147,9 +147,10 @@ def _chat(provider: str | None):
     chat = completions.parse_request(user, json_body(), provider)
     generation = completions.start(user, chat)
     if chat.stream:
-        events = stream_with_context(answers.stream_events(generation, chat.include_usage))
-        return Response(events, mimetype="text/event-stream", headers=SSE_HEADERS)
-    return jsonify(answers.completion(answers.wait_until_finished(generation)))
+        events, headers = answers.stream_events(generation, chat.include_usage)
+        return Response(stream_with_context(events), mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
+    answer = answers.wait_until_finished(generation)
+    return jsonify(answers.completion(answer)), 200, answer.fallback_header
 
 
 @api_bp.post("/chat/completions/", strict_slashes=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_login import current_user
 
-from .. import attachments
+from .. import attachments, fallbacks
 from ..access import needs_setup_models, setup_problem
 from ..generations import (
     failure_headline,
@@ -44,6 +44,8 @@ def reply_helpers():
         "render_markdown": render_markdown,
         "failure_headline": failure_headline,
         "retry_after_seconds": retry_after_seconds,
+        "fallback_trail": fallbacks.trail_sentence,
+        "attempt_said": fallbacks.attempt_said,
         "model_reads_pdf": _model_reads_pdf,
         "file_size": _file_size,
         "attachment_types": attachments.allowed_types(),
