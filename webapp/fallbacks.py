@@ -180,19 +180,14 @@ def next_model(user, chain: Chain, tried: set[str], connection: redis.Redis) -> 
     return None, skipped
 
 
-def continuation_model(user, model_id: str, connection: redis.Redis | None = None) -> Model | None:
-    """The fallback a reply broken after some text may be continued with: the first of the chain the user
-    may use now (and not cooling down, when Redis answers)."""
-    chain = chain_of(model_id)
-    if not chain.fallbacks:
-        return None
-    try:
-        model, _skipped = next_model(user, chain, {model_id}, connection) if connection is not None else (None, [])
-    except redis.RedisError:
-        model = None
-    if model is not None or connection is not None:
-        return model
-    for candidate in chain.fallbacks:
+def continuation_model(user, generation) -> Model | None:
+    """The fallback a reply broken after some text may be continued with: the first in the chain of the model
+    it asked first that the user may use now, other than the model that broke off."""
+    attempt_log = generation.attempt_log or ()
+    requested = attempt_log[0]["model"] if attempt_log else generation.model_id
+    for candidate in chain_of(requested).fallbacks:
+        if candidate == generation.model_id:
+            continue
         try:
             return access.usable_model(user, candidate)
         except (access.ModelNotAllowed, KeyError):
@@ -223,6 +218,10 @@ def trail_sentence(attempt_log: list | None, last_model: str) -> str | None:
     failed too), or None when one model did it all."""
     if not fell_back(attempt_log):
         return None
+    log_ = list(attempt_log or ())
+    for index, entry in enumerate(log_):
+        if entry.get("continues") and index > 0:
+            return f"continued by {entry['model']} after the answer from {log_[index - 1]['model']} broke off"
     failed: list[str] = []
     for entry in attempt_log or ():
         model_id = entry.get("model")

@@ -18,6 +18,7 @@ from . import fallbacks, limits, live, scheduling
 from .database import write
 from .extensions import db
 from .llm import get_model
+from .model_options import applicable_options
 from .models import Generation, GenerationStatus, Message, User, utcnow
 from .queue import get_redis, job_id_for
 
@@ -214,6 +215,57 @@ def enqueue(generation: Generation, hold_on_outage: bool = False, user: User | N
 
 
 enqueue_job = scheduling.enqueue_job  # the RQ job itself: its id only, never objects or secrets
+
+
+class CannotContinue(ValueError):
+    """A reply that cannot be continued with that model; ``str()`` says why, plainly."""
+
+
+def continue_reply(user: User, generation: Generation, model_id: str) -> Generation:
+    """Queue a reply that broke after some text again, for ``model_id`` (a fallback of its model that the user
+    may use now) to continue from the text it has; the continuation is appended to the same reply.
+
+    The record is queued again under a new job id (its text kept, its error cleared) in one conditional
+    UPDATE, committed before the job is queued; its live stream starts again from the text it has."""
+    offered = fallbacks.continuation_model(user, generation)
+    if generation.status != GenerationStatus.FAILED or not generation.text:
+        raise CannotContinue("Only a reply that broke off after some text can be continued.")
+    if offered is None or offered.model_id != model_id:
+        raise CannotContinue(f"This reply cannot be continued with {model_id}.")
+    generation_id, text = generation.id, generation.text
+    job_id = f"{job_id_for(generation_id)}-c{len(generation.attempt_log or ()) + generation.requeues}"
+
+    def requeue() -> bool:
+        return bool(
+            db.session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.status == GenerationStatus.FAILED)
+                .values(
+                    status=GenerationStatus.QUEUED,
+                    error=None,
+                    error_code=None,
+                    job_id=job_id,
+                    model_id=offered.model_id,
+                    provider=offered.provider,
+                    options=applicable_options(offered, generation.options),
+                    enqueued_at=utcnow(),
+                    started_at=None,
+                    finished_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        )
+
+    if not write(requeue):
+        raise CannotContinue("This reply has changed meanwhile; reload the page.")
+    db.session.expire_all()
+    generation = db.session.get(Generation, generation_id)
+    try:
+        live.seed(get_redis(), generation_id, text)
+    except redis.RedisError:
+        pass  # enqueue says so (and the sweep queues it once Redis is back)
+    enqueue(generation, hold_on_outage=True, user=user)
+    return generation
 
 
 def _refuse(generation_id: int, error: str, error_code: str) -> None:

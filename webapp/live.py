@@ -46,6 +46,18 @@ def request_stop(connection: redis.Redis, generation_id: int) -> None:
     connection.set(stop_key(generation_id), 1, ex=STREAM_TTL_SECONDS)
 
 
+def seed(connection: redis.Redis, generation_id: int, text: str) -> None:
+    """A finished reply queued again to be continued: its stream afresh, holding the text it has (no ending)."""
+    key = stream_key(generation_id)
+    pipe = connection.pipeline(transaction=True)
+    pipe.delete(key, stop_key(generation_id))
+    if text:
+        pipe.xadd(key, {"s": 0, "t": text}, id=f"{len(text)}-0")
+        pipe.expire(key, STREAM_TTL_SECONDS)
+    pipe.publish(notify_channel(generation_id), len(text))
+    pipe.execute()
+
+
 def forget(connection: redis.Redis, generation_id: int) -> None:
     """Drop everything kept in Redis for a generation (its text stream and stop key)."""
     connection.delete(stream_key(generation_id), stop_key(generation_id))
@@ -89,6 +101,21 @@ class LiveWriter:
         pipe.xadd(self.key, {"status": RUNNING}, id="0-1")
         pipe.expire(self.key, STREAM_TTL_SECONDS)
         pipe.publish(self.channel, 0)
+        pipe.execute()
+
+    def resume(self, text: str) -> None:
+        """Start a reply that already holds ``text`` (continued by another model): the stream holds it, marked
+        running, and what comes next is appended after it."""
+        with self._lock:
+            self.offset = self._written = len(text)
+            self._pending.clear()
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.delete(self.key)
+        pipe.xadd(self.key, {"status": RUNNING}, id="0-1")
+        if text:
+            pipe.xadd(self.key, {"s": 0, "t": text}, id=f"{len(text)}-0")
+        pipe.expire(self.key, STREAM_TTL_SECONDS)
+        pipe.publish(self.channel, len(text))
         pipe.execute()
 
     def append(self, chunk: str) -> bool:

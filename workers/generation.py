@@ -114,7 +114,7 @@ class Route:
     """Which model a reply asks, in turn: the one requested, then its fallbacks (``webapp.fallbacks``) when
     one fails before any text in a way its chain moves on for, and the log of every attempt."""
 
-    def __init__(self, user_id: int, model, connection, writer: live.LiveWriter):
+    def __init__(self, user_id: int, model, connection, writer: live.LiveWriter, earlier: list | None = None):
         self.user_id = user_id
         self.requested = model
         self.model = model
@@ -123,7 +123,9 @@ class Route:
         self.chain = fallbacks.chain_of(model.model_id)
         db.session.rollback()  # the settings read: hold no database connection while the reply streams
         self.tried = {model.model_id}
-        self.log: list[dict] = []
+        # A continuation (``earlier``: the attempts that wrote the text so far) adds to the reply's log.
+        self.log: list[dict] = list(earlier or [])
+        self.continuing = earlier is not None
 
     @property
     def moved(self) -> bool:
@@ -137,6 +139,8 @@ class Route:
 
     def asking(self, model, waited: float) -> None:
         self.log.append(fallbacks.attempt(model.model_id, waited))
+        if self.continuing:
+            self.log[-1]["continues"] = True
 
     def options(self, model, options: dict) -> dict:
         """The conversation's options, those the model declares when it is a fallback."""
@@ -188,7 +192,8 @@ class Route:
 
     def answered(self) -> dict:
         """What the final record says of the route: the model that answered and every attempt."""
-        return {"model_id": self.model.model_id, "provider": self.model.provider, "attempt_log": self.log}
+        answered = {"model_id": self.model.model_id, "provider": self.model.provider, "attempt_log": self.log}
+        return {**answered, "continued": True} if self.continuing else answered
 
 
 @dataclass
@@ -241,6 +246,8 @@ def _claim(generation_id: int, job_id: str | None):
             Generation.options,
             Generation.request_messages,
             Generation.streams,
+            Generation.text,
+            Generation.attempt_log,
         )
         .execution_options(synchronize_session=False)
     ).one_or_none()
@@ -264,6 +271,22 @@ def _call(claimed) -> dict:
         "options": dict(claimed.options or {}),
         "stream": claimed.streams,  # a client that reads nothing until the end: one answer, not chunks
     }
+
+
+CONTINUE_PROMPT = (
+    "Your answer above was cut off. Continue it exactly where it stopped, without repeating anything "
+    "already written and without any preamble."
+)
+
+
+def _continuing(call: dict, partial: str) -> dict:
+    """The call for a fallback that continues a reply broken after ``partial``: the question and the text so far
+    become turns of the history, and the model is asked to go on from there."""
+    question = {"role": "user", "content": call["prompt"]}
+    if call["attachments"]:
+        question["attachments"] = call["attachments"]
+    history = [*call["history"], question, {"role": "assistant", "content": partial}]
+    return {**call, "prompt": CONTINUE_PROMPT, "history": history, "attachments": []}
 
 
 def _refusal(claimed) -> ModelNotAllowed | None:
@@ -347,8 +370,13 @@ def _run(generation_id: int) -> str | None:
             flush_seconds=current_app.config["LIVE_FLUSH_MS"] / 1000,
             hold=not call["stream"],
         )
-        writer.reset()
-        parts: list[str] = []
+        partial = claimed.text or ""  # a reply broken after some text, queued again for a fallback to continue
+        if partial:
+            writer.resume(partial)
+        else:
+            writer.reset()
+        parts: list[str] = [partial] if partial else []
+        kept = len(parts)
         outcome = Outcome()
         attempts = 0
         waited = 0.0
@@ -360,9 +388,11 @@ def _run(generation_id: int) -> str | None:
             if refusal:
                 raise refusal  # an LLMError: fails with its code (model_not_allowed, model_not_configured)
             call = _call(claimed)
+            if partial:
+                call = _continuing(call, partial)
             db.session.rollback()
             model = get_model(call["model_id"])
-            route = Route(claimed.user_id, model, connection, writer)
+            route = Route(claimed.user_id, model, connection, writer, claimed.attempt_log if partial else None)
             model = route.start()
             while True:
                 attempts += 1
@@ -388,7 +418,7 @@ def _run(generation_id: int) -> str | None:
                     break
                 except LLMError as exc:
                     route.failed(exc)
-                    if parts:  # after some text: never a silent restart elsewhere; the text so far is kept
+                    if len(parts) > kept:  # after some text: never a silent restart elsewhere; the text so far is kept
                         raise
                     replacement = route.fallback_for(model, exc)
                     if replacement is not None:

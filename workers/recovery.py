@@ -23,7 +23,7 @@ import redis
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from webapp import limits, live, scheduling
 from webapp.database import write
@@ -80,7 +80,12 @@ def save_final(generation_id: int, final: dict, running_only: bool = False) -> b
     values.update(attempts=Generation.attempts + final["attempts"], finished_at=utcnow())
     if final.get("attempt_log") is not None:  # the route a reply took: the model that answered, every attempt
         values.update(model_id=final["model_id"], provider=final["provider"], attempt_log=final["attempt_log"])
-    if final["input_tokens"] is not None or final["output_tokens"] is not None:
+    if final.get("continued"):  # a fallback continued the reply: its tokens add to those of the text before
+        values.update(
+            input_tokens=func.coalesce(Generation.input_tokens, 0) + (final["input_tokens"] or 0),
+            output_tokens=func.coalesce(Generation.output_tokens, 0) + (final["output_tokens"] or 0),
+        )
+    elif final["input_tokens"] is not None or final["output_tokens"] is not None:
         values.update(input_tokens=final["input_tokens"], output_tokens=final["output_tokens"])
     return bool(
         db.session.execute(

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from tests.fakes import FakeGeminiServer, FakeOpenAIServer
 from tests.support.admin import save_models
-from tests.support.fallback import chat_once, dispose, fallback_app, set_chain, signed_up
+from tests.support.fallback import chat_once, dispose, fallback_app, latest, run_jobs, set_chain, signed_up
+from tests.support.forms import post_form
 from webapp import live
 from webapp.queue import get_redis
 
@@ -174,3 +175,63 @@ def test_a_break_after_some_text_keeps_it_and_never_restarts_elsewhere(make_app,
     assert generation.model_id == "gpt-4o"
     assert kinds(generation) == [("gpt-4o", "provider_down")]
     assert not [r for r in gemini_server.requests if "enerateContent" in r.path]
+
+
+def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers):
+    openai_server, gemini_server = servers
+    openai_server.reply = "one two three four five six seven eight nine ten"
+    gemini_server.reply = "six seven eight nine ten."
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("cut", after=5, path="chat")
+    broken = chat_once(app, client)
+    page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
+    assert "The answer was cut off before it was complete." in page
+    assert "The part written before the failure is kept above." in page
+    assert "Continue with gemini-1.5-pro</button>" in page
+
+    response = post_form(
+        client,
+        f"/chat/generations/{broken.id}/continue",
+        {"model": "gemini-1.5-pro"},
+        page=f"/chat/{broken.conversation_id}",
+    )
+    assert response.status_code == 302
+    run_jobs(app)
+    continued = latest(app)
+    assert continued.id == broken.id  # the same reply
+    assert continued.status == "succeeded", continued.error
+    assert continued.text == "one two three four five six seven eight nine ten."
+    assert continued.model_id == "gemini-1.5-pro"
+    assert [(a["model"], a.get("continues", False)) for a in continued.attempt_log] == [
+        ("gpt-4o", False),
+        ("gemini-1.5-pro", True),
+    ]
+    sent = [r.json for r in gemini_server.requests if "enerateContent" in r.path][-1]["contents"]
+    assert sent[-2] == {"role": "model", "parts": [{"text": "one two three four five "}]}  # the text so far
+    page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
+    assert "Continued by gemini-1.5-pro after the answer from gpt-4o broke off." in page
+    assert "Continue with" not in page
+
+
+def test_continue_with_a_model_not_offered_is_refused(make_app, servers):
+    openai_server, _gemini = servers
+    openai_server.reply = "one two three four five six seven eight nine ten"
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("cut", after=5, path="chat")
+    broken = chat_once(app, client)
+    response = post_form(
+        client,
+        f"/chat/generations/{broken.id}/continue",
+        {"model": "gpt-4o-mini"},
+        page=f"/chat/{broken.conversation_id}",
+    )
+    assert response.status_code == 302
+    assert "cannot be continued with gpt-4o-mini" in html.unescape(
+        client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True)
+    )
+    again = latest(app)
+    assert again.status == "failed" and again.text == "one two three four five "

@@ -12,7 +12,9 @@ from .. import conversations as convs
 from ..errors import json_endpoint
 from ..extensions import db
 from ..generations import (
+    CannotContinue,
     NotQueued,
+    continue_reply,
     stop,
 )
 from ..reply_events import progress
@@ -35,6 +37,18 @@ def stop_generation(generation_id):
         status = None
     if _wants_json():
         return jsonify({"id": generation_id, "status": status})
+    return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
+
+
+@bp.route("/generations/<int:generation_id>/continue", methods=["POST"])
+def continue_generation(generation_id):
+    """Continue with <fallback>: a reply that broke off after some text is continued by the fallback offered."""
+    generation = convs.owned_generation(current_user, generation_id)
+    conversation_id = generation.conversation_id
+    try:
+        continue_reply(current_user, generation, request.form.get("model", ""))
+    except (CannotContinue, NotQueued) as exc:
+        flash(str(exc), "error")
     return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
 
 

@@ -46,6 +46,7 @@ def reply_helpers():
         "retry_after_seconds": retry_after_seconds,
         "fallback_trail": fallbacks.trail_sentence,
         "attempt_said": fallbacks.attempt_said,
+        "continuation_model": lambda generation: fallbacks.continuation_model(current_user, generation),
         "model_reads_pdf": _model_reads_pdf,
         "file_size": _file_size,
         "attachment_types": attachments.allowed_types(),
