@@ -99,6 +99,14 @@
       source.addEventListener("text", function (e) {
         show({}, JSON.parse(e.data).text, parseInt(e.lastEventId, 10));
       });
+      source.addEventListener("fallback", function (e) {
+        // The reply moved on to another model before any text: name the one that answers now.
+        var news = JSON.parse(e.data);
+        var name = item.querySelector(".model-name");
+        if (name) name.textContent = news.to;
+        item.dataset.model = news.to;
+        announce(news.from + " failed; " + news.to + " answers instead.");
+      });
       ["done", "failed", "stopped"].forEach(function (name) {
         source.addEventListener(name, function (e) {
           source.close(); // or EventSource would reconnect to a reply that has ended

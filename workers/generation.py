@@ -476,6 +476,7 @@ def _run(generation_id: int) -> str | None:
                         status=outcome.status,
                         input_tokens=usage.input_tokens if usage is not None else 0,
                         output_tokens=usage.output_tokens if usage is not None else 0,
+                        continued=bool(route and route.continuing),
                         **ledger,
                     )
                 try:

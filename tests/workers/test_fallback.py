@@ -210,9 +210,30 @@ def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers)
     ]
     sent = [r.json for r in gemini_server.requests if "enerateContent" in r.path][-1]["contents"]
     assert sent[-2] == {"role": "model", "parts": [{"text": "one two three four five "}]}  # the text so far
+    assert continued.output_tokens > broken.output_tokens  # the continuation's tokens add to the first part's
+    with app.app_context():
+        from webapp.extensions import db
+        from webapp.models import UsageRecord
+
+        ledger = db.session.scalar(select(UsageRecord).where(UsageRecord.generation_id == broken.id))
+        assert (ledger.status, ledger.output_tokens) == ("succeeded", continued.output_tokens)
     page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
     assert "Continued by gemini-1.5-pro after the answer from gpt-4o broke off." in page
     assert "Continue with" not in page
+
+
+def test_only_the_owner_may_continue_a_reply(make_app, servers):
+    openai_server, _gemini = servers
+    openai_server.reply = "one two three four five six seven eight nine ten"
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("cut", after=5, path="chat")
+    broken = chat_once(app, client)
+    other = signed_up(app, "gpt-4o", username="mallory")
+    response = post_form(other, f"/chat/generations/{broken.id}/continue", {"model": "gemini-1.5-pro"})
+    assert response.status_code == 404
+    assert latest(app).status == "failed"
 
 
 def test_continue_with_a_model_not_offered_is_refused(make_app, servers):
