@@ -45,6 +45,8 @@ def continue_generation(generation_id):
     """Continue with <fallback>: a reply that broke off after some text is continued by the fallback offered."""
     generation = convs.owned_generation(current_user, generation_id)
     conversation_id = generation.conversation_id
+    if conversation_id is None:  # an API call's reply: not on any page
+        abort(404)
     try:
         continue_reply(current_user, generation, request.form.get("model", ""))
     except (CannotContinue, NotQueued) as exc:
