@@ -256,3 +256,14 @@ def test_continue_with_a_model_not_offered_is_refused(make_app, servers):
     )
     again = latest(app)
     assert again.status == "failed" and again.text == "one two three four five "
+
+
+def test_a_fallback_whose_provider_is_not_set_up_is_skipped(make_app, servers):
+    openai_server, _gemini = servers
+    app = make_app()  # the in-house provider has no base URL here
+    set_chain(app, "gpt-4o", ["inhouse", "gpt-4o-mini"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("unavailable", path="chat")
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gpt-4o", "provider_down"), ("gpt-4o-mini", None)]
