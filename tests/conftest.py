@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,17 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... in
 # the system tests start gunicorn, workers and Valkey and count on them under load, and Chromium is heavy;
 # two of either at once on a 2-core machine would starve each other.
 SERIAL_GROUPS = {"tests/system/": "system", "tests/browser/": "browser"}
+
+
+# Fixtures that start a process of their own (a `python -m workers`, the Node OpenID Connect provider): a test
+# that uses one is process-level, so slow, and stays out of `make test-fast`. (tests/system/ is slow as a whole.)
+PROCESS_FIXTURES = {"start_worker", "oidc_provider", "oidc_provider_session", "worker_process"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of xdist's: `-p no:xdist` still runs
@@ -131,20 +143,41 @@ def app_config(database_url, redis_url):
         "SIGNUP_MAX_PER_HOUR": 0,  # tests create many users from one address
         # Their first sign-up is a plain user, as before the first-admin rule (tests/test_signups.py covers it).
         "SIGNUP_FIRST_ADMIN": False,
+        # Still scrypt, at a fraction of its cost: hashing at full cost was most of the suite's CPU time.
+        "PASSWORD_HASH": "scrypt:256:8:1",
     }
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """An SQLite file with every table, made once per process: a test's database starts as a copy of it,
+    far cheaper than creating the tables again for each of hundreds of tests."""
+    from sqlalchemy import create_engine
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = create_engine(f"sqlite:///{path}")
+    db.metadata.create_all(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def app(instance_path, app_config):
+def app(instance_path, app_config, sqlite_template):
+    url = make_url(app_config["DATABASE_URL"])
+    copied = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if copied:
+        shutil.copyfile(sqlite_template, url.database)
     app = create_app(app_config)
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        if not copied:
+            db.drop_all()
+            db.create_all()
         get_redis().flushdb()
     yield app
     with app.app_context():
         db.session.remove()
-        db.drop_all()
+        if not copied:  # a copied file goes with the test's temporary folder
+            db.drop_all()
         db.engine.dispose()
 
 

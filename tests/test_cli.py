@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from webapp import create_app
@@ -23,6 +24,7 @@ def test_create_admin_command(runner, app):
     assert "at least 10 characters" in result.output
 
 
+@pytest.mark.slow  # starts a process
 def test_create_admin_on_a_database_that_is_not_migrated_says_what_to_run(tmp_path):
     """As in a new shell: `flask --app wsgi create-admin`, no DATABASE_URL, nothing migrated yet."""
     env = {key: value for key, value in os.environ.items() if key not in ENV_KEYS}

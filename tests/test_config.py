@@ -72,3 +72,20 @@ def test_every_setting_is_read_with_its_kind(instance_path, monkeypatch):
     for setting in SETTINGS:
         if setting.kind in samples:
             assert config[setting.name] == samples[setting.kind][1], setting.name
+
+
+def test_passwords_are_hashed_with_full_cost_scrypt_unless_the_setting_says_otherwise(instance_path, monkeypatch):
+    from webapp.models import User
+
+    assert load_config()["PASSWORD_HASH"] == "scrypt:32768:8:1"
+    app = create_app({"PASSWORD_HASH": "scrypt:256:8:1"})
+    with app.app_context():
+        user = User(username="hash")
+        user.set_password("correct horse battery")
+        assert user.password_hash.startswith("scrypt:256:8:1$") and user.check_password("correct horse battery")
+    monkeypatch.setenv("PASSWORD_HASH", "md5")
+    with pytest.raises(ValueError, match="PASSWORD_HASH .md5. does not work"):
+        load_config()
+    monkeypatch.setenv("PASSWORD_HASH", "scrypt:16:8:1")  # too little memory for OpenSSL's scrypt
+    with pytest.raises(ValueError, match="does not work"):
+        load_config()

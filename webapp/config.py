@@ -191,6 +191,13 @@ SETTINGS: tuple[Setting, ...] = (
         "`flask create-admin` (or single sign-on), so nobody takes a freshly exposed server by signing up first.",
     ),
     Setting(
+        "PASSWORD_HASH",
+        "str",
+        "scrypt:32768:8:1",
+        "Werkzeug's method and cost for new password hashes (a stored hash keeps its own): memory-hard scrypt "
+        "by default; lower it only where CPU matters more than the cost of a stolen database (the tests).",
+    ),
+    Setting(
         "REFRESH_REUSE_GRACE_SECONDS",
         "float",
         10.0,
@@ -309,6 +316,18 @@ def _secret_key(instance: Path) -> str:
     return key
 
 
+def _check_password_hash(method: str) -> None:
+    """A method werkzeug can use, refused at start rather than at someone's sign-up (one hash of a word)."""
+    from werkzeug.security import generate_password_hash
+
+    try:
+        generate_password_hash("check", method)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"PASSWORD_HASH {method!r} does not work: use scrypt[:N:r:p] or pbkdf2:sha256[:iterations] ({exc})"
+        ) from None
+
+
 def load_config(overrides: dict | None = None) -> dict:
     instance = ensure_instance_path()
     config = dict(DEFAULTS)
@@ -321,6 +340,7 @@ def load_config(overrides: dict | None = None) -> dict:
         config.update(overrides)
     config = {k: _coerce(k, v) for k, v in config.items()}
 
+    _check_password_hash(str(config.get("PASSWORD_HASH")))
     if not config.get("SECRET_KEY"):
         config["SECRET_KEY"] = _secret_key(instance)
     config.setdefault("DATABASE_URL", f"sqlite:///{instance / 'switchboard.db'}")

@@ -68,6 +68,7 @@ def test_every_example_runs_as_written(server, worker, openai_server, gemini_ser
     assert answer["choices"][0]["message"]["content"] == "Fake answer to: How is the weather on Venus?"
 
 
+@pytest.mark.slow  # starts a process
 def test_the_python_example_runs_as_written(server, worker, api_key):
     [example] = blocks("python")
     env = {"SWITCHBOARD_API_KEY": api_key, "PATH": "/usr/bin:/bin"}

@@ -135,6 +135,7 @@ def test_the_seed_api_takes_the_same_parts(server, access_token, worker):
     assert "(received 1 image, 3×2 PNG)" in reply.json["choices"][0]["message"]["content"]
 
 
+@pytest.mark.slow  # starts a process
 def test_the_documented_curl_example_sends_an_image(server, access_token, worker, openai_server, tmp_path):
     """docs/api.md's image example, run with curl as written (only the port substituted)."""
     import re

@@ -89,6 +89,7 @@ def test_concurrent_thread_writers_lose_nothing():
     assert {f"t{n}-{i}" for n in range(6) for i in range(15)} <= set(aliases)
 
 
+@pytest.mark.slow  # starts a process
 def test_concurrent_process_writers_lose_nothing(llm_instance):
     script = (
         "import sys, webapp.llm as llm\n"

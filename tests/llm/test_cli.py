@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 import webapp.llm as llm
@@ -81,6 +82,7 @@ def test_providers_command(openai_server, use_settings):
     assert "inhouse: In-house model server (not configured)" in result.output
 
 
+@pytest.mark.slow  # starts a process
 def test_python_dash_m():
     result = subprocess.run(
         [sys.executable, "-m", "webapp.llm", "prompt", "plain", "-o", "delay", "0"],

@@ -34,6 +34,7 @@ def test_get_models_lists_each_id_once():
     assert {"echo", "gpt-4o", "gpt-3.5-turbo", "gemini-1.5-pro", "inhouse"} <= set(ids)
 
 
+@pytest.mark.slow  # starts a process
 def test_importing_the_api_does_not_import_sdks():
     import subprocess
 

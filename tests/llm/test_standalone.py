@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from webapp.paths import PROJECT_ROOT
 
 SCRIPT = """
@@ -18,6 +20,7 @@ print(json.dumps({"loaded": loaded, "app_modules": app_modules, "reply": reply, 
 """
 
 
+@pytest.mark.slow  # starts a process
 def test_a_plain_script_uses_webapp_llm_without_flask(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GEMINI_", "INHOUSE_", "LLM_"))}
     env["SWITCHBOARD_INSTANCE_PATH"] = str(tmp_path / "instance")

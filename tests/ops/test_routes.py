@@ -1,3 +1,5 @@
+import pytest
+
 from tests.support.stack import running_worker, worker_env
 from tests.support.waiting import wait_for
 
@@ -7,6 +9,7 @@ def test_healthz_is_always_cheap_and_public(client):
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
 
 
+@pytest.mark.slow  # starts a process
 def test_readyz_needs_a_live_worker(client, app, app_config, instance_path):
     body = client.get("/readyz")
     assert body.status_code == 503
