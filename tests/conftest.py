@@ -154,8 +154,14 @@ def sqlite_template(tmp_path_factory):
     far cheaper than creating the tables again for each of hundreds of tests."""
     from sqlalchemy import create_engine
 
+    import webapp.models  # noqa: F401  (every table on db.metadata, whatever the tests imported so far)
+
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        # In WAL mode already, as the app would leave it: a web process and a worker opening a copy at once
+        # must not both try to switch it (the switch needs the file to themselves).
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     db.metadata.create_all(engine)
     engine.dispose()
     return path
