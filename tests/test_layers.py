@@ -37,6 +37,7 @@ FLOORS = [
             "webapp/usage.py",
             "webapp/prices.py",
             "webapp/groups.py",
+            "webapp/accounts/signed_in.py",
             "webapp/accounts/sessions.py",
             "webapp/accounts/api_keys.py",
             "webapp/attachments.py",

@@ -239,6 +239,14 @@ SETTINGS: tuple[Setting, ...] = (
         60.0,
         "Fallback: how long a model is skipped once cooling down (a provider's longer Retry-After wins).",
     ),
+    Setting(
+        "SIGNED_IN_CACHE_SECONDS",
+        "float",
+        1.0,
+        "How long a web process keeps a browser's sign-in it has just looked up, so most requests load their "
+        "user with one Redis read instead of the database (0: the database every time). Any sign-out, "
+        "revocation, disable or change of a user ends every process's entries at once; keep it short all the same.",
+    ),
 )
 ENV_KEYS = tuple(s.name for s in SETTINGS)
 KINDS = {s.name: s.kind for s in SETTINGS}

@@ -373,9 +373,11 @@ class LiveFeed:
                     return
             try:
                 message = self._pubsub.get_message(timeout=1.0)
-            except (redis.RedisError, OSError, ValueError):  # ValueError: its socket closed under it
-                if self._closed.is_set():
+            except Exception as exc:
+                if self._closed.is_set():  # closed under it (redis-py then raises any kind of error)
                     return
+                if not isinstance(exc, redis.RedisError | OSError | ValueError):  # ValueError: its socket closed
+                    raise
                 log.warning("live feed: Redis unavailable; reconnecting")
                 self._wake_all()  # streams read for themselves and end if Redis is really gone
                 self._closed.wait(self.RECONNECT_SECONDS)
@@ -418,10 +420,11 @@ class LiveFeed:
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._pubsub.close()
-        except redis.RedisError:
-            pass
+        with self._command_lock:  # not while the reader drops the connection itself (two resets at once fail)
+            try:
+                self._pubsub.close()
+            except (redis.RedisError, OSError):
+                pass
 
 
 @dataclass

@@ -113,6 +113,7 @@ def test_the_database_keeps_only_a_hash_of_the_cookie_token(app, users):
 
 
 def test_the_loader_is_one_indexed_read_and_notes_last_seen_at_most_every_minute(app, users):
+    app.config["SIGNED_IN_CACHE_SECONDS"] = 0  # its database read (the moment-long cache: test_signed_in.py)
     alice = sign_in(app)
     with app.app_context():
         record = db.session.scalar(select(UserSession))

@@ -8,6 +8,7 @@ from sqlalchemy import event, select
 
 from tests.support.chat import latest_generation, post_form, send, start_chat
 from webapp import site_settings
+from webapp.accounts import signed_in
 from webapp.extensions import db
 from webapp.models import Generation, Message
 
@@ -121,6 +122,7 @@ def count_queries(app, client, path):
     with app.app_context():
         engine = db.engine
         site_settings.invalidate()  # every measurement reloads the cached settings: counts compare
+        signed_in.invalidate()  # and the signed-in user
     listener = lambda *args: statements.append(args[2])  # noqa: E731
     event.listen(engine, "before_cursor_execute", listener)
     try:

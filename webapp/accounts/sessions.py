@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import User, UserSession, utcnow
+from .signed_in import Unavailable, for_this_process, version
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,12 @@ def start(user: User, kind: str, lifetime: timedelta, ip_address: str | None, us
     """Record a new sign-in for ``user`` and return the raw token its client will hold (flushed, not committed)."""
     now = utcnow()
     db.session.execute(
-        delete(UserSession).where(
+        delete(UserSession)
+        .where(
             UserSession.user_id == user.id,
             or_(UserSession.expires_at < now - KEEP_DEAD, UserSession.revoked_at < now - KEEP_DEAD),
         )
+        .execution_options(users_changed=frozenset())  # long dead: in no cache
     )
     raw_token = secrets.token_urlsafe(32)
     record = UserSession(
@@ -74,12 +77,34 @@ def find(raw_token: str, kind: str) -> UserSession | None:
 
 
 def load_user(raw_token: str, kind: str) -> User | None:
-    """The active user signed in by this token, or None when its sign-in is revoked, expired or disabled."""
-    record = find(raw_token, kind)
-    if record is None or not record.is_live or record.user.is_disabled:
+    """The active user signed in by this token, or None when its sign-in is revoked, expired or disabled.
+
+    A browser's sign-in comes from this process's moment-long cache when it has just been looked up and
+    nothing about users or sign-ins has changed since (``webapp.accounts.signed_in``)."""
+    if not raw_token or not isinstance(raw_token, str):
+        return None
+    cache = for_this_process() if kind == WEB else None
+    entry = None
+    if cache is not None:
+        token_hash = hash_token(raw_token)
+        try:
+            changes = version()  # before the database: a change committed after it moves it
+        except Unavailable:
+            cache = None
+        else:
+            entry = cache.get(token_hash, changes)
+    if entry is not None:
+        user, record = cache.attach(entry)
+    else:
+        record = find(raw_token, kind)
+        user = None if record is None else record.user
+        if cache is not None and record is not None and record.is_live and not user.is_disabled:
+            cache.put(token_hash, record, changes)
+    if record is None or not record.is_live or user.is_disabled:
         return None
     touch(record)
-    user = record.user
+    if entry is not None:
+        entry.record["last_seen_at"] = record.last_seen_at  # touched at most once per interval, cache or not
     user.current_session, user.current_session_token = record, raw_token
     return user
 
@@ -129,6 +154,7 @@ def revoke_all(user: User) -> int:
         update(UserSession)
         .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
+        .execution_options(users_changed=frozenset({user.id}))
     )
     return result.rowcount
 
@@ -162,6 +188,6 @@ def rotate_refresh(
         update(UserSession)
         .where(UserSession.id == record.id, UserSession.refresh_jti == presented_jti, UserSession.revoked_at.is_(None))
         .values(refresh_jti=new_jti, expires_at=new_expiry, last_seen_at=utcnow(), refreshed_at=refreshed_at)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, users_changed=frozenset())  # API families: never cached
     )
     return result.rowcount == 1
