@@ -99,13 +99,8 @@
       source.addEventListener("text", function (e) {
         show({}, JSON.parse(e.data).text, parseInt(e.lastEventId, 10));
       });
-      source.addEventListener("fallback", function (e) {
-        // The reply moved on to another model before any text: name the one that answers now.
-        var news = JSON.parse(e.data);
-        var name = item.querySelector(".model-name");
-        if (name) name.textContent = news.to;
-        item.dataset.model = news.to;
-        announce(news.from + " failed; " + news.to + " answers instead.");
+      source.addEventListener("fallback", function (e) { // another model answers: name it
+        item.querySelector(".model-name").textContent = JSON.parse(e.data).to;
       });
       ["done", "failed", "stopped"].forEach(function (name) {
         source.addEventListener(name, function (e) {
