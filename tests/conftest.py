@@ -26,6 +26,8 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... in
 # the system tests start gunicorn, workers and Valkey and count on them under load, and Chromium is heavy;
 # two of either at once on a 2-core machine would starve each other.
 SERIAL_GROUPS = {"tests/system/": "system", "tests/browser/": "browser"}
+# Importing litellm costs ~6 s of CPU in each process that does it: its tests share one worker, so one import.
+LITELLM_WORDS = ("litellm", "ollama")
 
 
 # Fixtures that start a process of their own (a `python -m workers`, the Node OpenID Connect provider): a test
@@ -52,6 +54,8 @@ def pytest_xdist_make_scheduler(config, log):
             for prefix, group in SERIAL_GROUPS.items():
                 if nodeid.startswith(prefix):
                     return group
+            if any(word in nodeid.lower() for word in LITELLM_WORDS):
+                return "litellm"
             return super()._split_scope(nodeid)
 
     return SerialGroupsScheduling(config, log)
