@@ -4,9 +4,14 @@ import time
 
 import pytest
 from rq.job import Job, JobStatus
+from sqlalchemy import select
 
 from tests.support.chat import get_generation, latest_generation, post_form, start_chat
 from tests.support.waiting import wait_for
+from webapp.database import write
+from webapp.extensions import db
+from webapp.generations import record
+from webapp.models import User
 from webapp.queue import get_queue, get_redis
 
 LONG_REPLY = " ".join(f"word{i}" for i in range(400))  # 400 pieces at 40/s: about ten seconds
@@ -38,6 +43,28 @@ def test_stop_while_queued_removes_the_job(client, auth, app, run_jobs):
     assert "Stopped." in page and 'http-equiv="refresh"' not in page
     payload = status(client, generation.id)
     assert payload["status"] == "cancelled" and payload["done"] is True
+
+
+def test_an_api_calls_reply_stopped_from_a_page_form_goes_back_to_the_chats(client, auth, app):
+    """An API call's reply is on no page: its stop answers with a redirect to the chats, never an error."""
+    auth.signup()
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        generation = write(  # as /v1 records its call: no conversation
+            lambda: (
+                record(
+                    user_id=user.id,
+                    model_id="echo",
+                    provider="echo",
+                    source="api",
+                    streams=False,
+                    request_messages=[{"role": "user", "content": "hi"}],
+                ).id
+            )
+        )
+    response = post_form(client, f"/chat/generations/{generation}/stop")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/chat/")
+    assert get_generation(app, generation).status == "cancelled"
 
 
 def test_stop_is_idempotent_and_json_for_scripts(client, auth, app):

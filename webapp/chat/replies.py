@@ -37,6 +37,8 @@ def stop_generation(generation_id):
         status = None
     if _wants_json():
         return jsonify({"id": generation_id, "status": status})
+    if conversation_id is None:  # an API call's reply: it is on no page, so back to the chats
+        return redirect(url_for("chat.index"))
     return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
 
 
