@@ -79,7 +79,17 @@ FLOORS = [
             "webapp/root.py",
         ],
     ),
-    ("jobs", ["workers/generation.py", "workers/admin.py", "workers/recovery.py", "workers/threaded.py"]),
+    (
+        "jobs",
+        [
+            "workers/generation.py",
+            "workers/history.py",
+            "workers/routing.py",
+            "workers/admin.py",
+            "workers/recovery.py",
+            "workers/threaded.py",
+        ],
+    ),
     (
         "wiring",
         [

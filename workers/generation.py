@@ -16,23 +16,24 @@ import redis
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
-from webapp import attachments, fallbacks, limits, live, scheduling
+from webapp import limits, live, scheduling
 from webapp.access import ModelNotAllowed, check_model_usable
 from webapp.database import write
 from webapp.extensions import db
 from webapp.llm import get_model
 from webapp.llm.errors import LLMError, RateLimited
 from webapp.logs import generation_id_var
-from webapp.model_options import applicable_options
-from webapp.models import Attachment, Generation, GenerationStatus, Message, User, utcnow
+from webapp.models import Generation, GenerationStatus, User, utcnow
 from webapp.queue import get_redis
 from webapp.usage import record_quietly as record_usage
 
 from .app_context import app_context
+from .history import conversation_turns, with_files
 from .recovery import keep_final, save_final
+from .routing import Route
 from .threaded import JobStopRequested, WorkerStopping, on_stop, shielded
 
 log = logging.getLogger(__name__)
@@ -51,149 +52,6 @@ DATABASE_LOST_ERROR = (
     "The text so far is kept; retry to get a full reply."
 )
 BACKOFF_CAP_SECONDS = 20.0
-
-
-def conversation_turns(conversation_id: int, message_id: int) -> tuple[str, list[dict], list[int]]:
-    """The prompt (the message's text), the turns before it (each earlier user message, with its attachments'
-    ids, and the text of its latest reply) and the ids of the message's own attachments. One query for the
-    turns whatever the length of the conversation, one for the attachment ids."""
-    latest = (
-        select(Generation.message_id, func.max(Generation.id).label("reply_id"))
-        .where(Generation.conversation_id == conversation_id, Generation.message_id < message_id)
-        .group_by(Generation.message_id)
-        .subquery()
-    )
-    rows = db.session.execute(
-        select(Message.id, Message.content, Generation.text)
-        .outerjoin(latest, latest.c.message_id == Message.id)
-        .outerjoin(Generation, Generation.id == latest.c.reply_id)
-        .where(Message.conversation_id == conversation_id, Message.id <= message_id)
-        .order_by(Message.id)
-    ).all()
-    files = _attachment_ids([row[0] for row in rows])
-    history = []
-    for turn_id, content, reply in rows[:-1]:
-        history.append({"role": "user", "content": content})
-        if files.get(turn_id):
-            history[-1]["attachments"] = files[turn_id]
-        if reply:
-            history.append({"role": "assistant", "content": reply})
-    return rows[-1][1], history, files.get(message_id) or []
-
-
-def _attachment_ids(message_ids: list[int]) -> dict[int, list[int]]:
-    """Each message's attachment ids, in order (one query for them all)."""
-    if not message_ids:
-        return {}
-    rows = db.session.execute(
-        select(Attachment.message_id, Attachment.id)
-        .where(Attachment.message_id.in_(message_ids))
-        .order_by(Attachment.message_id, Attachment.position)
-    )
-    found: dict[int, list[int]] = {}
-    for message_id, attachment_id in rows:
-        found.setdefault(message_id, []).append(attachment_id)
-    return found
-
-
-def _with_files(turns: list[dict], last_ids) -> tuple[list[dict], list]:
-    """The turns with attachment ids replaced by the files (bytes read in one query), and the last turn's."""
-    ids = [i for turn in turns for i in turn.get("attachments") or ()] + list(last_ids or ())
-    if not ids:
-        return turns, []
-    files = attachments.for_prompt(ids)
-    resolved = []
-    for turn in turns:
-        if turn.get("attachments"):
-            turn = {**turn, "attachments": [files[i] for i in turn["attachments"] if i in files]}
-        resolved.append(turn)
-    return resolved, [files[i] for i in last_ids or () if i in files]
-
-
-class Route:
-    """Which model a reply asks, in turn: the one requested, then its fallbacks (``webapp.fallbacks``) when
-    one fails before any text in a way its chain moves on for, and the log of every attempt."""
-
-    def __init__(self, user_id: int, model, connection, writer: live.LiveWriter, earlier: list | None = None):
-        self.user_id = user_id
-        self.requested = model
-        self.model = model
-        self.connection = connection
-        self.writer = writer
-        self.chain = fallbacks.chain_of(model.model_id)
-        db.session.rollback()  # the settings read: hold no database connection while the reply streams
-        self.tried = {model.model_id}
-        # A continuation (``earlier``: the attempts that wrote the text so far) adds to the reply's log.
-        self.log: list[dict] = list(earlier or [])
-        self.continuing = earlier is not None
-
-    @property
-    def moved(self) -> bool:
-        return self.model.model_id != self.requested.model_id
-
-    def start(self):
-        """The first model to ask: the requested one, unless it is cooling down and a fallback is free."""
-        if self.chain.fallbacks and self._quietly(fallbacks.is_cooling, self.connection, self.model.model_id):
-            self._move_on(fallbacks.COOLING_DOWN)
-        return self.model
-
-    def asking(self, model, waited: float) -> None:
-        self.log.append(fallbacks.attempt(model.model_id, waited))
-        if self.continuing:
-            self.log[-1]["continues"] = True
-
-    def options(self, model, options: dict) -> dict:
-        """The conversation's options, those the model declares when it is a fallback."""
-        return options if model is self.requested else applicable_options(model, options)
-
-    def failed(self, error: LLMError) -> None:
-        self.log[-1].update(error=error.code, kind=fallbacks.failure_kind(error))
-        self._quietly(fallbacks.note_failure, self.connection, self.model.model_id, error)
-
-    def fallback_for(self, model, error: LLMError):
-        """The next model after ``model`` failed before any text, or None (stay: retry or fail)."""
-        kind = fallbacks.failure_kind(error)
-        if kind is None or kind not in self.chain.moves_on or not self.chain.fallbacks:
-            return None
-        if self._move_on(kind) is None:
-            return None
-        self._quietly(fallbacks.honour_retry_after, self.connection, model.model_id, error)
-        return self.model
-
-    def _move_on(self, kind: str):
-        try:
-            user = db.session.get(User, self.user_id)
-            replacement, skipped = fallbacks.next_model(user, self.chain, self.tried, self.connection)
-        except redis.RedisError:
-            return None
-        finally:
-            db.session.rollback()
-        if replacement is not None and kind == fallbacks.COOLING_DOWN:
-            self.log.append(fallbacks.attempt(self.model.model_id, error=kind, kind=kind))
-        for model_id in skipped:
-            self.tried.add(model_id)
-            self.log.append(fallbacks.attempt(model_id, error=fallbacks.COOLING_DOWN, kind=fallbacks.COOLING_DOWN))
-        if replacement is None:
-            return None
-        log.info("generation: %s %s; falling back to %s", self.model.model_id, kind, replacement.model_id)
-        self.writer.fallback({"from": self.model.model_id, "to": replacement.model_id, "kind": kind})
-        self.tried.add(replacement.model_id)
-        self.model = replacement
-        return replacement
-
-    @staticmethod
-    def _quietly(function, *args):
-        """Cooldown bookkeeping never fails a reply: without Redis, no cooldowns."""
-        try:
-            return function(*args)
-        except redis.RedisError:
-            log.warning("cooldowns: Redis unavailable")
-            return None
-
-    def answered(self) -> dict:
-        """What the final record says of the route: the model that answered and every attempt."""
-        answered = {"model_id": self.model.model_id, "provider": self.model.provider, "attempt_log": self.log}
-        return {**answered, "continued": True} if self.continuing else answered
 
 
 @dataclass
@@ -261,7 +119,7 @@ def _call(claimed) -> dict:
         prompt, last_ids = last["content"], last.get("attachments")
     else:
         prompt, history, last_ids = conversation_turns(claimed.conversation_id, claimed.message_id)
-    history, files = _with_files(history, last_ids)
+    history, files = with_files(history, last_ids)
     return {
         "model_id": claimed.model_id,
         "prompt": prompt,

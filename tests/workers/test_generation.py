@@ -47,7 +47,7 @@ def test_a_model_removed_after_sending_fails_with_a_reason(client, auth, app, ru
 
 
 def test_history_is_sent_with_follow_ups(client, auth, app, run_jobs):
-    from workers.generation import conversation_turns
+    from workers.history import conversation_turns
 
     auth.signup()
     first = send(client, "first")
