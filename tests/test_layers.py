@@ -19,6 +19,7 @@ FLOORS = [
             "webapp/llm",
             "webapp/queue.py",
             "webapp/live.py",
+            "webapp/live_feed.py",
             "webapp/logs.py",
             "webapp/fairqueue.py",
             "webapp/cooldowns.py",

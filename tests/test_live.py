@@ -6,6 +6,7 @@ import redis
 
 from tests.support.waiting import wait_for
 from webapp import live
+from webapp.live_feed import LiveFeed
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def test_one_pub_sub_connection_wakes_exactly_the_streams_that_grew(connection, 
     from tests.support.waiting import wait_for
 
     pubsub_clients_before = len(connection.client_list(_type="pubsub"))
-    feed = live.LiveFeed(redis.Redis.from_url(redis_url))
+    feed = LiveFeed(redis.Redis.from_url(redis_url))
     ids = list(range(100, 150))
     subscriptions = [feed.subscribe(generation_id) for generation_id in ids]
     channels = [live.notify_channel(generation_id) for generation_id in ids]
@@ -130,7 +131,7 @@ def test_the_feed_reconnects_by_itself_after_redis_restarts_while_nobody_listens
     """Its pub/sub connection, idle since the last stream ended, must not fail the first stream after a restart."""
     url, start, servers = restartable_valkey
     connection = redis.Redis.from_url(url)
-    feed = live.LiveFeed(connection)
+    feed = LiveFeed(connection)
     try:
         with feed.subscribe(1) as subscription:
             live.LiveWriter(connection, 1).append("before")

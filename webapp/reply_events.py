@@ -22,6 +22,7 @@ from sqlalchemy import select
 from . import live, scheduling
 from .extensions import db
 from .generations import outcome, outcome_of
+from .live_feed import LiveFeed
 from .models import Generation, GenerationStatus
 from .queue import get_redis
 
@@ -46,11 +47,11 @@ class ReplyEvent:
     generation: Generation | None = None  # the finished record, with the ending events when asked for
 
 
-def live_feed() -> live.LiveFeed:
+def live_feed() -> LiveFeed:
     """This process's one pub/sub reader, made on first use."""
     extensions = current_app.extensions
     if "switchboard_live_feed" not in extensions:
-        extensions["switchboard_live_feed"] = live.LiveFeed(get_redis())
+        extensions["switchboard_live_feed"] = LiveFeed(get_redis())
     return extensions["switchboard_live_feed"]
 
 
