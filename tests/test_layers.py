@@ -61,7 +61,13 @@ FLOORS = [
     ("domain: choices and summaries", ["webapp/model_options.py", "webapp/usage_summary.py"]),
     (
         "domain: conversations and generations",
-        ["webapp/generations.py", "webapp/reply_events.py", "webapp/conversations", "webapp/sharing.py"],
+        [
+            "webapp/generations.py",
+            "webapp/stopping.py",
+            "webapp/reply_events.py",
+            "webapp/conversations",
+            "webapp/sharing.py",
+        ],
     ),
     (
         "pages and API",

@@ -18,12 +18,13 @@ from .. import attachments
 from ..access import ModelNeedsSetup, ModelNotAllowed, allowed_models, check_model_usable
 from ..database import write
 from ..extensions import db
-from ..generations import LimitReached, QueueUnavailable, enqueue, record, stop
+from ..generations import LimitReached, QueueUnavailable, enqueue, record
 from ..llm import InvalidOptions, LLMError, Model, UnknownModelError, get_model, get_providers, list_provider_models
 from ..llm.errors import without_addresses
 from ..llm.registry import provider_configured
 from ..message_size import message_too_long
 from ..models import Generation, User
+from ..stopping import stop
 from . import content_parts
 from .errors import ApiError
 

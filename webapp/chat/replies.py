@@ -11,13 +11,9 @@ from .. import attachments
 from .. import conversations as convs
 from ..errors import json_endpoint
 from ..extensions import db
-from ..generations import (
-    CannotContinue,
-    NotQueued,
-    continue_reply,
-    stop,
-)
+from ..generations import CannotContinue, NotQueued, continue_reply
 from ..reply_events import progress
+from ..stopping import stop
 from . import bp
 from .events import reply_fragment
 from .forms import progress_query

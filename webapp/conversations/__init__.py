@@ -11,10 +11,11 @@ from .. import attachments, usage
 from ..access import check_model_usable, usable_model_id
 from ..database import write
 from ..extensions import db
-from ..generations import NotQueued, create_generation, enqueue, forget_live, stop_all
+from ..generations import NotQueued, create_generation, enqueue
 from ..llm import get_default_model, get_model
 from ..model_options import ModelUnavailable, applicable_options, usable_model
 from ..models import Conversation, Generation, Message, SharedLink, User, utcnow
+from ..stopping import forget_live, stop_all
 from .branches import last_message, mark_selected, select_version, sibling_groups, turns_to, visible_path
 from .export import export_json, export_markdown
 from .titles import MAX_TITLE_LENGTH, title_from
