@@ -1,12 +1,7 @@
-// Follows running replies over server-sent events (EventSource on .../events: the text
-// after our cursor and every status change; it resumes by itself with Last-Event-ID).
-// Without EventSource, or when the server refuses the stream, it asks the status
-// endpoint instead, holding each request open (?wait) until new text arrives. When a
-// reply is done it swaps in the server's rendering (sanitized Markdown, actions).
-// Also: Enter sends, Shift+Enter adds a line, Esc stops a running reply, the composer
-// grows with its text, code blocks get a language label and a copy button, times are
-// shown in the reader's time zone. Everything here is an enhancement: without it the
-// page refreshes itself and every action is a plain form.
+// Follows running replies over server-sent events (.../events, resumed with Last-Event-ID), else long-polls
+// the status endpoint (?wait); a finished reply is swapped for the server's rendering. Also: Enter sends, Esc
+// stops a reply, the composer grows, code gets a copy button, times show in the reader's zone. All of it is
+// an enhancement: without it the page refreshes itself and every action is a plain form.
 (function () {
   "use strict";
   var WAIT_SECONDS = 5;
@@ -250,80 +245,25 @@
     el.title = (el.title.split(" ")[0] || "") + " " + when.toLocaleString();
   }
 
-  function randomToken() {
-    var bytes = new Uint8Array(18);
-    window.crypto.getRandomValues(bytes);
-    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  // static/composer.js, loaded on first use, edits a message in place and posts the composer with fetch.
+  function withComposer(then, otherwise) {
+    var form = document.querySelector(".composer[data-composer]"), js = withComposer.js;
+    if (window.sbPost || !form) return (window.sbPost ? then : otherwise)();
+    if (!js) {
+      js = withComposer.js = document.head.appendChild(document.createElement("script"));
+      js.src = form.dataset.composer;
+      js.onerror = function () { withComposer.js = null; };
+    }
+    js.addEventListener("load", then);
+    js.addEventListener("error", otherwise);
   }
 
-  // Edit a message in place: its text becomes a form posting to the edit page's URL (the form the
-  // no-JS edit page has). The server keeps the original as another version of the message.
   function enhanceEdit(link) {
     if (link.dataset.enhanced) return;
     link.dataset.enhanced = "1";
     link.addEventListener("click", function (e) {
-      var item = link.closest(".message.user");
-      var csrf = document.querySelector('.composer input[name="csrf_token"]');
-      if (!item || !csrf) return; // no composer: follow the link to the edit page
       e.preventDefault();
-      if (item.querySelector("form.edit-form")) return;
-      var content = item.querySelector(".content");
-      var actions = link.closest(".actions");
-      var form = document.createElement("form");
-      form.method = "post";
-      form.action = link.href;
-      form.className = "edit-form";
-      [["csrf_token", csrf.value], ["submission_token", randomToken()]].forEach(function (pair) {
-        var input = document.createElement("input");
-        input.type = "hidden";
-        input.name = pair[0];
-        input.value = pair[1];
-        form.appendChild(input);
-      });
-      var label = document.createElement("label");
-      label.className = "visually-hidden";
-      label.htmlFor = "edit-" + item.id;
-      label.textContent = "Edit message";
-      var area = document.createElement("textarea");
-      area.name = "content";
-      area.id = "edit-" + item.id;
-      area.rows = 3;
-      area.value = content.textContent;
-      var buttons = document.createElement("div");
-      buttons.className = "edit-buttons";
-      var cancel = document.createElement("button");
-      cancel.type = "button";
-      cancel.textContent = "Cancel";
-      var save = document.createElement("button");
-      save.type = "submit";
-      save.className = "primary";
-      save.textContent = "Save and send";
-      buttons.appendChild(cancel);
-      buttons.appendChild(save);
-      form.appendChild(label);
-      form.appendChild(area);
-      form.appendChild(buttons);
-      function close() {
-        form.remove();
-        content.hidden = false;
-        if (actions) actions.hidden = false;
-        link.focus();
-      }
-      cancel.addEventListener("click", close);
-      area.addEventListener("keydown", function (ev) {
-        if (ev.key === "Escape") {
-          ev.preventDefault(); // not the page's Esc (stop a reply)
-          close();
-        } else if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
-          ev.preventDefault();
-          if (area.value.trim()) form.requestSubmit();
-        }
-      });
-      form.addEventListener("submit", function () { save.disabled = true; });
-      content.hidden = true;
-      if (actions) actions.hidden = true;
-      item.appendChild(form);
-      area.focus();
+      withComposer(function () { window.sbEdit(link); }, function () { location.assign(link.href); });
     });
   }
 
@@ -418,9 +358,17 @@
         if (composer.value.trim()) form.requestSubmit();
       }
     });
-    form.addEventListener("submit", function () {
+    var posts = form.dataset.composer && window.fetch; // in a conversation: no page reload
+    if (posts) composer.addEventListener("input", function () { withComposer(grow, grow); }, { once: true });
+    form.addEventListener("submit", function (e) {
       var button = form.querySelector('[type="submit"]');
+      if (button && button.disabled) return e.preventDefault();
       if (button) button.disabled = true; // the one-time token also guards a second submit
+      if (!posts) return;
+      e.preventDefault();
+      withComposer(function () { window.sbPost(form, enhance); }, function () {
+        HTMLFormElement.prototype.submit.call(form); // "submit" is the Send button's name: the form's own
+      });
     });
     // Ready to type at once (not on phones, where focus opens the keyboard).
     if (window.innerWidth > 760 && !document.querySelector(":focus")) composer.focus({ preventScroll: true });

@@ -101,6 +101,7 @@ def test_edit_in_place_makes_a_branch_and_both_stay_browsable(page, live_server)
     expect(page.locator(".message.user .version-count").first).to_have_text("1/2")
     # Esc leaves an edit without sending anything.
     page.locator(".message.user").last.get_by_role("link", name="Edit this message").click()
+    expect(page.locator(".message.user").last.get_by_label("Edit message")).to_be_focused()  # (static/composer.js)
     page.keyboard.press("Escape")
     expect(page.locator("form.edit-form")).to_have_count(0)
     expect(page.locator(".message.user")).to_have_count(2)

@@ -1,4 +1,4 @@
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import inspect as sa_inspect
 
@@ -183,8 +183,41 @@ def post_message(conversation_id):
     conv = convs.owned_conversation(current_user, conversation_id)
     form = MessageForm()
     if not form.validate_on_submit():
+        if _wants_fragments():
+            problems = [error for errors in form.errors.values() for error in errors]
+            return _composer_error(f"Not sent: {problems[0] if problems else 'the form was not complete.'}", 400)
         return _render(conv, form, 400)
     return _send(conv, form)
+
+
+def _wants_fragments() -> bool:
+    """The page's script posted the composer (static/composer.js): it takes the new message and its reply
+    as HTML to append, and errors as JSON, instead of a redirect or a whole page."""
+    return request.headers.get("X-Composer") == "fetch"
+
+
+def _composer_error(message: str, status: int):
+    """Nothing was saved: the script shows why beside the composer, whose text stays."""
+    return jsonify({"error": {"message": message, "code": status}}), status
+
+
+def _posted(conversation_id: int, message):
+    """The new message and its reply as the page shows them (the conversation is not loaded again: the
+    message, its reply and its versions are read by themselves), the reply's id for its event stream,
+    and a fresh one-time token for the next message."""
+    conversation = convs.ConversationRef(conversation_id)
+    reply = message.reply
+    context = {"message": message, "conversation": conversation, "shown": {}}
+    return jsonify(
+        {
+            "message_html": render_template("chat/_user_message.html", siblings=convs.versions_of(message), **context),
+            "reply_html": render_template("chat/_reply.html", g=reply, is_last=True, live={}, **context)
+            if reply is not None
+            else "",
+            "generation_id": reply.id if reply is not None else None,
+            "submission_token": MessageForm(formdata=None).submission_token.data,
+        }
+    )
 
 
 def _uploads():
@@ -215,9 +248,14 @@ def _send(conv, form):
         message = convs.send_message(conv, form.content.data.strip(), form.submission_token.data or None, uploads)
         conversation_id = message.conversation_id
     except (ModelNotAllowed, attachments.AttachmentRefused) as exc:
+        if _wants_fragments() and not uploads:
+            db.session.rollback()
+            return _composer_error(f"Not sent: {exc}", 400 if isinstance(exc, attachments.AttachmentRefused) else 403)
         return _refused(conv, form, exc, uploads)
     except NotQueued as exc:
         return _not_queued(exc)
+    if _wants_fragments():
+        return _posted(conversation_id, message)
     return redirect(url_for("chat.conversation", conversation_id=conversation_id) + "#latest")
 
 
@@ -226,10 +264,12 @@ def _not_queued(exc):
     With the queue down it waits for the queue (and is answered then): nothing to send again."""
     flash(str(exc), "error")
     if isinstance(exc, LimitReached) and getattr(exc, "message_id", None):
-        return redirect(
-            url_for("chat.conversation", conversation_id=exc.conversation_id, draft=exc.message_id) + "#composer"
-        )
-    return redirect(url_for("chat.conversation", conversation_id=exc.conversation_id) + "#latest")
+        target = url_for("chat.conversation", conversation_id=exc.conversation_id, draft=exc.message_id) + "#composer"
+    else:
+        target = url_for("chat.conversation", conversation_id=exc.conversation_id) + "#latest"
+    if _wants_fragments():  # the script goes there itself: the page says why (and puts the text back)
+        return jsonify({"redirect": target})
+    return redirect(target)
 
 
 @bp.route("/<int:conversation_id>/rename", methods=["GET", "POST"])

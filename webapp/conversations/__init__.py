@@ -16,11 +16,21 @@ from ..llm import get_default_model, get_model
 from ..model_options import ModelUnavailable, applicable_options, usable_model
 from ..models import Conversation, Generation, Message, SharedLink, User, utcnow
 from ..stopping import forget_live, stop_all
-from .branches import last_message, mark_selected, select_version, sibling_groups, turns_to, visible_path
+from .branches import (
+    ConversationRef,
+    last_message,
+    mark_selected,
+    select_version,
+    sibling_groups,
+    turns_to,
+    versions_of,
+    visible_path,
+)
 from .export import export_json, export_markdown
 from .titles import MAX_TITLE_LENGTH, title_from
 
 __all__ = [  # the package's commands and lookups, and what views use of its branches and export
+    "ConversationRef",
     "NotOwned",
     "ReplyInProgress",
     "active_reply",
@@ -42,6 +52,7 @@ __all__ = [  # the package's commands and lookups, and what views use of its bra
     "start_chat",
     "start_conversation",
     "update_settings",
+    "versions_of",
     "visible_path",
 ]
 

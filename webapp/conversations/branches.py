@@ -4,6 +4,10 @@ already loaded with the conversation: no query per message."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
 from .. import attachments
 from ..extensions import db
 from ..models import Conversation, Message
@@ -33,6 +37,25 @@ def sibling_groups(conversation: Conversation) -> dict[int, list[Message]]:
     """For each message: the versions of it (itself and its siblings), oldest first."""
     groups = _groups(conversation)
     return {m.id: groups[m.parent_id] for m in conversation.messages}
+
+
+def versions_of(message: Message) -> list[Message]:
+    """The versions of one message (itself and its siblings), oldest first, read by themselves: a page that
+    adds one message to what it shows needs no more of the conversation."""
+    return list(
+        db.session.scalars(
+            select(Message)
+            .where(Message.conversation_id == message.conversation_id, Message.parent_id == message.parent_id)
+            .order_by(Message.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """A conversation as the message and reply templates name it (its id only), where it is not loaded."""
+
+    id: int
 
 
 def last_message(conversation: Conversation) -> Message | None:
