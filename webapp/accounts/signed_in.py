@@ -21,7 +21,6 @@ import redis
 from flask import current_app, has_app_context
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from ..extensions import db
@@ -104,9 +103,11 @@ def _attached(model, values: dict):
     if existing is not None:  # this request has loaded it already: that copy is as fresh as ours
         return existing
     instance = model.__mapper__.class_manager.new_instance()
-    for key, value in values.items():
-        # JSON columns: a view may change the dict in place; the entry must keep its own.
-        set_committed_value(instance, key, copy.deepcopy(value) if isinstance(value, dict | list) else value)
+    # As the ORM's own loader fills a row's record: straight into its dict, with no history. JSON columns are
+    # copied: a view may change the dict in place, and the entry must keep its own.
+    instance.__dict__.update(
+        {key: copy.deepcopy(value) if isinstance(value, dict | list) else value for key, value in values.items()}
+    )
     make_transient_to_detached(instance)
     db.session.add(instance)
     return instance
