@@ -37,23 +37,32 @@ DEFAULT_OUTPUT_ESTIMATE = 1000  # tokens reserved for a reply when no max_tokens
 RESERVATION_TTL = 2 * 24 * 3600
 MICRO = 1_000_000  # money is counted in millionths of a dollar
 
-# KEYS: user minute, day tokens, month micro-dollars; the pool's three; the reservation.
-# ARGV: user rpm, tpd, budget; pool rpm, tpd, budget; tokens, cost; minute, day, month ttl; has pool;
-#       reservation value, reservation ttl. Every counter is kept whether limited or not, so a limit
-#       set later starts from the real figure.
-# Returns {0, 0} when reserved; {n, x} when limit n (1-6, the ARGV above) refuses, x its counter's
-# TTL or value; {9, k} when the month counter k must first be seeded from the usage ledger. A request
-# that costs nothing (an unpriced or free model) passes a spent budget: it spends nothing more.
+# KEYS: user requests (the last minute's), day tokens, month micro-dollars; the pool's three; the reservation.
+# ARGV: user rpm, tpd, budget; pool rpm, tpd, budget; tokens, cost; (unused), day, month ttl; has pool;
+#       reservation value, reservation ttl; this request's member. Every counter is kept whether limited
+#       or not, so a limit set later starts from the real figure.
+# Requests per minute are a sliding window: a sorted set of the requests of the last 60 s by the server's
+# clock (one at the turn of a minute cannot take a second minute's allowance at once).
+# Returns {0, 0} when reserved; {n, x} when limit n (1-6, the ARGV above) refuses, x the seconds until a
+# request leaves the window, or the counter's value; {9, k} when the month counter k must first be seeded
+# from the usage ledger. A request that costs nothing (an unpriced or free model) passes a spent budget.
 _RESERVE = """
 local function num(i) return tonumber(ARGV[i]) end
 local function get(k) return tonumber(redis.call('GET', k) or '0') end
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function recent(k)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now_ms - 60000)
+  return redis.call('ZCARD', k)
+end
 local pool = num(12) == 1
 if num(3) > 0 and redis.call('EXISTS', KEYS[3]) == 0 then return {9, 3} end
 if pool and num(6) > 0 and redis.call('EXISTS', KEYS[6]) == 0 then return {9, 6} end
 local tokens, cost = num(7), num(8)
 for offset = 0, (pool and 3 or 0), 3 do
-  if num(1 + offset) > 0 and get(KEYS[1 + offset]) >= num(1 + offset) then
-    return {1 + offset, redis.call('TTL', KEYS[1 + offset])}
+  if num(1 + offset) > 0 and recent(KEYS[1 + offset]) >= num(1 + offset) then
+    local oldest = redis.call('ZRANGE', KEYS[1 + offset], 0, 0, 'WITHSCORES')
+    return {1 + offset, math.max(1, math.ceil((tonumber(oldest[2]) + 60000 - now_ms) / 1000))}
   end
   if num(2 + offset) > 0 and get(KEYS[2 + offset]) + tokens > num(2 + offset) then
     return {2 + offset, get(KEYS[2 + offset])}
@@ -63,8 +72,9 @@ for offset = 0, (pool and 3 or 0), 3 do
   end
 end
 for offset = 0, (pool and 3 or 0), 3 do
-  redis.call('INCR', KEYS[1 + offset])
-  redis.call('EXPIRE', KEYS[1 + offset], ARGV[9], 'NX')
+  redis.call('ZREMRANGEBYSCORE', KEYS[1 + offset], '-inf', now_ms - 60000)
+  redis.call('ZADD', KEYS[1 + offset], now_ms, ARGV[15])
+  redis.call('PEXPIRE', KEYS[1 + offset], 60000)
   redis.call('INCRBY', KEYS[2 + offset], tokens)
   redis.call('EXPIRE', KEYS[2 + offset], ARGV[10], 'NX')
   redis.call('INCRBY', KEYS[3 + offset], cost)
@@ -204,11 +214,11 @@ def _month(now: float) -> str:
 
 
 def _keys(owner: str, now: float) -> tuple[str, str, str]:
-    """Minute, day and month counters of ``owner`` ("7" for a user, "group:3" for a pool)."""
-    minute = int(now // 60)
+    """The last minute's requests, the day's tokens and the month's spend of ``owner`` ("7" for a user,
+    "group:3" for a pool)."""
     day = time.strftime("%Y%m%d", time.gmtime(now))
     prefix = f"switchboard:limits:{owner}"
-    return f"{prefix}:rpm:{minute}", f"{prefix}:tpd:{day}", f"{prefix}:usd:{_month(now)}"
+    return f"{prefix}:requests", f"{prefix}:tpd:{day}", f"{prefix}:usd:{_month(now)}"
 
 
 def _seconds_to_midnight(now: float) -> int:
@@ -319,12 +329,13 @@ def reserve(user: User, generation: Generation, user_groups: list[groups.GroupRu
             int(round(pool.monthly_budget * MICRO)) if pool else 0,
             tokens,
             cost,
-            60 - int(now) % 60 + 1,
+            0,
             _seconds_to_midnight(now) + 3600,
             _seconds_to_month_end(now) + 86400,
             1 if pool is not None else 0,
             reservation,
             RESERVATION_TTL,
+            f"{generation.id}",
         )
         if refused != 9:
             break
@@ -342,10 +353,11 @@ def _refuse(which: int, value: int, limits: Limits, cost: int, now: float):
     pool = limits.pool
     if which in (1, 4):
         limit = limits.requests_per_minute if which == 1 else pool.requests_per_minute
-        wait = value if value and value > 0 else 60 - int(now) % 60
+        wait = value if value and value > 0 else 60
         whose = "your" if which == 1 else f"your group {pool.name}'s pooled"
         raise LimitExceeded(
-            f"You have reached {whose} limit of {limit} requests per minute. It resets in {wait} seconds.", wait
+            f"You have reached {whose} limit of {limit} requests per minute. You can send again in {wait} seconds.",
+            wait,
         )
     if which in (2, 5):
         limit = limits.tokens_per_day if which == 2 else pool.tokens_per_day

@@ -54,6 +54,22 @@ def test_fifty_concurrent_requests_cannot_overshoot_requests_per_minute(app, ser
         assert refused_count == 40  # every request is recorded, the refused ones with their reason
 
 
+def test_requests_per_minute_count_the_last_sixty_seconds_not_the_clock_minute(app, server, worker, user, api_key):
+    """Two requests 59.5 s ago still count, whichever clock minute they fell in: the next waits about 1 s."""
+    set_limits(app, user, rpm=2)
+    with app.app_context():
+        connection = get_redis()
+        seconds, micros = connection.time()
+        earlier = seconds * 1000 + micros // 1000 - 59_500
+        key = f"switchboard:limits:{user}:requests"
+        connection.zadd(key, {"earlier-1": earlier, "earlier-2": earlier})
+    refused = http("POST", f"{server}/v1/chat/completions", BODY, bearer(api_key))
+    assert refused.status == 429 and 1 <= int(refused.headers["Retry-After"]) <= 2, refused.json
+    with app.app_context():  # once they are a minute old, they no longer count
+        get_redis().zadd(key, {"earlier-1": earlier - 1000, "earlier-2": earlier - 1000})
+    assert http("POST", f"{server}/v1/chat/completions", BODY, bearer(api_key)).status == 200
+
+
 def test_tokens_per_day_are_reserved_then_settled_with_real_usage(app, client, auth, run_jobs):
     from tests.support.chat import send
 
@@ -92,7 +108,7 @@ def test_the_page_says_when_the_limit_resets(app, client, auth):
     send(client, "first")
     response = send(client, "second")
     page = client.get(response.headers["Location"].split("#")[0]).get_data(as_text=True)
-    assert "1 requests per minute" in page and "resets in" in page
+    assert "1 requests per minute" in page and "send again in" in page
     assert "second" in page  # the message itself is kept
     # ... and its text is back in the composer, to send again later
     assert re.search(r'<textarea[^>]*name="content"[^>]*>\s*second</textarea>', page)

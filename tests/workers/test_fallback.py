@@ -153,7 +153,7 @@ def test_a_fallback_the_user_may_not_use_is_skipped(make_app, servers):
 
 def test_without_a_fallback_the_model_is_retried_as_before(make_app, servers):
     openai_server, _gemini = servers
-    app = make_app()
+    app = make_app(RETRY_BACKOFF_BASE=1.0)  # a wait of up to 1 s: rounded to the millisecond, it is almost never 0
     client = signed_up(app, "gpt-4o")
     openai_server.fail_next("unavailable", path="chat")
     generation = chat_once(app, client)
