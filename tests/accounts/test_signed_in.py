@@ -4,13 +4,12 @@ every change to a user or a sign-in ends every app's entries at once (a counter 
 A second app on the same database and Redis stands for a second web process (tests/system/test_signed_in_cache.py
 does it with two gunicorns)."""
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from tests.support.accounts import sign_in, signed_in
 from tests.support.forms import csrf_token
+from tests.support.queries import counting_statements
 from webapp import create_app
 from webapp.accounts import create_user
 from webapp.admin import service
@@ -46,22 +45,6 @@ def warm(app, browser):
     with counting_statements(app) as statements:
         assert signed_in(browser)
     assert not any("user_sessions" in statement for statement in statements), statements
-
-
-@contextmanager
-def counting_statements(app):
-    statements = []
-
-    def note(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 def browser_of(app, client):

@@ -4,9 +4,10 @@ replies written from the branch's own turns, every branch exported, and the page
 import json
 import re
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from tests.support.chat import latest_generation, post_form, send, start_chat
+from tests.support.queries import counting_statements
 from webapp import site_settings
 from webapp.accounts import signed_in
 from webapp.extensions import db
@@ -118,17 +119,11 @@ def test_export_has_every_branch_with_the_visible_path_marked(client, auth, app,
 
 
 def count_queries(app, client, path):
-    statements = []
     with app.app_context():
-        engine = db.engine
         site_settings.invalidate()  # every measurement reloads the cached settings: counts compare
         signed_in.invalidate()  # and the signed-in user
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with counting_statements(app) as statements:
         assert client.get(path).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     return len(statements)
 
 

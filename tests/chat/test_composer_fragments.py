@@ -4,9 +4,10 @@ once; a refusal comes back as JSON, nothing saved. Without the header the post r
 
 import re
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from tests.support.chat import SUBMISSION_RE, csrf_token, start_chat
+from tests.support.queries import counting_statements
 from webapp import site_settings
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, Message, SiteSetting
@@ -38,18 +39,8 @@ def test_the_new_message_and_its_reply_come_back_as_fragments_reading_the_conver
         "csrf_token": csrf_token(client, f"/chat/{conversation_id}"),
         "submission_token": SUBMISSION_RE.search(page).group(1),
     }
-    statements = []
-
-    def note(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with counting_statements(app) as statements:
         response = client.post(f"/chat/{conversation_id}/messages", data=data, headers=FETCH)
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
     assert response.status_code == 200 and response.is_json
     answer = response.get_json()
     with app.app_context():

@@ -3,32 +3,10 @@ same state in Redis), the admin home says until when and why, and it ends; a Ret
 
 import re
 
-import pytest
-
-from tests.fakes import FakeGeminiServer, FakeOpenAIServer
-from tests.support.fallback import chat_once, dispose, fallback_app, set_chain, signed_up
+from tests.support.fallback import chat_once, set_chain, signed_up
 from tests.support.waiting import wait_for
 from webapp.accounts import find_user
 from webapp.extensions import db
-
-
-@pytest.fixture
-def servers():
-    with FakeOpenAIServer() as openai_server, FakeGeminiServer() as gemini_server:
-        yield openai_server, gemini_server
-
-
-@pytest.fixture
-def make_app(app_config, instance_path, servers):
-    apps = []
-
-    def make(**settings):
-        apps.append(fallback_app(app_config, *servers, **settings))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        dispose(app)
 
 
 def admin_client(app):

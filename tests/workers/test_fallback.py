@@ -8,31 +8,11 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.fakes import FakeGeminiServer, FakeOpenAIServer
 from tests.support.admin import save_models
-from tests.support.fallback import chat_once, dispose, fallback_app, latest, run_jobs, set_chain, signed_up
+from tests.support.fallback import chat_once, latest, run_jobs, set_chain, signed_up
 from tests.support.forms import post_form
 from webapp import live
 from webapp.queue import get_redis
-
-
-@pytest.fixture
-def servers():
-    with FakeOpenAIServer() as openai_server, FakeGeminiServer() as gemini_server:
-        yield openai_server, gemini_server
-
-
-@pytest.fixture
-def make_app(app_config, instance_path, servers):
-    apps = []
-
-    def make(**settings):
-        apps.append(fallback_app(app_config, *servers, **settings))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        dispose(app)
 
 
 def kinds(generation):
