@@ -140,8 +140,8 @@
         textarea.value = "";
         textarea.dispatchEvent(new Event("input")); // the composer shrinks back
         button.disabled = false;
-        var latest = document.getElementById("latest");
-        if (latest) latest.scrollIntoView({ block: "end" });
+        // To the very bottom (the composer below the reply too), so the page follows the reply as it grows.
+        window.scrollTo(0, document.documentElement.scrollHeight);
         textarea.focus({ preventScroll: true });
       })
       .catch(function () {
