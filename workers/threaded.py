@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,12 +30,15 @@ from contextlib import contextmanager
 import redis
 from rq.command import parse_payload
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import BaseWorker, WorkerStatus
 
 # RQ internals used here and in workers/__main__.py (private fields or undocumented hooks of BaseWorker).
+# Seconds a cold shutdown gives the stopped jobs' threads to record their stop before it records it for them.
+COLD_STOP_GRACE_SECONDS = 5.0
+
 RQ_INTERNALS = (
     "_stop_requested",
     "_stopped_job_id",
@@ -258,5 +262,23 @@ class ThreadedWorker(BaseWorker):
         signal within a second of the first, for worker pools; no pool runs this worker.)
         """
         self.log.warning("Worker %s: cold shut down", self.name)
+        with self._running_lock:
+            running = [(job, execution) for job, execution, _ident in self._running.values()]
         self.kill_horse()
+        # Each thread records its job's stop itself. One stopped before its job began (still in RQ's own
+        # preparation) may end without doing so: after a moment, record it for them.
+        deadline = time.monotonic() + COLD_STOP_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            with self._running_lock:
+                if not self._running:
+                    break
+            time.sleep(0.02)
+        for job, execution in running:
+            try:
+                if job.get_status(refresh=True) == JobStatus.STARTED:
+                    self._stopped_job_ids.add(job.id)
+                    queue = Queue(job.origin, connection=self.connection)
+                    self.handle_job_failure(job, queue, exc_string="Stopped by a cold shutdown.", execution=execution)
+            except (redis.RedisError, OSError):
+                self.log.warning("Worker %s: could not record the stop of job %s", self.name, job.id)
         raise SystemExit()
