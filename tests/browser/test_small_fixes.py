@@ -2,19 +2,11 @@
 
 from playwright.sync_api import expect
 
-from tests.support.browser import ARTIFACTS, sign_in, sign_up
+from tests.support.browser import shoot_both_themes, sign_in, sign_up
 
 PHONE = {"width": 390, "height": 844}
 HEIGHTS = """() => Object.fromEntries(["a.new-chat", ".search input", ".search button", ".composer .send"].map(
   (selector) => [selector, Math.round(document.querySelector(selector).getBoundingClientRect().height)]))"""
-
-
-def shoot(page, name, full_page=False):
-    ARTIFACTS.mkdir(exist_ok=True)
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{scheme}.png"), full_page=full_page)
-    page.emulate_media(color_scheme="light")
 
 
 def test_the_empty_new_chat_page_at_390_px_keeps_its_buttons_their_own_height(browser, web_server):
@@ -27,7 +19,7 @@ def test_the_empty_new_chat_page_at_390_px_keeps_its_buttons_their_own_height(br
         heights = page.evaluate(HEIGHTS)
         assert all(24 <= height <= 48 for height in heights.values()), heights
         expect(page.get_by_label("Message")).to_be_in_viewport()
-        shoot(page, "new-chat-390")
+        shoot_both_themes(page, "new-chat-390")
     finally:
         context.close()
 
@@ -47,7 +39,7 @@ def test_a_new_api_key_has_a_copy_button(browser, web_server):
         copy.click()
         expect(copy).to_have_text("Copied")
         assert page.evaluate("navigator.clipboard.readText()") == key
-        shoot(page, "new-api-key-390")
+        shoot_both_themes(page, "new-api-key-390")
     finally:
         context.close()
 
@@ -77,7 +69,7 @@ def test_admin_usage_chart_fills_its_card_and_names_the_last_day(browser, web_se
             assert abs(chart["svg"] - chart["inside"]) <= 1, chart
             assert chart["last"] == today and chart["lastRight"] <= chart["svgRight"] + 0.5, chart
             page.locator("figure.chart").scroll_into_view_if_needed()
-            shoot(page, f"admin-usage-chart-{viewport['width']}")
+            shoot_both_themes(page, f"admin-usage-chart-{viewport['width']}")
         finally:
             context.close()
 
@@ -92,7 +84,7 @@ def test_rq_dashboard_leads_back_to_the_admin_area_and_its_favicon_loads(page, w
     expect(back).to_be_visible()
     icon = page.evaluate("fetch(document.querySelector('link[rel~=icon]').href).then((r) => [r.status, r.url])")
     assert icon[0] == 200 and icon[1].endswith("/static/icon.svg"), icon
-    shoot(page, "rq-dashboard-way-back")
+    shoot_both_themes(page, "rq-dashboard-way-back")
     back.click()
     expect(page).to_have_url(web_server + "/admin/")
     assert failed == [], failed
