@@ -38,9 +38,9 @@ RESERVATION_TTL = 2 * 24 * 3600
 MICRO = 1_000_000  # money is counted in millionths of a dollar
 
 # KEYS: user requests (the last minute's), day tokens, month micro-dollars; the pool's three; the reservation.
-# ARGV: user rpm, tpd, budget; pool rpm, tpd, budget; tokens, cost; (unused), day, month ttl; has pool;
-#       reservation value, reservation ttl; this request's member. Every counter is kept whether limited
-#       or not, so a limit set later starts from the real figure.
+# ARGV: user rpm, tpd, budget; pool rpm, tpd, budget; tokens, cost; this request (its member in the
+#       requests' sorted sets); day, month ttl; has pool; reservation value, reservation ttl. Every counter
+#       is kept whether limited or not, so a limit set later starts from the real figure.
 # Requests per minute are a sliding window: a sorted set of the requests of the last 60 s by the server's
 # clock (one at the turn of a minute cannot take a second minute's allowance at once).
 # Returns {0, 0} when reserved; {n, x} when limit n (1-6, the ARGV above) refuses, x the seconds until a
@@ -73,7 +73,7 @@ for offset = 0, (pool and 3 or 0), 3 do
 end
 for offset = 0, (pool and 3 or 0), 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[1 + offset], '-inf', now_ms - 60000)
-  redis.call('ZADD', KEYS[1 + offset], now_ms, ARGV[15])
+  redis.call('ZADD', KEYS[1 + offset], now_ms, ARGV[9])
   redis.call('PEXPIRE', KEYS[1 + offset], 60000)
   redis.call('INCRBY', KEYS[2 + offset], tokens)
   redis.call('EXPIRE', KEYS[2 + offset], ARGV[10], 'NX')
@@ -329,13 +329,12 @@ def reserve(user: User, generation: Generation, user_groups: list[groups.GroupRu
             int(round(pool.monthly_budget * MICRO)) if pool else 0,
             tokens,
             cost,
-            0,
+            f"{generation.id}",
             _seconds_to_midnight(now) + 3600,
             _seconds_to_month_end(now) + 86400,
             1 if pool is not None else 0,
             reservation,
             RESERVATION_TTL,
-            f"{generation.id}",
         )
         if refused != 9:
             break
