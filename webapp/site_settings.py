@@ -122,16 +122,26 @@ def snapshot() -> Snapshot:
     cached: Snapshot | None = ext.get(_EXTENSION)
     if cached is not None and time.monotonic() - cached.loaded_at < CACHE_SECONDS:
         return cached
-    with _lock:
-        try:
-            fresh = _load()
-        except SQLAlchemyError:
-            # No table yet (before `db upgrade`) or the database is down: fall back to config.
-            db.session.rollback()
-            log.warning("admin settings unavailable; using configuration only")
-            fresh = Snapshot(loaded_at=time.monotonic())
-        ext[_EXTENSION] = fresh
+    # Never wait for another request's load: a request waiting here may hold the pooled connection that
+    # load waits for (with every connection so held, each waits on the other until the pool times out).
+    # While one request reloads, the others keep the snapshot they had, or load their own if there is none.
+    if not _lock.acquire(blocking=False):
+        return cached if cached is not None else _load_or_nothing()
+    try:
+        fresh = ext[_EXTENSION] = _load_or_nothing()
         return fresh
+    finally:
+        _lock.release()
+
+
+def _load_or_nothing() -> Snapshot:
+    try:
+        return _load()
+    except SQLAlchemyError:
+        # No table yet (before `db upgrade`) or the database is down: fall back to config.
+        db.session.rollback()
+        log.warning("admin settings unavailable; using configuration only")
+        return Snapshot(loaded_at=time.monotonic())
 
 
 def invalidate() -> None:

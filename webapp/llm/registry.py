@@ -126,10 +126,13 @@ def get_registry() -> Registry:
     with _cache_lock:
         if _cache is not None and _cache[0] == generation:
             return _cache[1]
-        registry = Registry()
-        _load_plugins(registry)
+    # Built outside the lock: a provider's register() may read admin settings (a database query), and a lock
+    # held while waiting for a pooled connection deadlocks with callers that hold one and wait for the lock.
+    registry = Registry()
+    _load_plugins(registry)
+    with _cache_lock:
         _cache = (generation, registry)
-        return registry
+    return registry
 
 
 def _resolve(name: str) -> type[Model] | None:
