@@ -254,6 +254,8 @@ def attach(user_id: int, uploads: list[Upload], message: Message | None = None, 
         )
         db.session.add(link)
         links.append(link)
+    if message is not None and links:
+        message.has_files = True
     return links
 
 
@@ -271,6 +273,8 @@ def copy_links(source: Message, target: Message, keep_ids: set[int] | None = Non
                 message_id=target.id,
             )
         )
+    if kept:
+        target.has_files = True
     return len(kept)
 
 
@@ -278,6 +282,10 @@ def load_for(messages) -> None:
     """Fill ``message.attachments`` for these messages with one query (a page or an export shows them; a turn
     that only sends a message never pays for it)."""
     messages = [m for m in messages if "attachments" not in m.__dict__]
+    for message in messages:
+        if not message.has_files:
+            set_committed_value(message, "attachments", [])
+    messages = [m for m in messages if m.has_files]
     if not messages:
         return
     found: dict[int, list[Attachment]] = {m.id: [] for m in messages}

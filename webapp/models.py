@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -122,6 +122,9 @@ class Message(db.Model):
     # One-time token of the form that created it: a resubmitted form finds this row instead of adding another.
     submission_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Whether files were attached: a page or a reply's history looks their links up only then, so a
+    # text-only chat costs no query for files (set by webapp.attachments).
+    has_files: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
     generations: Mapped[list[Generation]] = relationship(

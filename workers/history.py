@@ -13,7 +13,7 @@ from webapp.models import Attachment, Generation, Message
 def conversation_turns(conversation_id: int, message_id: int) -> tuple[str, list[dict], list[int]]:
     """The prompt (the message's text), the turns before it (each earlier user message, with its attachments'
     ids, and the text of its latest reply) and the ids of the message's own attachments. One query for the
-    turns whatever the length of the conversation, one for the attachment ids."""
+    turns whatever the length of the conversation, and one for the attachment ids when some turn has files."""
     latest = (
         select(Generation.message_id, func.max(Generation.id).label("reply_id"))
         .where(Generation.conversation_id == conversation_id, Generation.message_id < message_id)
@@ -21,15 +21,15 @@ def conversation_turns(conversation_id: int, message_id: int) -> tuple[str, list
         .subquery()
     )
     rows = db.session.execute(
-        select(Message.id, Message.content, Generation.text)
+        select(Message.id, Message.content, Generation.text, Message.has_files)
         .outerjoin(latest, latest.c.message_id == Message.id)
         .outerjoin(Generation, Generation.id == latest.c.reply_id)
         .where(Message.conversation_id == conversation_id, Message.id <= message_id)
         .order_by(Message.id)
     ).all()
-    files = _attachment_ids([row[0] for row in rows])
+    files = _attachment_ids([row[0] for row in rows if row[3]])
     history = []
-    for turn_id, content, reply in rows[:-1]:
+    for turn_id, content, reply, _has_files in rows[:-1]:
         history.append({"role": "user", "content": content})
         if files.get(turn_id):
             history[-1]["attachments"] = files[turn_id]

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from tests.support.files import pdf, png
 from tests.support.forms import page_tokens, post_form
+from tests.support.queries import counting_statements
 from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Attachment, Generation, StoredFile
@@ -77,6 +78,22 @@ def test_send_an_image_and_a_pdf_through_the_plain_form(client, auth, app, run_j
     exported = client.get(f"/chat/{conversation_id}/export.json").get_json()
     assert [a["filename"] for a in exported["messages"][0]["attachments"]] == ["photo.png", "notes.pdf"]
     assert "Attached: notes.pdf" in client.get(f"/chat/{conversation_id}/export.md").get_data(as_text=True)
+
+
+def test_files_are_looked_up_only_for_messages_that_have_some(client, auth, app, run_jobs):
+    auth.signup("alice")
+    text_only = new_chat(client, "just words", [])
+    with counting_statements(app) as statements:
+        run_jobs()  # the reply's history
+        page = client.get(f"/chat/{text_only}")
+    assert page.status_code == 200
+    assert not [s for s in statements if "FROM attachments" in s]
+    with_files = new_chat(client, "a picture", [("a.png", png(10, 10))])
+    run_jobs()
+    with counting_statements(app) as statements:
+        page = client.get(f"/chat/{with_files}").get_data(as_text=True)
+    assert len([s for s in statements if "FROM attachments" in s]) == 1
+    assert "a.png" in page
 
 
 def test_another_user_gets_404_and_a_visitor_is_sent_to_sign_in(client, auth, app):
@@ -163,6 +180,8 @@ def test_editing_keeps_the_files_unless_removed(client, auth, app, run_jobs):
     assert response.status_code == 302, response.get_data(as_text=True)
     edited = [row for row in links(app) if row[3] != message_id]
     assert [name for _, name, _, _ in edited] == ["a.png"]
+    page = client.get(f"/chat/{conversation_id}").get_data(as_text=True)
+    assert "a.png" in page and "b.pdf" not in page  # the edited version is shown, with the file it kept
 
 
 @pytest.fixture
