@@ -105,6 +105,10 @@ def table(results: dict) -> str:
         for role in ("web", "worker"):
             key = f"cpu_ms_per_turn_{role}"
             add(f"CPU ms per complete turn, {role}", fmt(per_turn[role]), "", target(key), meets(key, per_turn[role]))
+        if per_turn["web"] is not None and per_turn["worker"] is not None:
+            both = per_turn["web"] + per_turn["worker"]
+            key = "cpu_ms_per_turn_before_attachments"
+            add("CPU ms per text-only turn, web + worker (issue 25)", fmt(both), "", target(key), meets(key, both))
     if results.get("fairness"):
         for row in fairness_rows(results["fairness"]):
             add(*row)
