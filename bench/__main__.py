@@ -24,7 +24,7 @@ from pathlib import Path
 from webapp.paths import PROJECT_ROOT
 
 from .fairness import fairness_rows
-from .phases import run, run_only_fairness
+from .phases import run, run_only_counts, run_only_fairness
 from .postgres import Unavailable, throwaway_cluster
 from .report import table
 from .stack import Stack
@@ -54,7 +54,11 @@ def main(argv=None) -> int:
         help="event streams held open on one web process",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
-    parser.add_argument("--only", choices=["fairness"], help="run only this phase (SQLite; printed, not saved)")
+    parser.add_argument(
+        "--only",
+        choices=["fairness", "counts"],
+        help="run only this phase (fairness: SQLite; counts: SQLite and PostgreSQL); printed, not saved",
+    )
     args = parser.parse_args(argv)
     args.quick = quick
     args.levels = [int(x) for x in args.levels.split(",")]
@@ -65,6 +69,8 @@ def main(argv=None) -> int:
         for row in fairness_rows(entry):
             print("  ".join(str(cell) for cell in row))
         return 0
+    if args.only == "counts":
+        return only_counts(args)
 
     logging.basicConfig(level=logging.WARNING)  # before create_app() (jobs phase) would set INFO
     started = time.monotonic()
@@ -91,6 +97,23 @@ def main(argv=None) -> int:
         print(f"\n{database}:")
         print(table(figures) if "error" not in figures else f"failed: {figures['error'][-300:]}")
     print(f"\nwritten {RESULTS.relative_to(PROJECT_ROOT)} in {results['total_seconds']:.0f}s")
+    return 0
+
+
+def only_counts(args) -> int:
+    def on(database_url):
+        with Stack(
+            web_workers=args.web_workers, worker_concurrency=args.worker_concurrency, database_url=database_url
+        ) as stack:
+            return asyncio.run(run_only_counts(stack, args))
+
+    entries = {"sqlite": on(None)}
+    try:
+        with throwaway_cluster() as postgres_url:
+            entries["postgresql"] = on(postgres_url)
+    except Unavailable as exc:
+        print(f"PostgreSQL pass skipped: {exc}")
+    print(json.dumps(entries, indent=2))
     return 0
 
 

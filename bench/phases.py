@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from .counts import counted, start_counting
 from .fairness import fairness_phase
 from .measure import Sampler, api_key_for, baseline, gather_bounded, jobs_direct, pct, round_entry, summary, timed_gets
 from .sse import sse_phase
@@ -229,6 +230,11 @@ async def run(stack: Stack, args) -> dict:
         per_turn = results["throughput"]["cpu_ms_per_turn"] or {}
         results["cpu_ms_per_turn"] = {"web": per_turn.get("web"), "worker": per_turn.get("worker")}
 
+        print("counts: Redis commands and SQL statements of a text-only turn…", flush=True)
+        mark = stack.mark()
+        results["work_per_turn"] = await counts(stack, users[:10], args)
+        counts["counts"] = stack.counts_since(mark)
+
         print("api: one client, 50 clients, 50 streams through /v1 and direct…", flush=True)
         mark = stack.mark()
         results["api"] = api_phase(stack, api_key_for(stack, users[0].name), args.quick)
@@ -274,6 +280,28 @@ async def fairness(stack: Stack, chatters: list[SimUser], args) -> dict:
         turns=3 if args.quick else 5,
         in_flight=2 * args.worker_concurrency,
     )
+
+
+COUNTED_TURNS = 100
+
+
+async def counts(stack: Stack, users: list[SimUser], args) -> dict:
+    """Redis commands and SQL statements per text-only turn (bench/counts.py): machine-independent."""
+    statements = start_counting(stack)
+    each = COUNTED_TURNS // len(users)
+    prompt = f"bench ttft=0 tps=0 tokens={args.zero_tokens}"
+    stats, _elapsed = await chat_round(users, each, prompt, args.zero_tokens, timeout=300)
+    return counted(stack, statements, stats, each * len(users))
+
+
+async def run_only_counts(stack: Stack, args) -> dict:
+    users = [SimUser(stack.web_url, f"bench{i}") for i in range(10)]
+    try:
+        await gather_bounded([u.signup() for u in users], 8)
+        await asyncio.gather(*(u.turn("tokens=3 ttft=0 tps=0", Stats()) for u in users))  # warm up
+        return await counts(stack, users, args)
+    finally:
+        await asyncio.gather(*(u.close() for u in users), return_exceptions=True)
 
 
 async def run_only_fairness(stack: Stack, args) -> dict:

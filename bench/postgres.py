@@ -37,6 +37,8 @@ class Cluster:
         self.options = (
             f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off -c max_connections={max_connections}"
         )
+        if (bin_dir.parent / "lib" / "pg_stat_statements.so").exists():  # bench counts statements per turn
+            self.options += " -c shared_preload_libraries=pg_stat_statements"
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     def as_postgres(self, command: str, timeout: float = 60):

@@ -107,8 +107,18 @@ def table(results: dict) -> str:
             add(f"CPU ms per complete turn, {role}", fmt(per_turn[role]), "", target(key), meets(key, per_turn[role]))
         if per_turn["web"] is not None and per_turn["worker"] is not None:
             both = per_turn["web"] + per_turn["worker"]
-            key = "cpu_ms_per_turn_before_attachments"
+            key = f"cpu_ms_per_turn_before_attachments_{results['config']['database']}"
             add("CPU ms per text-only turn, web + worker (issue 25)", fmt(both), "", target(key), meets(key, both))
+    work = results.get("work_per_turn")
+    if work:
+        add("Redis commands per text-only turn (counted)", fmt(work["redis_commands_per_turn"]), "", "", None)
+        add(
+            "SQL statements per text-only turn (counted, PostgreSQL)",
+            fmt(work["sql_statements_per_turn"]),
+            "",
+            "",
+            None,
+        )
     if results.get("fairness"):
         for row in fairness_rows(results["fairness"]):
             add(*row)
