@@ -103,6 +103,7 @@ def test_a_refused_file_keeps_the_typed_text(page, live_server):
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".composer-error")).to_contain_text("not one of the allowed types", timeout=LONG)
     expect(page.get_by_label("Message")).to_have_value("my careful words")
+    page.wait_for_load_state()  # the refusal is a new page: its scripts run before files are picked again
     # Refused in the page already: a type that is not allowed; the other file stays.
     page.locator("#attachments").set_input_files([{"name": "ok.png", "mimeType": "image/png", "buffer": png(5, 5)}])
     page.locator("#attachments").set_input_files([{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])

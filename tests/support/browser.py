@@ -17,6 +17,7 @@ def sign_up(page, base, name):
     page.get_by_label("Repeat password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_text("Welcome to Switchboard.")).to_be_visible(timeout=LONG)
+    page.wait_for_load_state()  # the page's scripts have run: a file pasted or picked now reaches them
 
 
 def sign_in(page, base, name, password=PASSWORD):
@@ -25,6 +26,7 @@ def sign_in(page, base, name, password=PASSWORD):
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".topbar .whoami")).to_contain_text(name, timeout=LONG)
+    page.wait_for_load_state()
 
 
 def send(page, text):
