@@ -142,14 +142,21 @@ def test_without_a_fallback_the_model_is_retried_as_before(make_app, servers):
     assert generation.attempt_log[1]["waited"] > 0  # the backoff before the retry
 
 
-def test_a_break_after_some_text_keeps_it_and_never_restarts_elsewhere(make_app, servers):
-    openai_server, gemini_server = servers
+def broken_reply(make_app, servers):
+    """A gpt-4o reply, with gemini-1.5-pro as its fallback, that broke off after its first five words:
+    the app, its user's client and the generation."""
+    openai_server, _gemini = servers
     openai_server.reply = "one two three four five six seven eight nine ten"
     app = make_app()
     set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
     client = signed_up(app, "gpt-4o")
     openai_server.fail_next("cut", after=5, path="chat")
-    generation = chat_once(app, client)
+    return app, client, chat_once(app, client)
+
+
+def test_a_break_after_some_text_keeps_it_and_never_restarts_elsewhere(make_app, servers):
+    _openai, gemini_server = servers
+    _app, _client, generation = broken_reply(make_app, servers)
     assert generation.status == "failed" and generation.error_code == "content_cut_off"
     assert generation.text == "one two three four five "
     assert generation.model_id == "gpt-4o"
@@ -158,14 +165,9 @@ def test_a_break_after_some_text_keeps_it_and_never_restarts_elsewhere(make_app,
 
 
 def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers):
-    openai_server, gemini_server = servers
-    openai_server.reply = "one two three four five six seven eight nine ten"
+    _openai, gemini_server = servers
     gemini_server.reply = "six seven eight nine ten."
-    app = make_app()
-    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
-    client = signed_up(app, "gpt-4o")
-    openai_server.fail_next("cut", after=5, path="chat")
-    broken = chat_once(app, client)
+    app, client, broken = broken_reply(make_app, servers)
     page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
     assert "The answer was cut off before it was complete." in page
     assert "The part written before the failure is kept above." in page
@@ -203,13 +205,7 @@ def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers)
 
 
 def test_only_the_owner_may_continue_a_reply(make_app, servers):
-    openai_server, _gemini = servers
-    openai_server.reply = "one two three four five six seven eight nine ten"
-    app = make_app()
-    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
-    client = signed_up(app, "gpt-4o")
-    openai_server.fail_next("cut", after=5, path="chat")
-    broken = chat_once(app, client)
+    app, _owner, broken = broken_reply(make_app, servers)
     other = signed_up(app, "gpt-4o", username="mallory")
     response = post_form(other, f"/chat/generations/{broken.id}/continue", {"model": "gemini-1.5-pro"})
     assert response.status_code == 404
@@ -217,13 +213,7 @@ def test_only_the_owner_may_continue_a_reply(make_app, servers):
 
 
 def test_continue_with_a_model_not_offered_is_refused(make_app, servers):
-    openai_server, _gemini = servers
-    openai_server.reply = "one two three four five six seven eight nine ten"
-    app = make_app()
-    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
-    client = signed_up(app, "gpt-4o")
-    openai_server.fail_next("cut", after=5, path="chat")
-    broken = chat_once(app, client)
+    app, client, broken = broken_reply(make_app, servers)
     response = post_form(
         client,
         f"/chat/generations/{broken.id}/continue",
