@@ -7,6 +7,7 @@ import asyncio
 import os
 import platform
 import time
+from contextlib import asynccontextmanager
 
 import httpx
 
@@ -294,20 +295,23 @@ async def counts(stack: Stack, users: list[SimUser], args) -> dict:
     return counted(stack, statements, stats, each * len(users))
 
 
-async def run_only_counts(stack: Stack, args) -> dict:
+@asynccontextmanager
+async def ten_users(stack: Stack):
+    """Ten signed-up users for a phase run alone (``--only``), closed afterwards."""
     users = [SimUser(stack.web_url, f"bench{i}") for i in range(10)]
     try:
         await gather_bounded([u.signup() for u in users], 8)
-        await asyncio.gather(*(u.turn("tokens=3 ttft=0 tps=0", Stats()) for u in users))  # warm up
-        return await counts(stack, users, args)
+        yield users
     finally:
         await asyncio.gather(*(u.close() for u in users), return_exceptions=True)
+
+
+async def run_only_counts(stack: Stack, args) -> dict:
+    async with ten_users(stack) as users:
+        await asyncio.gather(*(u.turn("tokens=3 ttft=0 tps=0", Stats()) for u in users))  # warm up
+        return await counts(stack, users, args)
 
 
 async def run_only_fairness(stack: Stack, args) -> dict:
-    users = [SimUser(stack.web_url, f"bench{i}") for i in range(10)]
-    try:
-        await gather_bounded([u.signup() for u in users], 8)
+    async with ten_users(stack) as users:
         return await fairness(stack, users, args)
-    finally:
-        await asyncio.gather(*(u.close() for u in users), return_exceptions=True)
