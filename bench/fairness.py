@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -66,10 +67,48 @@ async def _flood(base_url: str, api_key: str, in_flight: int, stop: asyncio.Even
     return done
 
 
-async def fairness_phase(stack, chatters: list[SimUser], flood_key: str, turns: int, in_flight: int) -> dict:
-    quiet, quiet_stats = await _chat(chatters, turns)
+async def _flood_process(base_url: str, in_flight: int) -> None:
+    """``python -m bench.fairness URL IN_FLIGHT`` (the API key on stdin): flood until stdin closes, then
+    print what was done as JSON."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    api_key = (await reader.readline()).decode().strip()
     stop = asyncio.Event()
-    flood = asyncio.create_task(_flood(stack.web_url, flood_key, in_flight, stop))
+    flood = asyncio.create_task(_flood(base_url, api_key, in_flight, stop))
+    await reader.read()  # until the bench closes our stdin
+    stop.set()
+    print(json.dumps(await flood), flush=True)
+
+
+class FloodProcess:
+    """The flood runs in a process of its own: 200 calls' client work in the bench's own event loop would
+    delay the chatters' clocks, which is not the latency the server gives them."""
+
+    def __init__(self, base_url: str, api_key: str, in_flight: int):
+        self.args = (base_url, str(in_flight))
+        self.api_key = api_key
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.fairness", *self.args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self.process.stdin.write(f"{self.api_key}\n".encode())
+        await self.process.stdin.drain()
+
+    async def stop(self) -> dict:
+        self.process.stdin.close()
+        out, _ = await self.process.communicate()
+        return json.loads(out or b"{}")
+
+
+async def fairness_phase(stack, chatters: list[SimUser], flood_key: str, turns: int, in_flight: int) -> dict:
+    await _chat(chatters, 1)  # warm up (each chatter's first turn opens a conversation): not counted
+    quiet, quiet_stats = await _chat(chatters, turns)
+    flood = FloodProcess(stack.web_url, flood_key, in_flight)
+    await flood.start()
 
     def queued() -> int:
         return stack.redis.llen(f"rq:queue:{stack.env['RQ_QUEUE_NAME']}")
@@ -79,8 +118,7 @@ async def fairness_phase(stack, chatters: list[SimUser], flood_key: str, turns: 
         await asyncio.sleep(0.05)
     busy_at_start = stack.in_flight()
     flooded, flooded_stats = await _chat(chatters, turns)
-    stop.set()
-    flood_calls = await flood
+    flood_calls = await flood.stop()
     summary = lambda values: {"n": len(values), "p50": _pct(values, 50), "p99": _pct(values, 99)}  # noqa: E731
     return {
         "chatters": len(chatters),
@@ -111,3 +149,7 @@ def fairness_rows(entry: dict):
         f"p99 rise ≤ {entry['target_p99_rise_ms']:.0f} ({_RISE_REPLIES:g}× reply)",
         None if rise is None else rise <= entry["target_p99_rise_ms"] and entry["error_count"] == 0,
     )
+
+
+if __name__ == "__main__":
+    asyncio.run(_flood_process(sys.argv[1], int(sys.argv[2])))

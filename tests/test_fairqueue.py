@@ -181,3 +181,52 @@ def test_position_is_honest_with_a_backlog_in_rq(fair):
     # Exact but for turns that tie while a user is held at the depth limit: those may swap places.
     assert all(abs(order.index(gid) - predicted[gid]) <= 1 for gid in everyone), (order, predicted)
     assert sum(order.index(gid) == predicted[gid] for gid in everyone) >= len(everyone) - 2
+
+
+def test_a_user_held_back_does_not_catch_up_with_a_run_of_starts(fair):
+    for user in (1, 2, 3):
+        add(fair, user=user, count=10)
+    late, *others = fair.dispatch(1)
+    assert late.user_id == 1
+    fair.connection.lpop(fair.rq_queue_key)  # a worker took user 1's job but has not started it yet
+    for _ in range(8):  # meanwhile users 2 and 3 start eight jobs: user 1 stays at the depth, its turns go by
+        item = others.pop(0)
+        take(fair, item)
+        fair.finished(item.generation_id, item.job_id)
+        others += fair.dispatch(1)
+    fair.started(late.generation_id, late.job_id)
+    fair.finished(late.generation_id, late.job_id)
+    starts = []
+    while fair.dispatch(1) is not None and (head := fair.connection.lpop(fair.rq_queue_key)):
+        job_id = head.decode()
+        generation_id = int(job_id.rsplit("-", 1)[1])
+        starts.append(int(fair.marker(generation_id)["user"]))
+        fair.started(generation_id, job_id)
+        fair.finished(generation_id, job_id)
+    while_all_wait = starts[: min(max(i for i, user in enumerate(starts) if user == u) for u in (1, 2, 3)) + 1]
+    assert max(len(list(run)) for _, run in itertools.groupby(while_all_wait)) == 1, starts
+
+
+def test_alone_a_user_may_have_every_slot_but_not_while_others_are_active(fair):
+    flood = add(fair, user=1, count=30)
+    assert len(fair.dispatch(100, share=4)) == 30, "nobody else is about: the share does not apply"
+    for gid in flood:
+        fair.withdraw(gid)
+    fair.connection.delete(fair.rq_queue_key)  # as Stop cancels their jobs
+    add(fair, user=1, count=30)
+    [chat] = add(fair, user=2)
+    handed = fair.dispatch(100, share=4)
+    assert sorted(item.user_id for item in handed) == [1, 1, 1, 1, 2]
+    take(fair, handed[0])
+    assert fair.dispatch(100, share=4) == [], "started work still counts against the share"
+    chat_job = next(item for item in handed if item.user_id == 2)
+    fair.finished(chat_job.generation_id, chat_job.job_id)
+    assert fair.dispatch(100, share=4) == [], "user 2 may send more: their share is kept for a while"
+    assert len(fair.dispatch(100, share=4, grace=0)) == 26, "once user 2 has been gone long enough"
+
+
+def test_the_share_grows_with_the_weight(fair):
+    add(fair, user=1, weight=2.0, count=30)
+    add(fair, user=2, count=30)
+    handed = fair.dispatch(100, share=3)
+    assert sorted(item.user_id for item in handed) == [1] * 6 + [2] * 3

@@ -219,6 +219,14 @@ SETTINGS: tuple[Setting, ...] = (
         "their user's line; RQ holds them in the order of their turn). See docs/queue.md.",
     ),
     Setting(
+        "FAIR_SHARE_RUNNING",
+        "int",
+        8,
+        "Fair share: while other users are active, how many of one user's generations may be handed out or "
+        "running at once (times the user's weight); a user alone may use every worker slot. 0: no limit. "
+        "See docs/queue.md.",
+    ),
+    Setting(
         "LIVE_FLUSH_MS",
         "int",
         25,

@@ -34,6 +34,9 @@ from rq.queue import Queue
 from rq.utils import utcformat
 
 KEY_PREFIX = "switchboard:fair"
+# A user counts as active (for the share) this long after their last work ended: a chatter between two
+# messages still has their share kept free, rather than the flood filling every slot in that moment.
+ACTIVE_GRACE_SECONDS = 10
 _scripts: dict = {}
 
 # -- Lua ----------------------------------------------------------------------------------
@@ -62,6 +65,17 @@ return 1
 _DISPATCH = """
 local P, depth, limit, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local job_prefix, rq_queue, rq_queues, now_iso = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local share, active_since = tonumber(ARGV[9]), tonumber(now) - tonumber(ARGV[10])
+-- A user's turn is never earlier than the virtual time: one held back (at the depth, the share or a
+-- provider's cap) while the others' turns went by does not catch up with a run of starts afterwards.
+local vt = tonumber(redis.call('GET', P .. 'vt') or '0')
+redis.call('ZREMRANGEBYSCORE', P .. 'active', '-inf', '(' .. active_since)
+-- Someone else is about: another user has work waiting, handed out or running, or had some end lately.
+local function others_active(uid)
+  local waiting = redis.call('ZCARD', P .. 'pass') - (redis.call('ZSCORE', P .. 'pass', uid) and 1 or 0)
+  if waiting > 0 then return true end
+  return redis.call('ZCARD', P .. 'active') - (redis.call('ZSCORE', P .. 'active', uid) and 1 or 0) > 0
+end
 local caps = {}
 local stored = redis.call('HGETALL', P .. 'caps')
 for i = 1, #stored, 2 do caps[stored[i]] = tonumber(stored[i + 1]) end
@@ -74,8 +88,11 @@ while #out < limit do
   local users = redis.call('ZRANGE', P .. 'pass', 0, -1, 'WITHSCORES')
   local picked = false
   for i = 1, #users, 2 do
-    local uid, pass = users[i], tonumber(users[i + 1])
-    if redis.call('SCARD', P .. 'inq:' .. uid) < depth then
+    local uid, pass = users[i], math.max(tonumber(users[i + 1]), vt)
+    local weight = tonumber(redis.call('HGET', P .. 'weight', uid) or '1')
+    local within_share = share <= 0 or redis.call('SCARD', P .. 'held:' .. uid) < share * weight
+      or not others_active(uid)
+    if redis.call('SCARD', P .. 'inq:' .. uid) < depth and within_share then
       local best, best_score, best_prov = nil, nil, nil
       for _, prov in ipairs(redis.call('SMEMBERS', P .. 'lines:' .. uid)) do
         if has_room(prov) then
@@ -90,10 +107,11 @@ while #out < limit do
         redis.call('ZREM', line, best)
         if redis.call('ZCARD', line) == 0 then redis.call('SREM', P .. 'lines:' .. uid, best_prov) end
         redis.call('SADD', P .. 'inq:' .. uid, best)
+        redis.call('SADD', P .. 'held:' .. uid, best)
+        redis.call('ZADD', P .. 'active', 'inf', uid)  -- active while it holds work (see _LEAVE)
         redis.call('SADD', P .. 'busy:' .. best_prov, best)
         local marker = P .. 'gen:' .. best
         redis.call('HSET', marker, 'state', 'dispatched', 'since', now)
-        local weight = tonumber(redis.call('HGET', P .. 'weight', uid) or '1')
         local next_pass = pass + 1 / weight
         if redis.call('SCARD', P .. 'lines:' .. uid) == 0 then
           redis.call('ZREM', P .. 'pass', uid)
@@ -134,7 +152,7 @@ return out
 # ARGV: prefix, gid, job id, mode ('start' | 'finish' | 'withdraw'). 'start' and 'finish' act only
 # for the job the marker names (a stale duplicate job changes nothing); 'withdraw' for any.
 _LEAVE = """
-local P, gid, job, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local P, gid, job, mode, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local marker = P .. 'gen:' .. gid
 local f = redis.call('HMGET', marker, 'user', 'provider', 'job', 'state')
 local uid, prov, state = f[1], f[2], f[4]
@@ -154,6 +172,11 @@ if state == 'waiting' then
   end
 else
   redis.call('SREM', P .. 'inq:' .. uid, gid)
+  if mode ~= 'start' then
+    redis.call('SREM', P .. 'held:' .. uid, gid)
+    -- Its user stays active for the dispatcher's grace after their last work ends (they may send more).
+    if redis.call('SCARD', P .. 'held:' .. uid) == 0 then redis.call('ZADD', P .. 'active', now, uid) end
+  end
 end
 local tag = redis.call('HGET', P .. 'tag', f[3])
 if tag then
@@ -294,8 +317,13 @@ class FairQueue:
         raw = self.connection.hgetall(f"{self.prefix}caps")
         return {k.decode(): int(v) for k, v in raw.items() if k != b"=set"}
 
-    def dispatch(self, depth: int, limit: int = 50) -> list[Dispatched]:
-        """Hand out the next generations in fair order: each one's RQ job (saved as deferred) is queued."""
+    def dispatch(
+        self, depth: int, share: int = 0, limit: int = 50, grace: float = ACTIVE_GRACE_SECONDS
+    ) -> list[Dispatched]:
+        """Hand out the next generations in fair order: each one's RQ job (saved as deferred) is queued.
+
+        ``share`` (0: none): while another user is active, at most this many (times the user's weight) of
+        one user's generations are handed out or running at once; alone, a user may have every slot."""
         now = datetime.now(UTC)
         rows = self._run(
             _DISPATCH,
@@ -306,20 +334,22 @@ class FairQueue:
             self.rq_queue_key,
             Queue.redis_queues_keys,
             utcformat(now),
+            max(0, share),
+            grace,
         )
         return [Dispatched(int(g), j.decode(), m.decode(), int(u)) for g, j, m, u in rows]
 
     def started(self, generation_id: int, job_id: str) -> str | None:
         """The job for the generation began: it no longer counts against its user's depth."""
-        return _text(self._run(_LEAVE, generation_id, job_id, "start"))
+        return _text(self._run(_LEAVE, generation_id, job_id, "start", time.time()))
 
     def finished(self, generation_id: int, job_id: str) -> str | None:
         """The job ended: the generation leaves the structure and frees its provider's slot."""
-        return _text(self._run(_LEAVE, generation_id, job_id, "finish"))
+        return _text(self._run(_LEAVE, generation_id, job_id, "finish", time.time()))
 
     def withdraw(self, generation_id: int) -> str | None:
         """Take a generation out wherever it is (Stop, a refusal, a re-queue); returns the state it was in."""
-        return _text(self._run(_LEAVE, generation_id, "", "withdraw"))
+        return _text(self._run(_LEAVE, generation_id, "", "withdraw", time.time()))
 
     def place(self, generation_id: int) -> Place:
         state, ahead = self._run(_POSITION, generation_id, self.rq_queue_key)

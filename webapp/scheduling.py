@@ -3,7 +3,8 @@
 Every generation is still an RQ job run by ``python -m workers``; what changes is when
 its job enters the RQ queue. ``submit`` puts a generation in its user's line
 (webapp.fairqueue) and ``pump`` moves the next ones, in weighted round robin by user,
-into RQ: at most ``FAIR_SHARE_DEPTH`` per user at a time and never past a provider's
+into RQ: at most ``FAIR_SHARE_DEPTH`` per user at a time, at most ``FAIR_SHARE_RUNNING`` per user
+handed out or running while others are active, and never past a provider's
 cap. Pumping happens on every submit, when a job starts and when it ends (the worker),
 and on every recovery sweep, so whichever process is about at the moment moves the line.
 
@@ -143,7 +144,8 @@ def submit(generation: Generation, job_id: str | None = None, connection: redis.
 
 def pump(fair: FairQueue | None = None) -> int:
     """Queue the RQ jobs of the next generations in fair order; returns how many."""
-    return len((fair or fair_queue()).dispatch(current_app.config["FAIR_SHARE_DEPTH"]))
+    config = current_app.config
+    return len((fair or fair_queue()).dispatch(config["FAIR_SHARE_DEPTH"], config["FAIR_SHARE_RUNNING"]))
 
 
 def enqueue_job(generation_id: int, job_id: str, model_id: str, note: str = "") -> None:
