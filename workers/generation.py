@@ -250,7 +250,14 @@ def _run(generation_id: int) -> str | None:
                 call = _continuing(call, partial)
             db.session.rollback()
             model = get_model(call["model_id"])
-            route = Route(claimed.user_id, model, connection, writer, claimed.attempt_log if partial else None)
+            route = Route(
+                claimed.user_id,
+                model,
+                connection,
+                writer,
+                claimed.attempt_log if partial else None,
+                slot=(generation_id, _current_job_id()),
+            )
             model = route.start()
             while True:
                 attempts += 1

@@ -6,12 +6,13 @@ import html
 import re
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from tests.support.admin import save_models
 from tests.support.fallback import chat_once, latest, run_jobs, set_chain, signed_up
 from tests.support.forms import post_form
-from webapp import live
+from webapp import live, scheduling
 from webapp.queue import get_redis
 
 
@@ -237,3 +238,56 @@ def test_a_fallback_whose_provider_is_not_set_up_is_skipped(make_app, servers):
     generation = chat_once(app, client)
     assert generation.status == "succeeded", generation.error
     assert kinds(generation) == [("gpt-4o", "provider_down"), ("gpt-4o-mini", None)]
+
+
+def capped(app, caps: dict[str, int]):
+    """Provider caps set as an admin does; the fair queue's busy sets, readable from any thread."""
+    with app.app_context():
+        from webapp.extensions import db
+
+        scheduling.set_provider_caps(caps)
+        db.session.commit()
+        fair = scheduling.fair_queue(redis.Redis.from_url(app.config["REDIS_URL"]))
+
+    def busy(provider):
+        return {int(g) for g in fair.connection.smembers(f"{fair.prefix}busy:{provider}")}
+
+    return fair, busy
+
+
+def test_a_fallback_whose_provider_is_at_its_cap_is_skipped(make_app, servers):
+    openai_server, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro", "gpt-4o-mini"])
+    client = signed_up(app, "gpt-4o")
+    fair, busy = capped(app, {"gemini": 1})
+    fair.connection.sadd(f"{fair.prefix}busy:gemini", 999)  # someone else's reply runs on gemini
+    fair.connection.sadd(f"{fair.prefix}providers", "gemini")
+    openai_server.fail_next("rate_limit", path="chat", retry_after=None)
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gpt-4o", "rate_limited"), ("gemini-1.5-pro", "at_capacity"), ("gpt-4o-mini", None)]
+    assert not gemini_server.generate_requests
+    assert busy("gemini") == {999} and busy("openai") == set()
+    page = html.unescape(client.get(f"/chat/{generation.conversation_id}").get_data(as_text=True))
+    assert "Answered by gpt-4o-mini after gpt-4o was rate limited and gemini-1.5-pro was at its provider's cap." in page
+
+
+def test_a_fallback_of_another_provider_takes_its_slot_and_frees_the_first(make_app, servers):
+    openai_server, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    _fair, busy = capped(app, {"openai": 1, "gemini": 1})
+    seen = {}
+
+    def answer(request):  # while the fallback is asked
+        seen.update(openai=busy("openai"), gemini=busy("gemini"))
+        return "Hot."
+
+    gemini_server.reply = answer
+    openai_server.fail_next("rate_limit", path="chat", retry_after=None)
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded" and generation.model_id == "gemini-1.5-pro", generation.error
+    assert seen == {"openai": set(), "gemini": {generation.id}}
+    assert busy("openai") == set() and busy("gemini") == set(), "the end frees the slot it moved to"
