@@ -198,6 +198,12 @@ def continuation_model(user, generation) -> Model | None:
     return None
 
 
+def continuation_part(attempt_log: list | None) -> int:
+    """The usage ledger part of a new continuation of a reply: one past the last its attempts name (a
+    continuation logged before parts were kept counts as 1)."""
+    return 1 + max((a.get("part", 1) for a in attempt_log or () if a.get("continues")), default=0)
+
+
 # -- the trail -----------------------------------------------------------------------------
 
 

@@ -38,9 +38,11 @@ class Route:
         self.chain = fallbacks.chain_of(model.model_id)
         db.session.rollback()  # the settings read: hold no database connection while the reply streams
         self.tried = {model.model_id}
-        # A continuation (``earlier``: the attempts that wrote the text so far) adds to the reply's log.
+        # A continuation (``earlier``: the attempts that wrote the text so far) adds to the reply's log, and
+        # its usage is the reply's next ledger part (0: the reply as first asked).
         self.log: list[dict] = list(earlier or [])
         self.continuing = earlier is not None
+        self.part = fallbacks.continuation_part(earlier) if self.continuing else 0
 
     @property
     def moved(self) -> bool:
@@ -55,7 +57,7 @@ class Route:
     def asking(self, model, waited: float) -> None:
         self.log.append(fallbacks.attempt(model.model_id, waited))
         if self.continuing:
-            self.log[-1]["continues"] = True
+            self.log[-1].update(continues=True, part=self.part)
 
     def options(self, model, options: dict) -> dict:
         """The conversation's options, those the model declares when it is a fallback."""
