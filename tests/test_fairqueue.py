@@ -103,6 +103,33 @@ def test_a_capped_provider_does_not_hold_up_others(fair):
     assert [i.generation_id for i in fair.dispatch(100)] == capped[2:4], "finished ones free their slots"
 
 
+def test_a_fallback_moves_the_slot_to_its_provider_unless_that_one_is_full(fair):
+    openai = add(fair, user=1, provider="openai", count=2)
+    [gemini] = add(fair, user=2, provider="gemini")
+    fair.set_caps({"openai": 1, "gemini": 1})
+    first, other = fair.dispatch(100)
+    take(fair, first)
+    take(fair, other)
+    assert (first.generation_id, other.generation_id) == (openai[0], gemini)
+    busy = fair.summary()["busy"]
+    assert busy == {"openai": 1, "gemini": 1}
+
+    assert not fair.move_slot(openai[0], first.job_id, "gemini"), "gemini is at its cap"
+    assert fair.summary()["busy"] == busy and fair.marker(openai[0])["provider"] == "openai"
+    assert fair.move_slot(openai[0], "generation-old-job", "ollama"), "another job's move changes nothing"
+    assert fair.summary()["busy"] == busy
+
+    assert fair.move_slot(openai[0], first.job_id, "ollama")  # no cap there
+    assert fair.summary()["busy"] == {"openai": 0, "gemini": 1, "ollama": 1}
+    assert fair.marker(openai[0])["provider"] == "ollama"
+    assert [i.generation_id for i in fair.dispatch(100)] == [openai[1]], "openai's slot is free for waiting work"
+    assert fair.move_slot(openai[0], first.job_id, "ollama"), "the same provider: nothing to move"
+
+    fair.finished(openai[0], first.job_id)
+    assert fair.summary()["busy"] == {"openai": 1, "gemini": 1, "ollama": 0}, "the end frees the slot it moved to"
+    assert openai[0] not in fair.members()
+
+
 def test_position_is_the_place_in_the_fair_order(fair):
     add(fair, user=1, count=12)
     add(fair, user=2, weight=2.0, count=6)

@@ -1,9 +1,11 @@
 """The data steps of the migrations: existing conversations become one line of messages, existing duplicate
-key names get a number so the new unique constraint holds, and messages with files are marked so."""
+key names get a number so the new unique constraint holds, messages with files are marked so, and usage ledger
+rows become part 0 of their reply."""
 
 import pytest
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from webapp import create_app
 from webapp.accounts import create_user
@@ -110,3 +112,30 @@ def test_messages_with_files_are_marked(empty_database):
     with db.engine.connect() as conn:
         marked = conn.execute(text("SELECT id, has_files FROM messages ORDER BY id")).all()
     assert [(number, bool(has_files)) for number, has_files in marked] == [(1, False), (2, True)]
+
+
+LEDGER_ROW = (
+    "INSERT INTO usage_records (generation_id, {part}user_id, username, source, model_id, provider, status,"
+    " input_tokens, output_tokens, cost, created_at)"
+    " VALUES (7, {value}1, 'old', 'web', :model, 'openai', 'succeeded', 10, :output, :cost, CURRENT_TIMESTAMP)"
+)
+
+
+def test_ledger_rows_become_part_0_and_a_continuation_gets_a_row_of_its_own(empty_database):
+    upgrade(directory=MIGRATIONS, revision="message_has_files")
+    with db.engine.begin() as conn:
+        conn.execute(text(LEDGER_ROW.format(part="", value="")), {"model": "gpt-4o", "output": 20, "cost": 0.5})
+    upgrade(directory=MIGRATIONS)
+    with db.engine.begin() as conn:
+        assert conn.execute(text("SELECT generation_id, part FROM usage_records")).all() == [(7, 0)]
+        row = LEDGER_ROW.format(part="part, ", value=":part, ")
+        conn.execute(text(row), {"part": 1, "model": "gpt-4o-mini", "output": 5, "cost": 0.25})
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:  # one row per part
+        conn.execute(text(row), {"part": 1, "model": "gpt-4o-mini", "output": 5, "cost": 0.25})
+
+    downgrade(directory=MIGRATIONS, revision="message_has_files")  # one row per reply again, holding it all
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT generation_id, model_id, input_tokens, output_tokens, cost FROM usage_records")
+        )
+        assert [tuple(r) for r in rows] == [(7, "gpt-4o", 20, 25, 0.75)]

@@ -195,6 +195,25 @@ end
 return state
 """
 
+# ARGV: prefix, gid, job id, provider. A fallback of another provider answers the running generation: its
+# slot moves there (the marker names it, so the end frees it), unless that provider is at its cap (0). Only
+# for the job the marker names; a generation holding no slot (not in the structure, or still in its line) may
+# go anywhere (1).
+_MOVE = """
+local P, gid, job, to = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local marker = P .. 'gen:' .. gid
+local f = redis.call('HMGET', marker, 'provider', 'job', 'state')
+local from = f[1]
+if not from or f[2] ~= job or f[3] == 'waiting' or from == to then return 1 end
+local cap = tonumber(redis.call('HGET', P .. 'caps', to) or '')
+if cap and redis.call('SCARD', P .. 'busy:' .. to) >= cap then return 0 end
+redis.call('SREM', P .. 'busy:' .. from, gid)
+redis.call('SADD', P .. 'busy:' .. to, gid)
+redis.call('SADD', P .. 'providers', to)
+redis.call('HSET', marker, 'provider', to)
+return 1
+"""
+
 # The place of a waiting generation in the fair order: the jobs in RQ whose turn comes first, the
 # user's own earlier work, and each other user's waiting work whose turn comes first.
 _POSITION = """
@@ -346,6 +365,11 @@ class FairQueue:
     def finished(self, generation_id: int, job_id: str) -> str | None:
         """The job ended: the generation leaves the structure and frees its provider's slot."""
         return _text(self._run(_LEAVE, generation_id, job_id, "finish", time.time()))
+
+    def move_slot(self, generation_id: int, job_id: str, provider: str) -> bool:
+        """A fallback of ``provider`` answers the generation: its provider slot moves there (the first one frees).
+        False, and nothing changes, when ``provider`` is at its cap."""
+        return bool(self._run(_MOVE, generation_id, job_id, provider))
 
     def withdraw(self, generation_id: int) -> str | None:
         """Take a generation out wherever it is (Stop, a refusal, a re-queue); returns the state it was in."""

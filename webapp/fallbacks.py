@@ -3,7 +3,8 @@
 An admin gives a model an ordered list of fallbacks and the kinds of failure that move on to the next
 one (stored as the site setting ``model_fallbacks``). A fallback is tried only if the user may use it
 now (``access.usable_model``, the one access rule: allowed, provider on and set up) and it is not cooling
-down (``webapp.cooldowns``, shared by every worker through Redis).
+down (``webapp.cooldowns``, shared by every worker through Redis); the worker's route also skips one whose
+provider is at its cap (``scheduling.move_slot``: the reply's provider slot moves to the fallback's).
 
 Every attempt of a generation is kept in its record (``Generation.attempt_log``): the model, when it was
 asked, the seconds waited before asking, and the error kind if it failed. ``trail_sentence`` and
@@ -44,6 +45,7 @@ DEFAULT_KINDS = ("rate_limited", "provider_down", "context_window")
 # Kinds that say something about the model's health, so they count toward a cooldown.
 COOLING_KINDS = ("rate_limited", "provider_down", "key_refused")
 COOLING_DOWN = "cooling_down"  # an attempt skipped because its model was cooling down
+AT_CAPACITY = "at_capacity"  # an attempt skipped because its provider ran as many replies as its cap allows
 # How the trail says what happened to a model ("gpt-4o was rate limited").
 WHAT_HAPPENED = {
     "rate_limited": "was rate limited",
@@ -51,6 +53,7 @@ WHAT_HAPPENED = {
     "context_window": "could not take a conversation this long",
     "key_refused": "refused the API key",
     COOLING_DOWN: "was cooling down",
+    AT_CAPACITY: "was at its provider's cap",
 }
 MAX_FALLBACKS = 5
 
@@ -195,6 +198,12 @@ def continuation_model(user, generation) -> Model | None:
     return None
 
 
+def continuation_part(attempt_log: list | None) -> int:
+    """The usage ledger part of a new continuation of a reply: one past the last its attempts name (a
+    continuation logged before parts were kept counts as 1)."""
+    return 1 + max((a.get("part", 1) for a in attempt_log or () if a.get("continues")), default=0)
+
+
 # -- the trail -----------------------------------------------------------------------------
 
 
@@ -247,6 +256,7 @@ def attempt_said(entry: dict) -> str:
         "context_window": "conversation too long for its context window",
         "key_refused": "API key refused",
         COOLING_DOWN: "skipped: cooling down",
+        AT_CAPACITY: "skipped: its provider was at its cap",
     }.get(entry.get("kind") or "", f"failed ({entry['error']})")
 
 

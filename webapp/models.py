@@ -325,13 +325,18 @@ class GroupMember(db.Model):
 
 class UsageRecord(db.Model):
     """What one generation used and cost, written when it is settled. Kept when its conversation (or its
-    record) is deleted: usage is a record of money spent (webapp.usage reads it)."""
+    record) is deleted: usage is a record of money spent (webapp.usage reads it).
+
+    A reply continued by a fallback (Continue with) has a row per part: 0 for the reply as first asked,
+    1, 2, ... for each continuation, each naming the model that wrote it."""
 
     __tablename__ = "usage_records"
+    __table_args__ = (UniqueConstraint("generation_id", "part", name="uq_usage_records_generation_id_part"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # No foreign keys to the generation or the user: the record outlives both.
-    generation_id: Mapped[int] = mapped_column(unique=True)
+    generation_id: Mapped[int] = mapped_column()
+    part: Mapped[int] = mapped_column(default=0, server_default="0")
     user_id: Mapped[int] = mapped_column(index=True)
     username: Mapped[str] = mapped_column(String(64))
     # The group its pooled spending was charged to (the user's primary group then), by id and name.

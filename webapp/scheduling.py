@@ -185,6 +185,22 @@ def job_finished(generation_id: int, job_id: str | None) -> None:
         log.warning("generation %s: could not note its end in the fair queue", generation_id)
 
 
+def move_slot(generation_id: int, job_id: str | None, provider: str) -> bool:
+    """A fallback of ``provider`` is about to answer the generation: its slot moves to that provider, and the
+    first provider's waiting work may go. False when ``provider`` is at its cap (the fallback is skipped).
+    Without Redis the fallback goes ahead: the slot stays where it was and the end frees it."""
+    if not job_id:
+        return True
+    try:
+        fair = fair_queue(get_redis())
+        if not fair.move_slot(generation_id, job_id, provider):
+            return False
+        pump(fair)
+    except redis.RedisError:
+        log.warning("generation %s: could not move its provider slot in the fair queue", generation_id)
+    return True
+
+
 def withdraw(connection: redis.Redis, generation_id: int) -> str | None:
     """Take a generation out of the fair structure (Stop, refusal); returns where it was."""
     fair = fair_queue(connection)

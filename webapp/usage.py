@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -185,17 +185,16 @@ def record(
     input_tokens: int | None,
     output_tokens: int | None,
     created_at: datetime | None = None,
-    continued: bool = False,
+    part: int = 0,
 ) -> None:
-    """The generation's ledger row, written once when it is settled (a second call changes nothing).
+    """A ledger row of the generation, written once when it is settled (a second call changes nothing).
 
-    ``continued``: a fallback continued the reply (Continue with): its tokens and their cost, at its own
-    prices, are added to the row of the text before (the row keeps naming the model asked first).
-    The caller commits. The cost is priced now; the group is the user's primary group now.
+    ``part``: 0 for the reply, 1, 2, ... for each continuation by a fallback (Continue with), so each model is
+    charged its own tokens at its own prices. The caller commits. The cost is priced now; the group is the
+    user's primary group now.
     """
-    if continued and _add_continuation(generation_id, model_id, provider, status, input_tokens, output_tokens):
-        return
-    if db.session.scalar(select(UsageRecord.id).where(UsageRecord.generation_id == generation_id)) is not None:
+    settled = select(UsageRecord.id).where(UsageRecord.generation_id == generation_id, UsageRecord.part == part)
+    if db.session.scalar(settled) is not None:
         return
     user = db.session.get(User, user_id)
     primary = groups.primary_group(groups.user_groups(user)) if user is not None else None
@@ -203,6 +202,7 @@ def record(
     input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
     values = {
         "generation_id": generation_id,
+        "part": part,
         "user_id": user_id,
         "username": user.username if user is not None else f"#{user_id}",
         "group_id": primary.id if primary else None,
@@ -218,28 +218,8 @@ def record(
     }
     # ON CONFLICT DO NOTHING: the worker settling and the conversation being deleted may both write it at once.
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    db.session.execute(insert(UsageRecord).values(**values).on_conflict_do_nothing(index_elements=["generation_id"]))
-
-
-def _add_continuation(generation_id, model_id, provider, status, input_tokens, output_tokens) -> bool:
-    """Add a continuation's usage to the reply's ledger row; False when it has none yet."""
-    prices = unit_prices(model_id, provider)
-    input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
-    added = None if prices is None else input_tokens * prices[0] + output_tokens * prices[1]
-    values = {
-        "status": status,
-        "input_tokens": UsageRecord.input_tokens + input_tokens,
-        "output_tokens": UsageRecord.output_tokens + output_tokens,
-    }
-    if added is not None:
-        values["cost"] = func.coalesce(UsageRecord.cost, 0) + added
-    return bool(
-        db.session.execute(
-            update(UsageRecord)
-            .where(UsageRecord.generation_id == generation_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+    db.session.execute(
+        insert(UsageRecord).values(**values).on_conflict_do_nothing(index_elements=["generation_id", "part"])
     )
 
 

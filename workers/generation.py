@@ -250,7 +250,14 @@ def _run(generation_id: int) -> str | None:
                 call = _continuing(call, partial)
             db.session.rollback()
             model = get_model(call["model_id"])
-            route = Route(claimed.user_id, model, connection, writer, claimed.attempt_log if partial else None)
+            route = Route(
+                claimed.user_id,
+                model,
+                connection,
+                writer,
+                claimed.attempt_log if partial else None,
+                slot=(generation_id, _current_job_id()),
+            )
             model = route.start()
             while True:
                 attempts += 1
@@ -324,6 +331,7 @@ def _run(generation_id: int) -> str | None:
                 usage = response.usage if response is not None else None
                 if route is not None:  # the model that answered (or failed last) is the one charged and named
                     call["model_id"], ledger["provider"] = route.model.model_id, route.model.provider
+                    ledger["part"] = route.part  # a continuation's usage is a ledger row of its own
                 unsaved = _finish(
                     generation_id, "".join(parts), outcome, attempts, usage, route.answered() if route else None
                 )
@@ -334,7 +342,6 @@ def _run(generation_id: int) -> str | None:
                         status=outcome.status,
                         input_tokens=usage.input_tokens if usage is not None else 0,
                         output_tokens=usage.output_tokens if usage is not None else 0,
-                        continued=bool(route and route.continuing),
                         **ledger,
                     )
                 try:

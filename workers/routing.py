@@ -7,7 +7,7 @@ import logging
 
 import redis
 
-from webapp import fallbacks, live
+from webapp import fallbacks, live, scheduling
 from webapp.extensions import db
 from webapp.llm.errors import LLMError
 from webapp.model_options import applicable_options
@@ -20,8 +20,17 @@ class Route:
     """Which model a reply asks, in turn: the one requested, then its fallbacks (``webapp.fallbacks``) when
     one fails before any text in a way its chain moves on for, and the log of every attempt."""
 
-    def __init__(self, user_id: int, model, connection, writer: live.LiveWriter, earlier: list | None = None):
+    def __init__(
+        self,
+        user_id: int,
+        model,
+        connection,
+        writer: live.LiveWriter,
+        earlier: list | None = None,
+        slot: tuple[int, str | None] | None = None,
+    ):
         self.user_id = user_id
+        self.slot = slot  # (generation id, job id): the provider slot it holds moves with a fallback
         self.requested = model
         self.model = model
         self.connection = connection
@@ -29,9 +38,11 @@ class Route:
         self.chain = fallbacks.chain_of(model.model_id)
         db.session.rollback()  # the settings read: hold no database connection while the reply streams
         self.tried = {model.model_id}
-        # A continuation (``earlier``: the attempts that wrote the text so far) adds to the reply's log.
+        # A continuation (``earlier``: the attempts that wrote the text so far) adds to the reply's log, and
+        # its usage is the reply's next ledger part (0: the reply as first asked).
         self.log: list[dict] = list(earlier or [])
         self.continuing = earlier is not None
+        self.part = fallbacks.continuation_part(earlier) if self.continuing else 0
 
     @property
     def moved(self) -> bool:
@@ -46,7 +57,7 @@ class Route:
     def asking(self, model, waited: float) -> None:
         self.log.append(fallbacks.attempt(model.model_id, waited))
         if self.continuing:
-            self.log[-1]["continues"] = True
+            self.log[-1].update(continues=True, part=self.part)
 
     def options(self, model, options: dict) -> dict:
         """The conversation's options, those the model declares when it is a fallback."""
@@ -67,18 +78,25 @@ class Route:
         return self.model
 
     def _move_on(self, kind: str):
+        skipped: list[tuple[str, str]] = []  # (model id, why)
         try:
             user = db.session.get(User, self.user_id)
-            replacement, skipped = fallbacks.next_model(user, self.chain, self.tried, self.connection)
+            while True:
+                replacement, cooling = fallbacks.next_model(user, self.chain, self.tried, self.connection)
+                skipped += [(model_id, fallbacks.COOLING_DOWN) for model_id in cooling]
+                self.tried.update(cooling)
+                if replacement is None or self._take_slot(replacement):
+                    break
+                skipped.append((replacement.model_id, fallbacks.AT_CAPACITY))  # its provider is at its cap
+                self.tried.add(replacement.model_id)
         except redis.RedisError:
             return None
         finally:
             db.session.rollback()
         if replacement is not None and kind == fallbacks.COOLING_DOWN:
             self.log.append(fallbacks.attempt(self.model.model_id, error=kind, kind=kind))
-        for model_id in skipped:
-            self.tried.add(model_id)
-            self.log.append(fallbacks.attempt(model_id, error=fallbacks.COOLING_DOWN, kind=fallbacks.COOLING_DOWN))
+        for model_id, why in skipped:
+            self.log.append(fallbacks.attempt(model_id, error=why, kind=why))
         if replacement is None:
             return None
         log.info("generation: %s %s; falling back to %s", self.model.model_id, kind, replacement.model_id)
@@ -86,6 +104,12 @@ class Route:
         self.tried.add(replacement.model_id)
         self.model = replacement
         return replacement
+
+    def _take_slot(self, replacement) -> bool:
+        """Move the reply's provider slot to the replacement's provider; False when that one is at its cap."""
+        if self.slot is None:
+            return True
+        return scheduling.move_slot(*self.slot, replacement.provider)
 
     @staticmethod
     def _quietly(function, *args):

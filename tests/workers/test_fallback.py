@@ -6,12 +6,13 @@ import html
 import re
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from tests.support.admin import save_models
 from tests.support.fallback import chat_once, latest, run_jobs, set_chain, signed_up
 from tests.support.forms import post_form
-from webapp import live
+from webapp import live, scheduling
 from webapp.queue import get_redis
 
 
@@ -164,10 +165,19 @@ def test_a_break_after_some_text_keeps_it_and_never_restarts_elsewhere(make_app,
     assert not [r for r in gemini_server.requests if "enerateContent" in r.path]
 
 
+PRICES = {"gpt-4o": (2.5, 10.0), "gemini-1.5-pro": (1.25, 5.0)}  # USD per million tokens, set by an admin
+
+
 def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers):
     _openai, gemini_server = servers
     gemini_server.reply = "six seven eight nine ten."
     app, client, broken = broken_reply(make_app, servers)
+    with app.app_context():
+        from webapp import site_settings
+        from webapp.extensions import db
+
+        site_settings.set_site(site_settings.MODEL_PRICES, {m: list(p) for m, p in PRICES.items()})
+        db.session.commit()
     page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
     assert "The answer was cut off before it was complete." in page
     assert "The part written before the failure is kept above." in page
@@ -186,22 +196,86 @@ def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers)
     assert continued.status == "succeeded", continued.error
     assert continued.text == "one two three four five six seven eight nine ten."
     assert continued.model_id == "gemini-1.5-pro"
-    assert [(a["model"], a.get("continues", False)) for a in continued.attempt_log] == [
-        ("gpt-4o", False),
-        ("gemini-1.5-pro", True),
+    assert [(a["model"], a.get("continues", False), a.get("part")) for a in continued.attempt_log] == [
+        ("gpt-4o", False, None),
+        ("gemini-1.5-pro", True, 1),
     ]
     sent = [r.json for r in gemini_server.requests if "enerateContent" in r.path][-1]["contents"]
     assert sent[-2] == {"role": "model", "parts": [{"text": "one two three four five "}]}  # the text so far
-    assert continued.output_tokens > broken.output_tokens  # the continuation's tokens add to the first part's
+    assert continued.output_tokens > broken.output_tokens  # the reply's tokens: both parts'
+    with app.app_context():  # each part's usage is charged to the model that wrote it, at its prices
+        from webapp import usage
+        from webapp.extensions import db
+        from webapp.models import UsageRecord
+
+        first, continuation = db.session.scalars(
+            select(UsageRecord).where(UsageRecord.generation_id == broken.id).order_by(UsageRecord.part)
+        )
+        assert (first.part, first.model_id, first.status, first.output_tokens) == (
+            0,
+            "gpt-4o",
+            "failed",
+            broken.output_tokens,
+        )
+        assert (continuation.part, continuation.model_id, continuation.provider, continuation.status) == (
+            1,
+            "gemini-1.5-pro",
+            "gemini",
+            "succeeded",
+        )
+        assert continuation.input_tokens == continued.input_tokens - broken.input_tokens
+        assert continuation.output_tokens == continued.output_tokens - broken.output_tokens
+        input_price, output_price = PRICES["gemini-1.5-pro"]
+        assert continuation.cost == pytest.approx(
+            (continuation.input_tokens * input_price + continuation.output_tokens * output_price) / 1e6
+        )
+        assert (continuation.user_id, continuation.source) == (first.user_id, first.source)
+        per_model = {m["model"]: (m["requests"], m["output_tokens"]) for m in usage.by_model(usage.usage_rows())}
+        assert per_model == {
+            "gpt-4o": (1, broken.output_tokens),
+            "gemini-1.5-pro": (1, continuation.output_tokens),
+        }
+    page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
+    assert "Continued by gemini-1.5-pro after the answer from gpt-4o broke off." in page
+    assert "Continue with" not in page
+
+
+def test_a_continuation_that_breaks_off_may_be_continued_again_each_part_its_own_ledger_row(make_app, servers):
+    openai_server, gemini_server = servers
+    openai_server.reply = "one two three four five six seven eight nine ten"
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro", "gpt-4o-mini"])
+    client = signed_up(app, "gpt-4o")
+    openai_server.fail_next("cut", after=5, path="chat")
+    broken = chat_once(app, client)
+
+    def continue_with(model_id):
+        url, page = f"/chat/generations/{broken.id}/continue", f"/chat/{broken.conversation_id}"
+        assert post_form(client, url, {"model": model_id}, page=page).status_code == 302
+        run_jobs(app)
+
+    gemini_server.reply = "six seven eight"
+    gemini_server.fail_next("cut", after=2, path="enerateContent")
+    continue_with("gemini-1.5-pro")  # breaks off too: the next fallback is offered
+    openai_server.queue_reply("eight nine ten.")
+    continue_with("gpt-4o-mini")
+
+    again = latest(app)
+    assert again.status == "succeeded", again.error
+    assert again.text.startswith("one two three four five six seven") and again.text.endswith("eight nine ten.")
+    assert [a.get("part") for a in again.attempt_log] == [None, 1, 2]
     with app.app_context():
         from webapp.extensions import db
         from webapp.models import UsageRecord
 
-        ledger = db.session.scalar(select(UsageRecord).where(UsageRecord.generation_id == broken.id))
-        assert (ledger.status, ledger.output_tokens) == ("succeeded", continued.output_tokens)
-    page = html.unescape(client.get(f"/chat/{broken.conversation_id}").get_data(as_text=True))
-    assert "Continued by gemini-1.5-pro after the answer from gpt-4o broke off." in page
-    assert "Continue with" not in page
+        rows = db.session.scalars(
+            select(UsageRecord).where(UsageRecord.generation_id == broken.id).order_by(UsageRecord.part)
+        )
+        assert [(r.part, r.model_id, r.status) for r in rows] == [
+            (0, "gpt-4o", "failed"),
+            (1, "gemini-1.5-pro", "failed"),
+            (2, "gpt-4o-mini", "succeeded"),
+        ]
 
 
 def test_only_the_owner_may_continue_a_reply(make_app, servers):
@@ -237,3 +311,56 @@ def test_a_fallback_whose_provider_is_not_set_up_is_skipped(make_app, servers):
     generation = chat_once(app, client)
     assert generation.status == "succeeded", generation.error
     assert kinds(generation) == [("gpt-4o", "provider_down"), ("gpt-4o-mini", None)]
+
+
+def capped(app, caps: dict[str, int]):
+    """Provider caps set as an admin does; the fair queue's busy sets, readable from any thread."""
+    with app.app_context():
+        from webapp.extensions import db
+
+        scheduling.set_provider_caps(caps)
+        db.session.commit()
+        fair = scheduling.fair_queue(redis.Redis.from_url(app.config["REDIS_URL"]))
+
+    def busy(provider):
+        return {int(g) for g in fair.connection.smembers(f"{fair.prefix}busy:{provider}")}
+
+    return fair, busy
+
+
+def test_a_fallback_whose_provider_is_at_its_cap_is_skipped(make_app, servers):
+    openai_server, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro", "gpt-4o-mini"])
+    client = signed_up(app, "gpt-4o")
+    fair, busy = capped(app, {"gemini": 1})
+    fair.connection.sadd(f"{fair.prefix}busy:gemini", 999)  # someone else's reply runs on gemini
+    fair.connection.sadd(f"{fair.prefix}providers", "gemini")
+    openai_server.fail_next("rate_limit", path="chat", retry_after=None)
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded", generation.error
+    assert kinds(generation) == [("gpt-4o", "rate_limited"), ("gemini-1.5-pro", "at_capacity"), ("gpt-4o-mini", None)]
+    assert not gemini_server.generate_requests
+    assert busy("gemini") == {999} and busy("openai") == set()
+    page = html.unescape(client.get(f"/chat/{generation.conversation_id}").get_data(as_text=True))
+    assert "Answered by gpt-4o-mini after gpt-4o was rate limited and gemini-1.5-pro was at its provider's cap." in page
+
+
+def test_a_fallback_of_another_provider_takes_its_slot_and_frees_the_first(make_app, servers):
+    openai_server, gemini_server = servers
+    app = make_app()
+    set_chain(app, "gpt-4o", ["gemini-1.5-pro"])
+    client = signed_up(app, "gpt-4o")
+    _fair, busy = capped(app, {"openai": 1, "gemini": 1})
+    seen = {}
+
+    def answer(request):  # while the fallback is asked
+        seen.update(openai=busy("openai"), gemini=busy("gemini"))
+        return "Hot."
+
+    gemini_server.reply = answer
+    openai_server.fail_next("rate_limit", path="chat", retry_after=None)
+    generation = chat_once(app, client)
+    assert generation.status == "succeeded" and generation.model_id == "gemini-1.5-pro", generation.error
+    assert seen == {"openai": set(), "gemini": {generation.id}}
+    assert busy("openai") == set() and busy("gemini") == set(), "the end frees the slot it moved to"
