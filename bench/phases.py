@@ -278,7 +278,7 @@ async def fairness(stack: Stack, chatters: list[SimUser], args) -> dict:
         stack,
         chatters,
         api_key_for(stack, "benchflood"),
-        turns=3 if args.quick else 5,
+        turns=3 if args.quick else 10,
         in_flight=2 * args.worker_concurrency,
     )
 
