@@ -3,7 +3,7 @@ unique per (generation_id, part) instead of per generation_id
 
 Revision ID: usage_record_parts
 Revises: message_has_files
-Create Date: 2026-12-04 10:00:00
+Create Date: 2026-12-03 17:00:00
 
 """
 from alembic import op
