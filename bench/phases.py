@@ -233,7 +233,7 @@ async def run(stack: Stack, args) -> dict:
 
         print("counts: Redis commands and SQL statements of a text-only turn…", flush=True)
         mark = stack.mark()
-        results["work_per_turn"] = await counts(stack, users[:10], args)
+        results["work_per_turn"] = await work_per_turn(stack, users[:10], args)
         counts["counts"] = stack.counts_since(mark)
 
         print("api: one client, 50 clients, 50 streams through /v1 and direct…", flush=True)
@@ -286,7 +286,7 @@ async def fairness(stack: Stack, chatters: list[SimUser], args) -> dict:
 COUNTED_TURNS = 100
 
 
-async def counts(stack: Stack, users: list[SimUser], args) -> dict:
+async def work_per_turn(stack: Stack, users: list[SimUser], args) -> dict:
     """Redis commands and SQL statements per text-only turn (bench/counts.py): machine-independent."""
     statements = start_counting(stack)
     each = COUNTED_TURNS // len(users)
@@ -309,7 +309,7 @@ async def ten_users(stack: Stack):
 async def run_only_counts(stack: Stack, args) -> dict:
     async with ten_users(stack) as users:
         await asyncio.gather(*(u.turn("tokens=3 ttft=0 tps=0", Stats()) for u in users))  # warm up
-        return await counts(stack, users, args)
+        return await work_per_turn(stack, users, args)
 
 
 async def run_only_fairness(stack: Stack, args) -> dict:
