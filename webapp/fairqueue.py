@@ -232,7 +232,9 @@ for _, prov in ipairs(redis.call('SMEMBERS', P .. 'lines:' .. uid)) do
   own = own + redis.call('ZCOUNT', P .. 'line:' .. uid .. ':' .. prov, '-inf', '(' .. gid)
 end
 local ahead = own
-local my_pass = tonumber(redis.call('ZSCORE', P .. 'pass', uid) or '0')
+-- Turns as the dispatcher counts them: never before the virtual time.
+local vt = tonumber(redis.call('GET', P .. 'vt') or '0')
+local my_pass = math.max(tonumber(redis.call('ZSCORE', P .. 'pass', uid) or '0'), vt)
 local my_weight = tonumber(redis.call('HGET', P .. 'weight', uid) or '1')
 local tag = my_pass + own / my_weight
 -- Jobs in RQ whose turn is not later than ours (and any job queued there outside the fair order).
@@ -253,7 +255,7 @@ for i = 1, #users, 2 do
     end
     local weight = tonumber(redis.call('HGET', P .. 'weight', other) or '1')
     -- their items j = 0, 1, ... come at pass + j/weight; count those before our tag (ties: lower id string first)
-    local x = (tag - tonumber(users[i + 1])) * weight
+    local x = (tag - math.max(tonumber(users[i + 1]), vt)) * weight
     local before
     if x < -1e-9 then
       before = 0

@@ -7,12 +7,12 @@ throwaway cluster started here with Debian's postgresql binaries (as `.ci/run` d
 from __future__ import annotations
 
 import os
-import uuid
 from contextlib import ExitStack
 
 import pytest
 
 from bench.postgres import Unavailable, throwaway_cluster
+from tests.support.postgres import own_database
 
 
 def pytest_collection_modifyitems(items):
@@ -37,14 +37,5 @@ def postgres_server():
 
 @pytest.fixture
 def postgres_url(postgres_server):
-    """A database of its own on that server, dropped afterwards (other tests use the default one)."""
-    import psycopg
-
-    server = postgres_server.replace("postgresql+psycopg://", "postgresql://").replace("postgres://", "postgresql://")
-    name = f"sb_scale_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _old = server.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with own_database(postgres_server) as url:
+        yield url

@@ -8,6 +8,7 @@ import collections
 import itertools
 import os
 import signal
+from contextlib import ExitStack
 from datetime import UTC
 
 import httpx
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from bench.stack import Stack
 from bench.users import SimUser, Stats
+from tests.support.postgres import own_database
 from tests.support.stack import stop_process
 from tests.support.waiting import wait_for
 
@@ -25,14 +27,25 @@ SLOW = "fair ttft=0.2 tps=0 tokens=2"  # the fake provider answers in 200 ms
 DEPTH = 2  # FAIR_SHARE_DEPTH: the longest run of one user's starts while others wait
 
 
-@pytest.fixture(scope="module")
-def stack():
-    with Stack(web_workers=1, worker_concurrency=4, settings={"FAIR_SHARE_DEPTH": str(DEPTH)}) as stack:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request):
+    with ExitStack() as resources:
+        database_url = None  # SQLite: a file in the stack's temp dir
+        if request.param == "postgresql":
+            database_url = resources.enter_context(own_database(request.getfixturevalue("postgres_server")))
+        settings = {"FAIR_SHARE_DEPTH": str(DEPTH)}
+        stack = resources.enter_context(
+            Stack(web_workers=1, worker_concurrency=4, settings=settings, database_url=database_url)
+        )
         os.environ.update(stack.env)  # create_app() below talks to the stack's database
         from webapp import create_app
 
         stack.app = create_app()
         yield stack
+        from webapp.extensions import db
+
+        with stack.app.app_context():
+            db.engine.dispose()  # close its pooled connections before the database is dropped
 
 
 def make_api_user(stack, name: str) -> tuple[int, str]:
