@@ -57,13 +57,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--only",
         choices=["fairness", "counts"],
-        help="run only this phase (fairness: SQLite; counts: SQLite and PostgreSQL); printed, not saved",
+        help="run only this phase (fairness: SQLite or BENCH_DATABASE_URL; counts: SQLite and PostgreSQL); printed, not saved",
     )
     args = parser.parse_args(argv)
     args.quick = quick
     args.levels = [int(x) for x in args.levels.split(",")]
     if args.only == "fairness":
-        with Stack(web_workers=args.web_workers, worker_concurrency=args.worker_concurrency, keep=args.keep) as stack:
+        with Stack(
+            web_workers=args.web_workers,
+            worker_concurrency=args.worker_concurrency,
+            keep=args.keep,
+            database_url=os.environ.get("BENCH_DATABASE_URL"),
+        ) as stack:
             entry = asyncio.run(run_only_fairness(stack, args))
         print(json.dumps(entry, indent=2))
         for row in fairness_rows(entry):

@@ -34,6 +34,11 @@ ENDING_EVENTS = {
 }
 ENDINGS = frozenset(ENDING_EVENTS.values())
 POSITION_CHECK_SECONDS = 1.0  # how often a queued reply's place in the queue (and its record) is looked up
+# ... further back in the queue, less often (a tenth of its place, in seconds, at most this): a backlog of
+# hundreds waiting must not cost the web a query and a script per reply and second.
+POSITION_CHECK_MAX_SECONDS = 10.0
+# Where no one is shown the place (a non-streaming /v1 call waits), only the record is read, this often.
+QUEUED_RECORD_CHECK_SECONDS = 5.0
 # How often a quiet running reply's record is read, at a heartbeat: every ending is marked in the
 # Redis stream too, so this only matters if Redis lost data; rare, as an idle stream should cost nothing.
 RECORD_CHECK_SECONDS = 60.0
@@ -62,11 +67,13 @@ def follow(
     *,
     with_record: bool = False,
     report_waits: bool = False,
+    shows_position: bool = True,
 ) -> Iterator[ReplyEvent]:
     """Events from ``cursor`` until the generation ends; heartbeats while nothing happens.
 
     ``with_record``: the ending event brings the finished record (the chat page renders it).
     ``report_waits``: a "waiting" event each time the follower is about to wait for news.
+    ``shows_position``: the reader shows the queue position (False: it is never looked up).
     Raises ``redis.RedisError`` when Redis goes away mid-stream (the client reconnects
     and resumes from the last event's cursor).
     """
@@ -75,7 +82,14 @@ def follow(
         return iter(list(_ending(generation, cursor)))
     # Read now: the generator runs after the view has returned (and its session has closed).
     return _follow(
-        generation.id, generation.job_id, generation.status, cursor, heartbeat_seconds, with_record, report_waits
+        generation.id,
+        generation.job_id,
+        generation.status,
+        cursor,
+        heartbeat_seconds,
+        with_record,
+        report_waits,
+        shows_position,
     )
 
 
@@ -87,12 +101,15 @@ def _follow(
     heartbeat_seconds: float,
     with_record: bool,
     report_waits: bool,
+    shows_position: bool,
 ) -> Iterator[ReplyEvent]:
     if status in GenerationStatus.FINISHED:
         yield from _ended(generation_id, cursor)
         return
     connection = get_redis()
-    position = scheduling.position_of(connection, generation_id, job_id) if status == GenerationStatus.QUEUED else None
+    position = None
+    if status == GenerationStatus.QUEUED and shows_position:
+        position = scheduling.position_of(connection, generation_id, job_id)
     db.session.commit()  # hold no database connection while the stream is open
     subscription = None
     try:
@@ -119,7 +136,8 @@ def _follow(
             now = time.monotonic()
             if update.text or update.started:
                 quiet_since = now
-            if status == GenerationStatus.QUEUED and now - checked_position >= POSITION_CHECK_SECONDS:
+            check_every = _queued_check_seconds(position, shows_position)
+            if status == GenerationStatus.QUEUED and now - checked_position >= check_every:
                 # While queued, the record is read too: a status changed only in the database (a recovery,
                 # a refusal) shows up within a second, not only at the next heartbeat.
                 checked_position = now
@@ -131,7 +149,7 @@ def _follow(
                     status, position = recorded, None
                     quiet_since = now
                     yield ReplyEvent("status", cursor, {"status": status, "position": None})
-                else:
+                elif shows_position:
                     moved = scheduling.position_of(connection, generation_id, job_id)
                     if moved != position and moved is not None:
                         position = moved
@@ -139,7 +157,7 @@ def _follow(
                         yield ReplyEvent("status", cursor, {"status": status, "position": position})
             timeout = quiet_since + heartbeat_seconds - now
             if status == GenerationStatus.QUEUED:
-                timeout = min(timeout, checked_position + POSITION_CHECK_SECONDS - now)
+                timeout = min(timeout, checked_position + _queued_check_seconds(position, shows_position) - now)
             if report_waits:
                 yield ReplyEvent("waiting", cursor, {})
             if timeout > 0:
@@ -160,6 +178,13 @@ def _follow(
     finally:
         if subscription is not None:
             subscription.close()
+
+
+def _queued_check_seconds(position: int | None, shows_position: bool) -> float:
+    """How often a queued reply's record (and place) is read: every second near the front, less often behind."""
+    if not shows_position:
+        return QUEUED_RECORD_CHECK_SECONDS
+    return min(POSITION_CHECK_MAX_SECONDS, max(POSITION_CHECK_SECONDS, (position or 0) / 10))
 
 
 def _recorded_status(generation_id: int) -> str | None:

@@ -104,7 +104,7 @@ def wait_until_finished(generation: Generation) -> Answer:
     """Block (holding no database connection) until the job finishes; past JOB_TIMEOUT it is cancelled (504)."""
     deadline = time.monotonic() + current_app.config["JOB_TIMEOUT"]
     parts: list[str] = []
-    events = follow(generation, 0, WAIT_SLICE_MS / 1000)
+    events = follow(generation, 0, WAIT_SLICE_MS / 1000, shows_position=False)
     try:
         for event in events:
             if event.name == "text":
