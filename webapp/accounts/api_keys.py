@@ -76,12 +76,15 @@ def revoke_key(user: User, key_id: int) -> ApiKey | None:
 
 def user_for_key(raw_key: str) -> User | None:
     """The active user a live key belongs to, or None (unknown, revoked, or the user is disabled)."""
-    api_key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(raw_key)))
-    if api_key is None or api_key.revoked_at is not None:
+    # One joined query: this runs on every API call.
+    found = db.session.execute(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.key_hash == hash_key(raw_key), ApiKey.revoked_at.is_(None), User.is_disabled.is_(False))
+    ).first()
+    if found is None:
         return None
-    user = db.session.get(User, api_key.user_id)
-    if user is None or user.is_disabled:
-        return None
+    api_key, user = found
     now = utcnow()
     if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
         api_key.last_used_at = now
