@@ -197,6 +197,8 @@ def enqueue(generation: Generation, hold_on_outage: bool = False, user: User | N
     generation_id = generation.id
     try:
         limits.reserve(user if user is not None else db.session.get(User, generation.user_id), generation)
+        if not generation.text:  # a new reply: its readers never see a stream left in Redis under this id
+            live.forget(get_redis(), generation_id)  # (the database was reset or restored, Redis kept its data)
         scheduling.submit(generation)  # its user's line; the job enters RQ in fair order (webapp.scheduling)
     except limits.LimitExceeded as exc:
         _refuse(generation_id, str(exc), exc.code)

@@ -279,3 +279,19 @@ def test_a_stream_that_cannot_go_on_says_so_and_what_to_do(client, auth, app, ap
     assert events[0]["data"]["action"] == "reconnect" and events[0]["data"]["cursor"] == 0
     assert "reconnecting" in events[0]["data"]["message"]
     assert stream.ended
+
+
+def test_a_new_reply_never_shows_a_stream_left_under_its_id(client, auth, app):
+    """The database was reset while Redis kept its data: generation ids start again at 1."""
+    with app.app_context():
+        for generation_id in range(1, 4):
+            live.seed(get_redis(), generation_id, f"an old reply {generation_id}")
+    auth.signup()
+    start_chat(client, "hello")
+    generation = latest_generation(app)
+    assert generation.id < 4
+    stream = EventStream(client, generation.id)
+    stream.next()  # retry
+    assert next(stream.events()) == {"id": "0", "event": "status", "data": {"status": "queued", "position": 1}}
+    with app.app_context():
+        assert live.read_all(get_redis(), generation.id) == ""
