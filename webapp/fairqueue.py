@@ -76,6 +76,9 @@ local function others_active(uid)
   if waiting > 0 then return true end
   return redis.call('ZCARD', P .. 'active') - (redis.call('ZSCORE', P .. 'active', uid) and 1 or 0) > 0
 end
+local function within_share(uid, weight)
+  return share <= 0 or redis.call('SCARD', P .. 'held:' .. uid) < share * weight or not others_active(uid)
+end
 local caps = {}
 local stored = redis.call('HGETALL', P .. 'caps')
 for i = 1, #stored, 2 do caps[stored[i]] = tonumber(stored[i + 1]) end
@@ -90,9 +93,7 @@ while #out < limit do
   for i = 1, #users, 2 do
     local uid, pass = users[i], math.max(tonumber(users[i + 1]), vt)
     local weight = tonumber(redis.call('HGET', P .. 'weight', uid) or '1')
-    local within_share = share <= 0 or redis.call('SCARD', P .. 'held:' .. uid) < share * weight
-      or not others_active(uid)
-    if redis.call('SCARD', P .. 'inq:' .. uid) < depth and within_share then
+    if redis.call('SCARD', P .. 'inq:' .. uid) < depth and within_share(uid, weight) then
       local best, best_score, best_prov = nil, nil, nil
       for _, prov in ipairs(redis.call('SMEMBERS', P .. 'lines:' .. uid)) do
         if has_room(prov) then

@@ -139,7 +139,8 @@ def _follow(
             check_every = _queued_check_seconds(position, shows_position)
             if status == GenerationStatus.QUEUED and now - checked_position >= check_every:
                 # While queued, the record is read too: a status changed only in the database (a recovery,
-                # a refusal) shows up within a second, not only at the next heartbeat.
+                # a refusal) shows up within a second near the front of the queue (a few further back, and
+                # every QUEUED_RECORD_CHECK_SECONDS where no position is shown), not only at a heartbeat.
                 checked_position = now
                 recorded = _recorded_status(generation_id)
                 if recorded is None or recorded in GenerationStatus.FINISHED:
