@@ -119,5 +119,8 @@
   var select = document.getElementById("new-model");
   if (select) select.addEventListener("change", checkModel);
   files = [];
-  add(Array.prototype.slice.call(input.files || []).concat(window.sbAttachPending || []));
+  // What was picked, dropped or pasted before this script arrived, then whatever the input holds besides.
+  var waiting = (window.sbAttachPending || []).slice();
+  Array.prototype.forEach.call(input.files || [], function (f) { if (waiting.indexOf(f) < 0) waiting.push(f); });
+  add(waiting);
 })();

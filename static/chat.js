@@ -397,7 +397,12 @@
     load.done = document.head.appendChild(document.createElement("script"));
     load.done.src = box.dataset.script;
   }
-  box.querySelector("input").addEventListener("change", load);
+  var input = box.querySelector("input");
+  input.addEventListener("change", function (e) {
+    // Each pick replaces the input's files: the earlier picks wait here until the script takes them over.
+    if (!window.sbAttach) pending.push.apply(pending, input.files || []);
+    load(e);
+  });
   form.addEventListener("dragover", function (e) { if (!window.sbAttach) e.preventDefault(); });
   form.addEventListener("drop", function (e) { load(e, e.dataTransfer ? e.dataTransfer.files : []); });
   form.addEventListener("paste", function (e) { load(e, e.clipboardData ? e.clipboardData.files : []); });

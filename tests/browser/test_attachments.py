@@ -109,3 +109,28 @@ def test_a_refused_file_keeps_the_typed_text(page, live_server):
     page.locator("#attachments").set_input_files([{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
     expect(page.locator(".attach-error")).to_contain_text("notes.txt is not an image")
     expect(page.locator(".attach-previews li")).to_have_count(1)
+
+
+def test_files_picked_before_the_attachment_script_arrives_are_all_kept(page, live_server):
+    # The script loads on the first pick; each pick replaces the input's files, so a second pick made
+    # while the script is still on its way must not lose the first (it did: one CI run saw it).
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/static/attachments.js", hold)
+    sign_up(page, live_server, "otto")
+    page.locator("#attachments").set_input_files([{"name": "first.png", "mimeType": "image/png", "buffer": png(5, 5)}])
+    page.locator("#attachments").set_input_files([{"name": "second.png", "mimeType": "image/png", "buffer": png(6, 6)}])
+    page.wait_for_function("document.querySelector('script[src$=\"attachments.js\"]') !== null")
+    expect(page.locator(".attach-previews li")).to_have_count(0)
+    assert len(held) == 1, "the script is requested once"
+    held[0].continue_()
+    expect(page.locator(".attach-previews li")).to_have_count(2)
+    expect(page.locator(".attach-previews li img").nth(0)).to_have_attribute("alt", "first.png")
+    expect(page.locator(".attach-previews li img").nth(1)).to_have_attribute("alt", "second.png")
+    assert page.locator("#attachments").evaluate("input => Array.from(input.files, (f) => f.name)") == [
+        "first.png",
+        "second.png",
+    ]
