@@ -397,12 +397,7 @@
     load.done = document.head.appendChild(document.createElement("script"));
     load.done.src = box.dataset.script;
   }
-  var input = box.querySelector("input");
-  input.addEventListener("change", function (e) {
-    // Each pick replaces the input's files: the earlier picks wait here until the script takes them over.
-    if (!window.sbAttach) pending.push.apply(pending, input.files || []);
-    load(e);
-  });
+  box.querySelector("input").addEventListener("change", function (e) { load(e, e.target.files); }); // a pick replaces the last: keep each
   form.addEventListener("dragover", function (e) { if (!window.sbAttach) e.preventDefault(); });
   form.addEventListener("drop", function (e) { load(e, e.dataTransfer ? e.dataTransfer.files : []); });
   form.addEventListener("paste", function (e) { load(e, e.clipboardData ? e.clipboardData.files : []); });
