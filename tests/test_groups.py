@@ -4,6 +4,7 @@ model access (webapp.access, the one rule) and each limit (webapp.limits)."""
 import pytest
 from sqlalchemy import select
 
+from tests.support.queries import counting_statements
 from webapp import access, groups, limits, site_settings
 from webapp.accounts import create_user
 from webapp.extensions import db
@@ -128,3 +129,30 @@ def test_names_are_unique_and_a_primary_group_must_be_one_of_the_users(app, team
             groups.set_primary(None, user("one"), db.session.get(groups.Group, team["large"]))
         with pytest.raises(groups.GroupError, match="already in Small"):
             groups.add_member(None, db.session.get(groups.Group, team["small"]), user("one"))
+
+
+def test_a_request_reads_a_users_groups_once_and_sees_its_own_changes(app):
+    with app.app_context():
+        ada = create_user("ada", "a long password")
+        first = groups.create_group(None, "First")
+        db.session.commit()
+        groups.add_member(None, first, ada)
+        db.session.commit()
+        ada_id = ada.id
+    with app.test_request_context(), counting_statements(app) as statements:
+        ada = db.session.get(User, ada_id)
+        read = len(statements)
+        assert [g.name for g in groups.user_groups(ada)] == ["First"]
+        assert [g.name for g in groups.user_groups(ada)] == ["First"]  # the model check, then the limits
+        assert len(statements) == read + 1
+        second = groups.create_group(None, "Second")
+        groups.add_member(None, second, ada)
+        groups.set_primary(None, ada, second)
+        assert [g.name for g in groups.user_groups(ada)] == ["Second", "First"]
+        groups.set_rules(None, second, ["echo"], {})
+        assert groups.user_groups(ada)[0].models == frozenset({"echo"})
+        groups.remove_member(None, second, ada)
+        assert [g.name for g in groups.user_groups(ada)] == ["First"]
+    with app.test_request_context():  # a new request reads again
+        db.session.execute(db.delete(GroupMember))
+        assert groups.user_groups(db.session.get(User, ada_id)) == []

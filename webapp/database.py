@@ -81,13 +81,23 @@ def is_disconnect(exc: BaseException) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
-def write(work: Callable[[], T], *, retry_seconds: float = WRITE_RETRY_SECONDS, outage_seconds: float = 0.0) -> T:
+def write(
+    work: Callable[[], T],
+    *,
+    retry_seconds: float = WRITE_RETRY_SECONDS,
+    outage_seconds: float = 0.0,
+    keep_loaded: bool = False,
+) -> T:
     """Run ``work`` and commit; on a lock error roll back and run it again with backoff.
 
     With ``outage_seconds``, a lost or refused connection is tried again too, for that long
     (a write that must survive a database restart). ``work`` must be repeatable: everything it
     changed is rolled back before the next try, and ORM objects it was handed are expired
     (reloaded on use), never half-written.
+
+    ``keep_loaded``: the commit leaves the session's objects as they are instead of expiring them, for a
+    caller that reads them again right after and knows nothing else changed them (each would be reloaded,
+    one query apiece, otherwise).
     """
     started = time.monotonic()
     delay, outage_delay = _FIRST_DELAY, _OUTAGE_FIRST_DELAY
@@ -96,7 +106,7 @@ def write(work: Callable[[], T], *, retry_seconds: float = WRITE_RETRY_SECONDS, 
         tries += 1
         try:
             result = work()
-            db.session.commit()
+            _commit(keep_loaded)
             return result
         except DBAPIError as exc:
             rollback_quietly()
@@ -120,6 +130,18 @@ def write(work: Callable[[], T], *, retry_seconds: float = WRITE_RETRY_SECONDS, 
             db.session.rollback()  # nothing half-done stays in the session
             raise
         time.sleep(pause)  # jitter on locks: writers that collided do not collide again
+
+
+def _commit(keep_loaded: bool) -> None:
+    session = db.session()
+    if not keep_loaded:
+        session.commit()
+        return
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def rollback_quietly() -> None:

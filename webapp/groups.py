@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import g, has_request_context
 from sqlalchemy import delete, func, select, update
 
 from . import audit
@@ -56,20 +57,32 @@ def _rules(group: Group) -> GroupRules:
 
 
 def user_groups(user) -> list[GroupRules]:
-    """The user's groups, primary first, then in the order they joined (one query)."""
+    """The user's groups, primary first, then in the order they joined (one query, once per request:
+    a turn asks for them when it checks the model and again when it takes from the limits)."""
     user_id = getattr(user, "id", None)
     if user_id is None:
         return []
-    rows = db.session.execute(
-        select(Group)
-        .join(GroupMember, GroupMember.group_id == Group.id)
-        .where(GroupMember.user_id == user_id)
-        .order_by(GroupMember.created_at, Group.id)
-    ).scalars()
-    groups = [_rules(group) for group in rows]
+    read = g.setdefault("user_groups", {}) if has_request_context() else {}
+    if user_id not in read:
+        read[user_id] = [
+            _rules(group)
+            for group in db.session.execute(
+                select(Group)
+                .join(GroupMember, GroupMember.group_id == Group.id)
+                .where(GroupMember.user_id == user_id)
+                .order_by(GroupMember.created_at, Group.id)
+            ).scalars()
+        ]
+    groups = list(read[user_id])
     primary_id = getattr(user, "primary_group_id", None)
     groups.sort(key=lambda g: g.id != primary_id)  # stable: the rest keep their joining order
     return groups
+
+
+def _forget_read() -> None:
+    """A change to groups or members: this request's later reads see it (``user_groups`` keeps them)."""
+    if has_request_context():
+        g.pop("user_groups", None)
 
 
 def primary_group(groups: list[GroupRules]) -> GroupRules | None:
@@ -123,6 +136,7 @@ def create_group(actor, name: str) -> Group:
 
 
 def rename_group(actor, group: Group, name: str) -> None:
+    _forget_read()
     before = group.name
     group.name = _clean_name(name, keep=group)
     audit.record(actor, "group.rename", f"group:{group.name}", {"name": before}, {"name": group.name})
@@ -130,6 +144,7 @@ def rename_group(actor, group: Group, name: str) -> None:
 
 def delete_group(actor, group: Group) -> None:
     """Members stay users; a member whose primary group this was falls back to their next group."""
+    _forget_read()
     group_id, name = group.id, group.name
     # Explicit, not only ON DELETE: SQLite here runs without foreign-key enforcement.
     db.session.execute(
@@ -147,6 +162,7 @@ def delete_group(actor, group: Group) -> None:
 
 def set_rules(actor, group: Group, models: list[str], limits: dict) -> None:
     """The group's model allow-list and its limits (None: not set by the group; 0: unlimited)."""
+    _forget_read()
     before = {"models": list(group.models or []), **{f: getattr(group, f) for f in LIMIT_FIELDS}}
     group.models = sorted(set(models))
     for name in LIMIT_FIELDS:
@@ -160,6 +176,7 @@ def find_user(username: str) -> User | None:
 
 
 def add_member(actor, group: Group, user: User) -> None:
+    _forget_read()
     if db.session.get(GroupMember, (group.id, user.id)) is not None:
         raise GroupError(f"{user.username} is already in {group.name}.")
     db.session.add(GroupMember(group_id=group.id, user_id=user.id))
@@ -168,6 +185,7 @@ def add_member(actor, group: Group, user: User) -> None:
 
 
 def remove_member(actor, group: Group, user: User) -> None:
+    _forget_read()
     membership = db.session.get(GroupMember, (group.id, user.id))
     if membership is None:
         raise GroupError(f"{user.username} is not in {group.name}.")

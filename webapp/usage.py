@@ -14,11 +14,10 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from . import groups
 from .database import write
 from .extensions import db
 from .models import Generation, Group, GroupMember, UsageRecord, User, utcnow
@@ -193,20 +192,11 @@ def record(
     charged its own tokens at its own prices. The caller commits. The cost is priced now; the group is the
     user's primary group now.
     """
-    settled = select(UsageRecord.id).where(UsageRecord.generation_id == generation_id, UsageRecord.part == part)
-    if db.session.scalar(settled) is not None:
-        return
-    user = db.session.get(User, user_id)
-    primary = groups.primary_group(groups.user_groups(user)) if user is not None else None
     prices = unit_prices(model_id, provider)
     input_tokens, output_tokens = int(input_tokens or 0), int(output_tokens or 0)
     values = {
         "generation_id": generation_id,
         "part": part,
-        "user_id": user_id,
-        "username": user.username if user is not None else f"#{user_id}",
-        "group_id": primary.id if primary else None,
-        "group_name": primary.name if primary else None,
         "source": source or "web",
         "model_id": model_id,
         "provider": provider,
@@ -218,9 +208,42 @@ def record(
     }
     # ON CONFLICT DO NOTHING: the worker settling and the conversation being deleted may both write it at once.
     insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    db.session.execute(
-        insert(UsageRecord).values(**values).on_conflict_do_nothing(index_elements=["generation_id", "part"])
+    # One statement: the user's name and primary group (``groups.user_groups``' order: the chosen primary
+    # group, else the first joined) are read by the INSERT itself. It runs for every reply.
+    chosen = (
+        select(GroupMember.group_id)
+        .where(GroupMember.user_id == User.id, GroupMember.group_id == User.primary_group_id)
+        .correlate(User)
     )
+    first_joined = (
+        select(Group.id)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == User.id)
+        .order_by(GroupMember.created_at, Group.id)
+        .limit(1)
+        .correlate(User)  # only the user: the group name's own lookup must not lend it its groups row
+    )
+    # (Two subqueries, not one ordered by "is it the primary": SQLite cannot read the outer row in ORDER BY.)
+    primary_id = func.coalesce(chosen.scalar_subquery(), first_joined.scalar_subquery())
+    columns = {name: literal(value, UsageRecord.__table__.c[name].type) for name, value in values.items()}
+    columns |= {
+        "user_id": User.id,
+        "username": User.username,
+        "group_id": primary_id,
+        "group_name": select(Group.name).where(Group.id == primary_id).scalar_subquery(),
+    }
+    written = db.session.execute(
+        insert(UsageRecord)
+        .from_select(list(columns), select(*columns.values()).where(User.id == user_id))
+        .on_conflict_do_nothing(index_elements=["generation_id", "part"])
+        .returning(UsageRecord.id)  # (rowcount: -1 from psycopg for an INSERT … SELECT)
+    ).first()
+    if written is None and db.session.get(User, user_id) is None:  # the user is gone: kept by number
+        db.session.execute(
+            insert(UsageRecord)
+            .values(**values, user_id=user_id, username=f"#{user_id}", group_id=None, group_name=None)
+            .on_conflict_do_nothing(index_elements=["generation_id", "part"])
+        )
 
 
 def record_quietly(**fields) -> None:

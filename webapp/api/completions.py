@@ -262,7 +262,7 @@ def start(user: User, chat: ChatRequest) -> Generation:
             )
         return generation
 
-    generation = write(save)
+    generation = write(save, keep_loaded=True)  # the user is read again at once to take from their limits
     try:
         enqueue(generation, user=user)
     except LimitReached as exc:
