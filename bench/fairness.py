@@ -31,8 +31,11 @@ def _pct(values, p):
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-async def _chat(users: list[SimUser], turns: int) -> tuple[list[float], Stats]:
-    stats, added = Stats(), []
+async def _chat(users: list[SimUser], turns: int) -> tuple[list[float], Stats, list[tuple[float, float]]]:
+    """Each chatter's turns one after another: their added latencies, the stats, and (started at, added)
+    of each turn, seconds from the start (where in the run the slow ones fell)."""
+    stats, added, timeline = Stats(), [], []
+    began = time.perf_counter()
 
     async def one(user):
         for _ in range(turns):
@@ -40,9 +43,10 @@ async def _chat(users: list[SimUser], turns: int) -> tuple[list[float], Stats]:
             text = await user.turn(PROMPT, stats, expect_tokens=TOKENS)
             if text is not None:
                 added.append((time.perf_counter() - started - REPLY_SECONDS) * 1000)
+                timeline.append((round(started - began, 2), round(added[-1])))
 
     await asyncio.gather(*(one(u) for u in users))
-    return added, stats
+    return added, stats, timeline
 
 
 async def _flood(base_url: str, api_key: str, in_flight: int, stop: asyncio.Event) -> dict:
@@ -106,7 +110,7 @@ class FloodProcess:
 
 async def fairness_phase(stack, chatters: list[SimUser], flood_key: str, turns: int, in_flight: int) -> dict:
     await _chat(chatters, 1)  # warm up (each chatter's first turn opens a conversation): not counted
-    quiet, quiet_stats = await _chat(chatters, turns)
+    quiet, quiet_stats, _ = await _chat(chatters, turns)
     flood = FloodProcess(stack.web_url, flood_key, in_flight)
     await flood.start()
 
@@ -117,7 +121,7 @@ async def fairness_phase(stack, chatters: list[SimUser], flood_key: str, turns: 
     while stack.in_flight() < stack.worker_concurrency and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     busy_at_start = stack.in_flight()
-    flooded, flooded_stats = await _chat(chatters, turns)
+    flooded, flooded_stats, timeline = await _chat(chatters, turns)
     flood_calls = await flood.stop()
     summary = lambda values: {"n": len(values), "p50": _pct(values, 50), "p99": _pct(values, 99)}  # noqa: E731
     return {
@@ -130,6 +134,7 @@ async def fairness_phase(stack, chatters: list[SimUser], flood_key: str, turns: 
         "flood_calls": flood_calls,
         "no_flood_added_ms": summary(quiet),
         "flood_added_ms": summary(flooded),
+        "slowest_flooded_turns": sorted(timeline, key=lambda t: -t[1])[:5],  # (s into the phase, added ms)
         "errors": (quiet_stats.errors + flooded_stats.errors)[:5],
         "error_count": len(quiet_stats.errors) + len(flooded_stats.errors),
         "target_p99_rise_ms": _RISE_REPLIES * REPLY_SECONDS * 1000,

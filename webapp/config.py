@@ -227,6 +227,15 @@ SETTINGS: tuple[Setting, ...] = (
         "See docs/queue.md.",
     ),
     Setting(
+        "API_CALLS_TAKEN_IN_AT_ONCE",
+        "int",
+        4,
+        "How many of one credential's chat calls each web process takes in (signs in, checks, records and "
+        "queues) at once; the rest wait their turn before any database work, so a script with hundreds of "
+        "calls in flight does not crowd out everyone else's requests. Nothing is refused. 0: no limit. "
+        "See docs/queue.md.",
+    ),
+    Setting(
         "LIVE_FLUSH_MS",
         "int",
         25,

@@ -38,10 +38,16 @@ def authenticate() -> User:
     return tokens.user_for_token(token, tokens.ACCESS)
 
 
+def sign_in() -> User:
+    """The caller, from the request's credentials (``ApiError`` 401 if they are not good); kept for the request."""
+    g.api_user = authenticate()
+    return g.api_user
+
+
 def api_login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
-        g.api_user = authenticate()
+        sign_in()
         return view(*args, **kwargs)
 
     return wrapped

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify, render_template, request, stream_with_context
+from flask import Response, current_app, jsonify, render_template, request, stream_with_context
 
 from .. import attachments, signups, sso, usage_summary
 from ..accounts import AwaitingApproval, LoginThrottled, authenticate_throttled, find_user
@@ -10,8 +10,8 @@ from ..accounts.throttle import client_address
 from ..extensions import db
 from ..llm import get_aliases
 from ..message_size import body_too_large
-from . import answers, api_bp, completions, tokens, v1_bp
-from .auth import api_login_required, current_api_user
+from . import answers, api_bp, completions, intake, tokens, v1_bp
+from .auth import api_login_required, current_api_user, sign_in
 from .errors import ApiError
 from .openapi import openapi_spec
 from .validation import json_body, signup_errors, token_request_errors
@@ -143,9 +143,11 @@ for _blueprint in (api_bp, v1_bp):
 
 
 def _chat(provider: str | None):
-    user = current_api_user()
-    chat = completions.parse_request(user, json_body(), provider)
-    generation = completions.start(user, chat)
+    # Taken in a few at a time per caller (webapp.api.intake): before any database work, released before the wait.
+    with intake.in_turn(request.headers.get("Authorization", ""), current_app.config["API_CALLS_TAKEN_IN_AT_ONCE"]):
+        user = sign_in()
+        chat = completions.parse_request(user, json_body(), provider)
+        generation = completions.start(user, chat)
     if chat.stream:
         events, headers = answers.stream_events(generation, chat.include_usage)
         return Response(stream_with_context(events), mimetype="text/event-stream", headers={**SSE_HEADERS, **headers})
@@ -154,14 +156,12 @@ def _chat(provider: str | None):
 
 
 @api_bp.post("/chat/completions/", strict_slashes=False)
-@api_login_required
-def chat_completions():
+def chat_completions():  # signed in by _chat, in its turn
     return _chat(request.args.get("provider") or None)
 
 
 @v1_bp.post("/chat/completions")
-@api_login_required
-def v1_chat_completions():
+def v1_chat_completions():  # signed in by _chat, in its turn
     return _chat(None)
 
 
