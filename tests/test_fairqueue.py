@@ -262,3 +262,18 @@ def test_the_share_grows_with_the_weight(fair):
     add(fair, user=2, count=30)
     handed = fair.dispatch(100, share=3)
     assert sorted(item.user_id for item in handed) == [1] * 6 + [2] * 3
+
+
+def test_pump_uses_the_configured_share_and_how_long_a_user_stays_active(app, fair):
+    from webapp import scheduling
+
+    app.config.update(FAIR_SHARE_DEPTH=100, FAIR_SHARE_RUNNING=2, FAIR_SHARE_ACTIVE_SECONDS=60)
+    with app.app_context():
+        add(fair, user=2)
+        [chat] = fair.dispatch(100)
+        take(fair, chat)
+        fair.finished(chat.generation_id, chat.job_id)  # user 2 read their reply a moment ago
+        add(fair, user=1, count=10)
+        assert scheduling.pump(fair) == 2, "user 2 still counts as active: user 1 gets their share"
+        app.config["FAIR_SHARE_ACTIVE_SECONDS"] = 0
+        assert scheduling.pump(fair) == 8, "user 2 is no longer about: user 1 may have every slot"

@@ -227,6 +227,13 @@ SETTINGS: tuple[Setting, ...] = (
         "See docs/queue.md.",
     ),
     Setting(
+        "FAIR_SHARE_ACTIVE_SECONDS",
+        "int",
+        60,
+        "Fair share: how long after their last reply ends a user still counts as active, so the share keeps "
+        "their room free while they read it and write the next message. See docs/queue.md.",
+    ),
+    Setting(
         "API_CALLS_TAKEN_IN_AT_ONCE",
         "int",
         4,

@@ -36,7 +36,8 @@ from rq.utils import utcformat
 KEY_PREFIX = "switchboard:fair"
 # A user counts as active (for the share) this long after their last work ended: a chatter between two
 # messages still has their share kept free, rather than the flood filling every slot in that moment.
-ACTIVE_GRACE_SECONDS = 10
+# (The app passes FAIR_SHARE_ACTIVE_SECONDS; this is the default for callers that do not.)
+ACTIVE_GRACE_SECONDS = 60
 _scripts: dict = {}
 
 # -- Lua ----------------------------------------------------------------------------------

@@ -145,7 +145,11 @@ def submit(generation: Generation, job_id: str | None = None, connection: redis.
 def pump(fair: FairQueue | None = None) -> int:
     """Queue the RQ jobs of the next generations in fair order; returns how many."""
     config = current_app.config
-    return len((fair or fair_queue()).dispatch(config["FAIR_SHARE_DEPTH"], config["FAIR_SHARE_RUNNING"]))
+    return len(
+        (fair or fair_queue()).dispatch(
+            config["FAIR_SHARE_DEPTH"], config["FAIR_SHARE_RUNNING"], grace=config["FAIR_SHARE_ACTIVE_SECONDS"]
+        )
+    )
 
 
 def enqueue_job(generation_id: int, job_id: str, model_id: str, note: str = "") -> None:
