@@ -137,11 +137,11 @@ def _commit(keep_loaded: bool) -> None:
     if not keep_loaded:
         session.commit()
         return
-    session.expire_on_commit = False
+    expiring, session.expire_on_commit = session.expire_on_commit, False
     try:
         session.commit()
     finally:
-        session.expire_on_commit = True
+        session.expire_on_commit = expiring
 
 
 def rollback_quietly() -> None:
