@@ -55,18 +55,20 @@ def test_fifty_concurrent_requests_cannot_overshoot_requests_per_minute(app, ser
 
 
 def test_requests_per_minute_count_the_last_sixty_seconds_not_the_clock_minute(app, server, worker, user, api_key):
-    """Two requests 59.5 s ago still count, whichever clock minute they fell in: the next waits about 1 s."""
+    """Two requests 57 s ago still count, whichever clock minute they fell in: the next waits about 3 s.
+
+    (Three seconds of room, not less: a loaded CI machine took over half a second to serve the request.)"""
     set_limits(app, user, rpm=2)
     with app.app_context():
         connection = get_redis()
         seconds, micros = connection.time()
-        earlier = seconds * 1000 + micros // 1000 - 59_500
+        earlier = seconds * 1000 + micros // 1000 - 57_000
         key = f"switchboard:limits:{user}:requests"
         connection.zadd(key, {"earlier-1": earlier, "earlier-2": earlier})
     refused = http("POST", f"{server}/v1/chat/completions", BODY, bearer(api_key))
-    assert refused.status == 429 and 1 <= int(refused.headers["Retry-After"]) <= 2, refused.json
+    assert refused.status == 429 and 1 <= int(refused.headers["Retry-After"]) <= 3, refused.json
     with app.app_context():  # once they are a minute old, they no longer count
-        get_redis().zadd(key, {"earlier-1": earlier - 1000, "earlier-2": earlier - 1000})
+        get_redis().zadd(key, {"earlier-1": earlier - 4000, "earlier-2": earlier - 4000})
     assert http("POST", f"{server}/v1/chat/completions", BODY, bearer(api_key)).status == 200
 
 
