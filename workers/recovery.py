@@ -204,6 +204,17 @@ def recover(generation: Generation, connection: redis.Redis) -> str | None:
         live.LiveWriter(connection, generation.id, start_offset=len(text)).mark(GenerationStatus.FAILED)
         # Its usage was never reported: the reply so far, about four characters a token, replaces the estimate.
         limits.settle(connection, generation.id, len(text) // 4)
+        # ... and the ledger charges the same, so the month's spend and the usage page outlive the conversation.
+        record_usage(
+            generation_id=generation.id,
+            user_id=generation.user_id,
+            model_id=generation.model_id,
+            provider=generation.provider,
+            source=generation.source,
+            status=GenerationStatus.FAILED,
+            input_tokens=0,
+            output_tokens=len(text) // 4,
+        )
         log.warning("generation %s: %s; failed with %d characters kept", generation.id, code, len(text))
         return "failed"
     # Nothing streamed: run it again on a live worker, under a new job id.

@@ -80,7 +80,7 @@ def test_longest_wait_answers_at_once_when_text_is_there(client, auth, app):
     with app.app_context():
         live.LiveWriter(get_redis(), generation.id).append("now")
     status(client, generation.id, cursor=0, wait=10)  # the longest wait; text is there: answers at once
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
 
 
 def test_usage_after_the_reply(client, auth, app, run_jobs):

@@ -100,7 +100,7 @@ def test_stop_mid_stream_closes_the_provider_stream_and_keeps_the_text(
     started = time.monotonic()
     response = post_form(client, f"/chat/generations/{generation.id}/stop", page=f"/chat/{conversation_id}")
     assert response.status_code == 302
-    assert time.monotonic() - started < 2.5, "the worker did not stop at its next chunk"
+    assert time.monotonic() - started < 5, "the worker did not stop at its next chunk"  # of ten seconds' reply
     assert fake_openai.disconnected.wait(10), "the provider server never saw the connection closed"
     stopped = get_generation(app, generation.id)
     assert stopped.status == "cancelled" and stopped.error is None

@@ -210,7 +210,7 @@ def test_close_from_another_thread_stops_echo():
     start = time.monotonic()
     response.close()
     thread.join(5)
-    assert not thread.is_alive() and time.monotonic() - start < 1
+    assert not thread.is_alive() and time.monotonic() - start < 3  # against 50 s if it went on
     assert chunks == ["Echo (offline model): "]
 
 

@@ -39,7 +39,7 @@ def test_zero_delay_mode_and_recording():
                 server.base_url + "/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
             ) as answer:
                 answer.read()
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 5
         assert len(server.wait_for_requests(20)) == 20
         assert server.last_request.json["messages"][0]["content"] == "hi"
 

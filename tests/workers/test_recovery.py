@@ -54,6 +54,9 @@ def test_orphan_with_partial_text_fails_and_keeps_it(client, auth, app):
         assert generation.status == "failed" and generation.error_code == "worker_lost"
         assert generation.text == "Echo (offline model): half"
         assert "stopped unexpectedly" in generation.error
+        # Charged in the ledger as the text so far, about four characters a token (its usage was never reported).
+        ledger_row = db.session.scalar(select(UsageRecord).where(UsageRecord.generation_id == generation_id))
+        assert (ledger_row.status, ledger_row.model_id, ledger_row.output_tokens) == ("failed", "echo", 6)
     status = client.get(f"/chat/generations/{generation_id}/status").get_json()
     assert status["done"] and status["status"] == "failed"
 
