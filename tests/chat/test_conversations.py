@@ -1,10 +1,13 @@
 """Conversations: search, rename, delete with confirmation, export, settings, regenerate, retry, edit."""
 
 import json
+import re
 
 from sqlalchemy import func, select
 
 from tests.support.chat import get_conversation, get_generation, latest_generation, post_form, send, start_chat
+from tests.support.forms import page_tokens
+from tests.support.queries import counting_statements
 from webapp.extensions import db
 from webapp.models import Conversation, Generation, Message
 from webapp.queue import get_queue
@@ -242,3 +245,30 @@ def test_regenerate_while_running_is_refused(client, auth, app):
     assert get_generation(app, generation.id).status == "queued"
     with app.app_context():
         assert db.session.scalar(select(func.count(Generation.id))) == 1
+
+
+def test_a_message_writes_its_rows_once_and_reads_nothing_again_after_saving(client, auth, app):
+    """A new chat is one INSERT of the conversation (title and time included); after the commit the reply is
+    queued from what the request holds: the last statement of a turn is the reply's INSERT."""
+    auth.signup()
+    csrf, token = page_tokens(client, "/chat/")
+    with counting_statements(app) as statements:
+        response = client.post(
+            "/chat/", data={"content": "count me", "csrf_token": csrf, "submission_token": token.group(1)}
+        )
+    assert response.status_code == 302
+    touching_conversations = [s for s in statements if re.search(r"^\s*(INSERT INTO|UPDATE) conversations\b", s)]
+    assert len(touching_conversations) == 1 and touching_conversations[0].lstrip().startswith("INSERT")
+    assert statements[-1].lstrip().startswith("INSERT INTO generations"), statements
+    conversation_id = int(response.headers["Location"].split("/chat/")[1].split("#")[0])
+    assert get_conversation(app, conversation_id).title == "count me"
+
+    csrf, token = page_tokens(client, f"/chat/{conversation_id}")
+    with counting_statements(app) as statements:
+        response = client.post(
+            f"/chat/{conversation_id}/messages",
+            data={"content": "and me", "csrf_token": csrf, "submission_token": token.group(1)},
+        )
+    assert response.status_code == 302
+    assert statements[-1].lstrip().startswith("INSERT INTO generations"), statements
+    assert len([s for s in statements if s.lstrip().startswith("SELECT users.")]) == 1, statements  # its sign-in

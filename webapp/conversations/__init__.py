@@ -81,14 +81,17 @@ def start_conversation(user: User) -> Conversation:
         options = applicable_options(get_model(model_id), user.default_options)
     except KeyError:
         options = {}
+    # Added, not flushed: its row is written with its first message, title and all, in one INSERT. Its
+    # title and (empty) messages are set here because a pending object has neither loaded nor defaulted.
     conversation = Conversation(
-        user_id=user.id,
+        user=user,
+        title="New chat",
+        messages=[],
         model_id=model_id,
         system_prompt=user.default_system_prompt,
         options=options,
     )
     db.session.add(conversation)
-    db.session.flush()
     return conversation
 
 
@@ -152,11 +155,10 @@ def _new_reply(conversation: Conversation, message: Message) -> Generation:
         check_model_usable(conversation.user, conversation.model_id)
     except KeyError:
         pass  # a model that no longer exists: the reply is recorded as failed with the reason
+    conversation.updated_at = utcnow()  # (before the flush: a new conversation's INSERT carries it)
     if message.id is None:
         db.session.flush()  # its id: the branch's turns and the reply's row refer to it
-    generation = create_generation(message, request_messages=turns_to(conversation, message))
-    conversation.updated_at = utcnow()
-    return generation
+    return create_generation(message, request_messages=turns_to(conversation, message))
 
 
 def _queue_reply(conversation_id: int, message_id: int) -> Generation:
@@ -165,7 +167,7 @@ def _queue_reply(conversation_id: int, message_id: int) -> Generation:
     def record():
         return _new_reply(db.session.get(Conversation, conversation_id), db.session.get(Message, message_id))
 
-    generation = write(record)
+    generation = write(record, keep_loaded=True)  # (as in _save_and_queue)
     enqueue(generation, hold_on_outage=True)
     return generation
 
@@ -262,7 +264,9 @@ def _save_and_queue(add, submission_token: str | None) -> Message:
     The same form sent twice at once saves once: the second request finds the first one's message.
     """
     try:
-        message, generation = write(add)
+        # Kept loaded across the commit: queueing reads the reply, its user and its message right after,
+        # and nothing else has them yet (each would be read again otherwise, a query apiece).
+        message, generation = write(add, keep_loaded=True)
     except IntegrityError:
         # The same form sent twice at once: the other request saved it first.
         existing = submission_token and db.session.scalar(
