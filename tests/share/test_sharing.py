@@ -6,6 +6,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from tests.support.queries import counting_statements
 from webapp import sharing
 from webapp.accounts import create_user
 from webapp.extensions import db
@@ -186,3 +187,13 @@ def test_the_system_prompt_is_shared_and_copied_only_when_ticked(app, people, ch
         copy = db.session.get(Conversation, copy_id)
         assert copy.system_prompt == "Alice's secret instructions"
         assert copy.options == {}  # the owner's options stay hers
+
+
+def test_the_page_of_a_conversation_with_no_link_reads_no_link_row(app, people, chat):
+    """The list of the owner's shared conversations (read once for the sidebar) says there is none to show."""
+    alice, _bob = people
+    with counting_statements(app) as statements:
+        page = alice.get(f"/chat/{chat}").get_data(as_text=True)
+    assert 'id="share-url"' not in page
+    assert len([s for s in statements if re.search(r"\bFROM shared_links\b", s)]) == 1, statements
+    share(alice, chat)  # ... and once it has one, the page shows it (share() reads it from the page)

@@ -24,9 +24,13 @@ def share_helpers():
             g.shared_conversation_ids = sharing.shared_conversation_ids(current_user)
         return conversation_id in g.shared_conversation_ids
 
+    def share_link_for(conversation):
+        # Most conversations have no link: the page's list of shared ones (read once) says so without a query.
+        return sharing.live_link_for(conversation) if is_shared(conversation.id) else None
+
     return {
         "is_shared": is_shared,
-        "share_link_for": sharing.live_link_for,
+        "share_link_for": share_link_for,
         "share_public": sharing.public_links_allowed,
     }
 
