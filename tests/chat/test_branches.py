@@ -139,3 +139,32 @@ def test_the_chat_page_takes_the_same_queries_however_many_branches(client, auth
         edit(client, conversation_id, last, f"edited {number}", token=f"edit-token-1{number:03}")
         run_jobs()
     assert count_queries(app, client, f"/chat/{conversation_id}") == small
+
+
+def test_the_reply_fragment_is_the_last_only_when_no_message_follows_and_reads_no_conversation(
+    client, auth, app, run_jobs
+):
+    auth.signup()
+    conversation_id = start_chat(client, "first")
+    run_jobs()
+    first = latest_generation(app)
+    send(client, "second", conversation_id=conversation_id)
+    run_jobs()
+    second = latest_generation(app)
+
+    def fragment(generation):
+        with counting_statements(app) as statements:
+            html = client.get(f"/chat/generations/{generation.id}/fragment").get_data(as_text=True)
+        assert not [s for s in statements if re.search(r"\bFROM conversations\b", s)], statements
+        return html
+
+    regenerate = f"/chat/{conversation_id}/messages/{{}}/regenerate"
+    earlier, last = fragment(first), fragment(second)
+    assert 'id="latest"' not in earlier and regenerate.format(first.message_id) not in earlier
+    assert 'id="latest"' in last and regenerate.format(second.message_id) in last
+    # A new version of the first message starts a branch of its own: its reply is that branch's last.
+    assert edit(client, conversation_id, first.message_id, "first, edited").status_code == 302
+    run_jobs()
+    edited = latest_generation(app)
+    assert edited.message_id not in (first.message_id, second.message_id)
+    assert 'id="latest"' in fragment(edited)

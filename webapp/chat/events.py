@@ -97,16 +97,18 @@ def _reconnect_event(cursor: int) -> str:
 
 
 def reply_fragment(generation) -> str:
-    """The finished reply as the page renders it (chat/_reply.html), for the script to swap in."""
+    """The finished reply as the page renders it (chat/_reply.html), for the script to swap in.
+
+    The reply's page shows its message, so that message is the page's last unless another follows it: asked
+    in one query, without reading the whole conversation (which only its id is needed of)."""
     message = generation.message
     if message is None:
         return ""
-    conv = message.conversation
     return render_template(
         "chat/_reply.html",
         g=generation,
         message=message,
-        conversation=conv,
-        is_last=convs.last_message(conv) is message,
+        conversation=convs.ConversationRef(message.conversation_id),
+        is_last=convs.ends_its_branch(message),
         live=live_states([generation]),
     )

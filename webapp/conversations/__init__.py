@@ -18,6 +18,7 @@ from ..models import Conversation, Generation, Message, SharedLink, User, utcnow
 from ..stopping import forget_live, stop_all
 from .branches import (
     ConversationRef,
+    ends_its_branch,
     last_message,
     mark_selected,
     select_version,
@@ -37,6 +38,7 @@ __all__ = [  # the package's commands and lookups, and what views use of its bra
     "default_model_id",
     "delete_conversation",
     "edit_message",
+    "ends_its_branch",
     "export_json",
     "export_markdown",
     "last_message",

@@ -63,6 +63,14 @@ def last_message(conversation: Conversation) -> Message | None:
     return path[-1] if path else None
 
 
+def ends_its_branch(message: Message) -> bool:
+    """Whether no message follows ``message``: shown, it is the last one (one query, the conversation unread)."""
+    follows = select(Message.id).where(
+        Message.conversation_id == message.conversation_id, Message.parent_id == message.id
+    )
+    return not db.session.scalar(select(follows.exists()))
+
+
 def mark_selected(conversation: Conversation, message: Message) -> None:
     for sibling in conversation.messages:
         if sibling.parent_id == message.parent_id and sibling is not message:
