@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 import workers.app_context
 from tests.fakes import closed_port_url
 from tests.support.api import GEMINI_KEY, OPENAI_KEY, PASSWORD, USERNAME, http
+from tests.support.threaded_server import threaded_server
 from webapp.accounts import create_user
 from webapp.accounts.api_keys import create_key
 from webapp.extensions import db
@@ -33,13 +33,8 @@ def app_config(app_config, openai_server, gemini_server):
 @pytest.fixture
 def server(app):
     """The app on a real threaded WSGI server; yields its base URL."""
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, name="api-test-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    http.server_close()
-    thread.join(timeout=10)
+    with threaded_server(app) as http:
+        yield f"http://127.0.0.1:{http.server_port}"
 
 
 class InProcessWorker(ThreadedWorker):

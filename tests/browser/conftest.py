@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.support.browser import ARTIFACTS, shoot_both_themes
 from tests.support.stack import worker_command
+from tests.support.threaded_server import threaded_server
 from webapp.paths import PROJECT_ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -55,12 +54,8 @@ def database_url(tmp_path):
 def web_server(app):
     """The app on 127.0.0.1 (threaded WSGI server), no worker: replies wait in the queue."""
     app.config["ECHO_DELAY"] = 0.08
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with threaded_server(app) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
 
 
 @pytest.fixture

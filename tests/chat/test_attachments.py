@@ -7,16 +7,15 @@ from __future__ import annotations
 import io
 import re
 import socket
-import threading
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from tests.support.files import pdf, png
 from tests.support.forms import page_tokens, post_form
 from tests.support.queries import counting_statements
+from tests.support.threaded_server import threaded_server
 from tests.support.waiting import wait_for
 from webapp.extensions import db
 from webapp.models import Attachment, Generation, StoredFile
@@ -186,12 +185,8 @@ def test_editing_keeps_the_files_unless_removed(client, auth, app, run_jobs):
 
 @pytest.fixture
 def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "127.0.0.1", server.server_port
-    server.shutdown()
-    thread.join(timeout=10)
+    with threaded_server(app) as server:
+        yield "127.0.0.1", server.server_port
 
 
 def test_a_50_mb_upload_is_refused_from_its_size_without_being_read(app, auth, client, live_server):
