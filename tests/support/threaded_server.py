@@ -13,8 +13,8 @@ from werkzeug.wsgi import FileWrapper
 def files_read_whole(app):
     """Hand the server a file's response as bytes, the file already closed.
 
-    When a browser hangs up in the middle of a file (it leaves a page while its icon loads), werkzeug's
-    server reads the dead socket in a `finally` that raises before it closes the response. The file would
+    When a client resets the connection once a file has been sent (a browser leaving the page), werkzeug's
+    server drains the dead socket in a `finally` that raises before it closes the response. The file would
     then be closed by the garbage collector, and its ResourceWarning, an error in these tests, would fail
     whichever test happened to be running.
     """
