@@ -9,6 +9,7 @@ import pytest
 import workers.app_context
 from tests.fakes import closed_port_url
 from tests.support.api import GEMINI_KEY, OPENAI_KEY, PASSWORD, USERNAME, http
+from tests.support.stacks import thread_stacks
 from tests.support.threaded_server import threaded_server
 from webapp.accounts import create_user
 from webapp.accounts.api_keys import create_key
@@ -65,7 +66,7 @@ def worker(app, monkeypatch):
     yield rq_worker
     rq_worker._stop_requested = True
     thread.join(timeout=30)
-    assert not thread.is_alive(), "the worker did not stop"
+    assert not thread.is_alive(), f"the worker did not stop; its threads:\n{thread_stacks()}"
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import ARTIFACTS, shoot_both_themes
-from tests.support.stack import worker_command
+from tests.support.stack import stop_worker, worker_command
 from tests.support.threaded_server import threaded_server
 from webapp.paths import PROJECT_ROOT
 
@@ -59,7 +59,7 @@ def web_server(app):
 
 
 @pytest.fixture
-def start_worker(app_config, instance_path):
+def start_worker(app_config, instance_path, tmp_path):
     """start_worker() runs a real `python -m workers` process beside the server (stopped after the test)."""
     workers = []
 
@@ -76,21 +76,16 @@ def start_worker(app_config, instance_path):
             # Provider settings a test module gives the app reach its worker too.
             **{name: str(app_config[name]) for name in PASSED_TO_WORKER if app_config.get(name) is not None},
         }
-        workers.append(
-            subprocess.Popen(
-                worker_command(),
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        log_path = tmp_path / f"worker-{len(workers)}.log"
+        with open(log_path, "wb") as log:  # a file, not a pipe: nothing has to read it while the test runs
+            process = subprocess.Popen(
+                worker_command(), cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        )
+        workers.append((process, log_path))
 
     yield start
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.wait(timeout=15)
+    for process, log_path in workers:
+        stop_worker(process, log_path)
 
 
 @pytest.fixture
