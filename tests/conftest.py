@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy.engine import make_url
 
 from tests.support.accounts import AuthActions
@@ -16,6 +15,7 @@ from webapp import create_app
 from webapp.config import ENV_KEYS
 from webapp.extensions import db
 from webapp.queue import get_queue, get_redis
+from workers.base import SimpleWorker
 
 # `make test` runs the suite on several pytest-xdist workers (docs/testing.md). Each worker is its own process
 # with its own session fixtures: its own embedded Valkey, fake provider servers, OpenID Connect provider and

@@ -103,10 +103,10 @@ PROBE_JOB = "authz-probe"
 def ensure_probe_job():
     """A failed job, plus one waiting, for rq-dashboard to show, requeue, compact and delete
     (rq-dashboard answers 500 for job ids it cannot find or cannot requeue)."""
-    from rq import SimpleWorker
     from rq.job import JobStatus
 
     from webapp.queue import get_queue
+    from workers.base import SimpleWorker
 
     queue = get_queue()
     job = queue.fetch_job(PROBE_JOB)

@@ -95,6 +95,7 @@ FLOORS = [
             "workers/admin.py",
             "workers/recovery.py",
             "workers/threaded.py",
+            "workers/base.py",
         ],
     ),
     (

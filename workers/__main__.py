@@ -16,7 +16,6 @@ import signal
 import time
 
 import redis
-from rq import Worker
 from rq.defaults import DEFAULT_WORKER_TTL
 
 from webapp.extensions import db
@@ -24,6 +23,7 @@ from webapp.logs import configure_logging
 from webapp.queue import connect
 
 from .app_context import worker_app
+from .base import Worker
 from .recovery import Liveness, Sweeper
 from .threaded import ThreadedWorker
 

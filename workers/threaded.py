@@ -35,6 +35,8 @@ from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import BaseWorker, WorkerStatus
 
+from .base import PromptUnsubscribe
+
 # RQ internals used here and in workers/__main__.py (private fields or undocumented hooks of BaseWorker).
 # Seconds a cold shutdown gives the stopped jobs' threads to record their stop before it records it for them.
 COLD_STOP_GRACE_SECONDS = 5.0
@@ -42,7 +44,9 @@ COLD_STOP_GRACE_SECONDS = 5.0
 RQ_INTERNALS = (
     "_stop_requested",
     "_stopped_job_id",
-    "_shutdown_requested_date",  # fields
+    "_shutdown_requested_date",
+    "pubsub",
+    "pubsub_thread",  # fields
     "prepare_execution",
     "perform_job",
     "maintain_heartbeats",
@@ -54,7 +58,8 @@ RQ_INTERNALS = (
     "execute_job",
     "teardown",
     "handle_job_failure",
-    "set_state",  # methods overridden or called
+    "set_state",
+    "unsubscribe",  # methods overridden or called
 )
 
 
@@ -109,7 +114,7 @@ def _raise_in_thread(ident: int, exception: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exception))
 
 
-class ThreadedWorker(BaseWorker):
+class ThreadedWorker(PromptUnsubscribe, BaseWorker):
     death_penalty_class = TimerDeathPenalty
 
     def __init__(self, *args, concurrency: int = 10, **kwargs):

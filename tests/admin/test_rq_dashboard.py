@@ -5,11 +5,11 @@ by a cross-origin POST (Origin, or only Referer, of another site) and by a POST 
 All are refused with a JSON 403 and the Redis state is unchanged; a same-origin POST still works."""
 
 import pytest
-from rq import SimpleWorker
 from rq.job import Job
 
 from webapp.admin import RQ_DASHBOARD_READ_ONLY
 from webapp.queue import get_queue
+from workers.base import SimpleWorker
 
 QUEUE = "switchboard-test"
 FAILED, WAITING = "failed-probe", "waiting-probe"

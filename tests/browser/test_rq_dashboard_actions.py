@@ -2,10 +2,10 @@
 SameSite=Lax cookies) is refused and changes nothing; a POST made by the dashboard's own page works."""
 
 from playwright.sync_api import expect
-from rq import SimpleWorker
 
 from tests.support.browser import LONG, sign_in
 from webapp.queue import get_queue
+from workers.base import SimpleWorker
 
 QUEUE = "switchboard-test"
 
