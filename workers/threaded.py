@@ -37,10 +37,11 @@ from rq.worker import BaseWorker, WorkerStatus
 
 from .base import PromptUnsubscribe
 
-# RQ internals used here and in workers/__main__.py (private fields or undocumented hooks of BaseWorker).
 # Seconds a cold shutdown gives the stopped jobs' threads to record their stop before it records it for them.
 COLD_STOP_GRACE_SECONDS = 5.0
 
+# RQ internals used here, in workers/base.py and in workers/__main__.py (private fields or undocumented hooks
+# of BaseWorker).
 RQ_INTERNALS = (
     "_stop_requested",
     "_stopped_job_id",

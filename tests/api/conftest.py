@@ -9,7 +9,7 @@ import pytest
 import workers.app_context
 from tests.fakes import closed_port_url
 from tests.support.api import GEMINI_KEY, OPENAI_KEY, PASSWORD, USERNAME, http
-from tests.support.stacks import thread_stacks
+from tests.support.thread_dump import thread_stacks
 from tests.support.threaded_server import threaded_server
 from webapp.accounts import create_user
 from webapp.accounts.api_keys import create_key
