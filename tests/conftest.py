@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.accounts import AuthActions
+from tests.support.queue import run_queued_jobs
 from webapp import create_app
 from webapp.config import ENV_KEYS
 from webapp.extensions import db
-from webapp.queue import get_queue, get_redis
-from workers.base import SimpleWorker
+from webapp.queue import get_redis
 
 # `make test` runs the suite on several pytest-xdist workers (docs/testing.md). Each worker is its own process
 # with its own session fixtures: its own embedded Valkey, fake provider servers, OpenID Connect provider and
@@ -210,12 +210,7 @@ def auth(client):
 def run_jobs(app):
     """Run every queued job in a real RQ SimpleWorker (burst mode) inside the app."""
 
-    def run():
-        with app.app_context():
-            queue = get_queue()
-            SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-    return run
+    return lambda: run_queued_jobs(app)
 
 
 # Local provider servers (tests/fakes), one per session, reset around each test that uses one.

@@ -9,10 +9,8 @@ away the worker waits for it and carries on: no restart needed.
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import logging
 import os
-import signal
 import time
 
 import redis
@@ -57,8 +55,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     configure_logging()
-    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a worker that will not stop is waiting on.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # Loaded once here; every job pushes its own app context (see app_context.py).
     app = worker_app()
     concurrency = args.concurrency or app.config["WORKER_CONCURRENCY"]

@@ -3,16 +3,16 @@ fallback chain, and one chat message run through a real RQ worker."""
 
 from __future__ import annotations
 
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from tests.support.accounts import AuthActions
 from tests.support.chat import send
+from tests.support.queue import run_queued_jobs
 from webapp import create_app
 from webapp.extensions import db
 from webapp.fallbacks import DEFAULT_KINDS, save_chain
 from webapp.models import Generation, User
-from webapp.queue import get_queue, get_redis
+from webapp.queue import get_redis
 
 OPENAI_KEY = "sk-test-secret-key-0123456789"
 GEMINI_KEY = "AIzaFakeKey0123456789abcdef"
@@ -63,12 +63,6 @@ def signed_up(app, model_id: str, username: str = "alice"):
     return client
 
 
-def run_jobs(app) -> None:
-    with app.app_context():
-        queue = get_queue()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
-
-
 def latest(app) -> Generation:
     with app.app_context():
         generation = db.session.scalar(select(Generation).order_by(Generation.id.desc()))
@@ -80,5 +74,5 @@ def chat_once(app, client, text="How is the weather on Venus?") -> Generation:
     """Send one message, run its job in a real RQ worker; the generation's record."""
     response = send(client, text)
     assert response.status_code == 302, response.get_data(as_text=True)
-    run_jobs(app)
+    run_queued_jobs(app)
     return latest(app)

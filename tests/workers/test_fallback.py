@@ -10,8 +10,9 @@ import redis
 from sqlalchemy import select
 
 from tests.support.admin import save_models
-from tests.support.fallback import chat_once, latest, run_jobs, set_chain, signed_up
+from tests.support.fallback import chat_once, latest, set_chain, signed_up
 from tests.support.forms import post_form
+from tests.support.queue import run_queued_jobs
 from webapp import live, scheduling
 from webapp.queue import get_redis
 
@@ -190,7 +191,7 @@ def test_continue_with_the_fallback_appends_to_the_same_reply(make_app, servers)
         page=f"/chat/{broken.conversation_id}",
     )
     assert response.status_code == 302
-    run_jobs(app)
+    run_queued_jobs(app)
     continued = latest(app)
     assert continued.id == broken.id  # the same reply
     assert continued.status == "succeeded", continued.error
@@ -252,7 +253,7 @@ def test_a_continuation_that_breaks_off_may_be_continued_again_each_part_its_own
     def continue_with(model_id):
         url, page = f"/chat/generations/{broken.id}/continue", f"/chat/{broken.conversation_id}"
         assert post_form(client, url, {"model": model_id}, page=page).status_code == 302
-        run_jobs(app)
+        run_queued_jobs(app)
 
     gemini_server.reply = "six seven eight"
     gemini_server.fail_next("cut", after=2, path="enerateContent")

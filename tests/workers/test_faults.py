@@ -46,10 +46,8 @@ def make_app(instance_path, app_config):
 
 def chat_once(app, model_id, text="How is the weather on Venus?"):
     """Sign up, pick the model, send one message, run the job in a real RQ worker; the generation."""
-    from rq import SimpleWorker
-
     from tests.support.accounts import AuthActions
-    from webapp.queue import get_queue
+    from tests.support.queue import run_queued_jobs
 
     client = app.test_client()
     AuthActions(client).signup()
@@ -58,9 +56,8 @@ def chat_once(app, model_id, text="How is the weather on Venus?"):
         user.default_model = model_id
         db.session.commit()
     send(client, text)
+    run_queued_jobs(app)
     with app.app_context():
-        queue = get_queue()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
         return db.session.scalar(select(Generation).order_by(Generation.id.desc()))
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.chat import send
+from tests.support.queue import run_queued_jobs
 from tests.support.stack import worker_command, worker_env
 from tests.support.waiting import wait_for
 from webapp import live
@@ -169,7 +170,6 @@ def test_queued_generation_whose_job_is_gone_is_requeued_and_answered(client, au
 def test_job_that_failed_before_its_claim_leaves_the_generation_queued_and_is_requeued(
     client, auth, app, app_config, tmp_path, run_jobs
 ):
-    from rq import SimpleWorker
     from rq.registry import FailedJobRegistry
 
     from webapp import create_app
@@ -179,9 +179,9 @@ def test_job_that_failed_before_its_claim_leaves_the_generation_queued_and_is_re
     generation_id = only_generation_id(app)
     # A worker whose database cannot be reached: the claim fails, the job fails.
     unreachable = create_app({**app_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'gone' / 'nowhere.db'}"})
+    run_queued_jobs(unreachable)
     with unreachable.app_context():
         queue = get_queue()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
         assert FailedJobRegistry(queue=queue).get_job_ids() == [f"generation-{generation_id}"]
     with app.app_context():
         generation = db.session.get(Generation, generation_id)

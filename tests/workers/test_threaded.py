@@ -145,28 +145,6 @@ def test_cold_shutdown_stops_running_jobs_and_exits(redis_url, instance_path, tm
 
 
 @pytest.mark.slow
-def test_sigusr1_prints_what_every_thread_is_doing_and_the_worker_goes_on(redis_url, instance_path, tmp_path):
-    connection = redis.Redis.from_url(redis_url)
-    connection.delete("go")
-    queue = Queue("dump-test", connection=connection)
-    job = queue.enqueue("tests.workers.jobs.wait_for_go", 7, job_timeout=60)
-    process = start(redis_url, instance_path, tmp_path, "dump-test")
-    log_path = tmp_path / "dump-test.log"
-    try:
-        wait_for(lambda: job.get_status(refresh=True) == JobStatus.STARTED, 30, "the job running")
-        process.send_signal(signal.SIGUSR1)
-        dump = wait_for(lambda: "most recent call first" in log_path.read_text() and log_path.read_text(), 10, "a dump")
-        assert "wait_for_go" in dump  # the job's thread, where it waits
-        connection.set("go", 1)
-        wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, 30, "the job finished after the dump")
-        assert process.poll() is None
-    finally:
-        connection.delete("go")
-        process.terminate()
-        process.wait(20)
-
-
-@pytest.mark.slow
 def test_cold_shutdown_mid_reply_keeps_the_text_and_says_why(client, auth, app, app_config, instance_path, tmp_path):
     from sqlalchemy import select
 
