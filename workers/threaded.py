@@ -35,7 +35,7 @@ from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import BaseWorker, WorkerStatus
 
-from .base import PromptUnsubscribe
+from .base import BoundedUnsubscribe
 
 # Seconds a cold shutdown gives the stopped jobs' threads to record their stop before it records it for them.
 COLD_STOP_GRACE_SECONDS = 5.0
@@ -115,7 +115,7 @@ def _raise_in_thread(ident: int, exception: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exception))
 
 
-class ThreadedWorker(PromptUnsubscribe, BaseWorker):
+class ThreadedWorker(BoundedUnsubscribe, BaseWorker):
     death_penalty_class = TimerDeathPenalty
 
     def __init__(self, *args, concurrency: int = 10, **kwargs):

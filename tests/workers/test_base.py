@@ -11,7 +11,7 @@ from workers.threaded import ThreadedWorker
 
 
 @pytest.mark.parametrize("worker_class", [Worker, SimpleWorker, ThreadedWorker])
-def test_unsubscribe_does_not_wait_on_a_listener_that_already_saw_its_reply(redis_url, worker_class):
+def test_unsubscribe_is_not_held_up_by_a_listener_that_already_saw_its_reply(redis_url, worker_class):
     worker = worker_class(["listener-test"], connection=redis.Redis.from_url(redis_url))
     worker.subscribe()
     wait_for(lambda: worker.pubsub.subscribed, 10, "the listener subscribed")
